@@ -1,0 +1,44 @@
+//! Per-architecture code: everything that touches a CPU register, a page-table format, an
+//! interrupt controller, a timer or a UART lives here, behind one arch-neutral surface.
+//!
+//! Every architecture module (`x86_64`, `aarch64`) exports the *same* items, re-exported here,
+//! so that the nucleus and servers never `#[cfg]` on the architecture:
+//!
+//! | item | what it does |
+//! |---|---|
+//! | `console::write_bytes(&[u8])` | blocking write to the boot console (16550 / PL011) |
+//! | `console::read_byte() -> Option<u8>` | non-blocking read from the console |
+//! | `cpu::interrupts_enabled/enable/disable()`, `cpu::without_interrupts(f)` | IRQ mask |
+//! | `cpu::wait_for_interrupt()` | `hlt` / `wfi`: idle until the next interrupt |
+//! | `cpu::halt_forever() -> !` | stop this CPU for good (used after a nucleus fault) |
+//! | `power::poweroff(code) -> !` | leave QEMU with an exit status derived from `code` |
+//! | `timer::start_periodic(hz)` | program the tick (LAPIC timer / generic timer) |
+//! | `timer::now_ns() -> u64` | monotonic nanoseconds since boot from a real clock source |
+//! | `trap::install(&'static TrapHooks)` | route timer ticks and CPU exceptions to the nucleus |
+//! | `mm::phys_to_virt(pa) / virt_to_phys(va)` | the direct map of physical memory |
+//! | `mm::PAGE_SIZE` | 4096 |
+//!
+//! The per-arch boot code (in `boot/`) builds a [`BootInfo`] and hands it to `nucleus::main`.
+//! Invariant: nothing in here allocates; nothing in here knows about tasks or servers.
+#![no_std]
+
+pub mod bootinfo;
+pub mod trapinfo;
+
+pub use bootinfo::{BootInfo, MemKind, MemRegion};
+pub use trapinfo::{ExceptionClass, ExceptionInfo, TrapHooks};
+
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64 as current;
+
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
+#[cfg(target_arch = "aarch64")]
+pub use aarch64 as current;
+
+pub use current::{console, context, cpu, mm, power, timer, trap};
+
+/// Short architecture name printed in the banner and used by tests.
+pub const ARCH_NAME: &str = current::ARCH_NAME;

@@ -1,0 +1,54 @@
+//! The boot console: the first 16550 UART (COM1, port 0x3f8) that QEMU connects to `-serial`.
+//! Raw bytes in both directions; newline translation is the caller's business (the nucleus's
+//! printer for kernel messages, the tty server's line discipline for user output).
+
+use spin::Mutex;
+use uart_16550::SerialPort;
+
+static COM1: Mutex<Option<SerialPort>> = Mutex::new(None);
+
+fn with_port<R>(f: impl FnOnce(&mut SerialPort) -> R) -> R {
+    super::cpu::without_interrupts(|| {
+        let mut guard = COM1.lock();
+        let port = guard.get_or_insert_with(|| {
+            // SAFETY: 0x3f8 is COM1 on every PC machine QEMU emulates; we are its only user.
+            let mut p = unsafe { SerialPort::new(0x3f8) };
+            p.init();
+            p
+        });
+        f(port)
+    })
+}
+
+/// Blocking write of raw bytes.
+pub fn write_bytes(bytes: &[u8]) {
+    with_port(|p| bytes.iter().for_each(|&b| p.send_raw(b)));
+}
+
+/// Non-blocking read of one byte.
+pub fn read_byte() -> Option<u8> {
+    with_port(|p| p.try_receive().ok())
+}
+
+/// Lets the UART raise an interrupt when a byte arrives (IRQ 4 on the legacy PIC/IOAPIC).
+pub fn enable_rx_interrupt() {
+    super::cpu::without_interrupts(|| super::io::outb(0x3f8 + 1, 0x01));
+}
+
+/// Last-resort write that ignores the lock (used by the fatal-fault path when the lock holder
+/// may be the code that faulted).
+pub fn write_bytes_unlocked(bytes: &[u8]) {
+    // SAFETY: COM1 is a fixed legacy port; a concurrent user at worst interleaves bytes.
+    let mut p = unsafe { SerialPort::new(0x3f8) };
+    bytes.iter().for_each(|&b| p.send_raw(b));
+}
+
+/// A `fmt::Write` sink straight to the UART, for reports written before any logger exists.
+pub struct RawWriter;
+
+impl core::fmt::Write for RawWriter {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        write_bytes_unlocked(s.as_bytes());
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! The physical frame allocator: one bit per 4 KiB frame of RAM below the direct-map limit
+//! (1 = in use). Built from the firmware memory map: usable regions start free, everything the
+//! boot info calls reserved (kernel image, initrd, DTB, firmware tables) and the first MiB stay
+//! used, and the bitmap reserves its own frames. Contiguous runs are found first-fit from a
+//! rotating hint. Invariant: `free` equals the number of zero bits.
+
+use arch::mm::{phys_to_virt, DIRECT_MAP_LIMIT, PAGE_SIZE};
+use arch::{BootInfo, MemKind};
+use spin::Mutex;
+
+/// A physical address range `[start, start + len)`, page-aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysRange {
+    pub start: u64,
+    pub len: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameStats {
+    pub total: usize,
+    pub free: usize,
+}
+
+struct Bitmap {
+    words: &'static mut [u64],
+    nframes: usize,
+    free: usize,
+    hint: usize,
+}
+
+impl Bitmap {
+    fn is_used(&self, f: usize) -> bool {
+        self.words[f / 64] & (1 << (f % 64)) != 0
+    }
+
+    fn set(&mut self, f: usize, used: bool) {
+        let was = self.is_used(f);
+        if used && !was {
+            self.words[f / 64] |= 1 << (f % 64);
+            self.free -= 1;
+        } else if !used && was {
+            self.words[f / 64] &= !(1 << (f % 64));
+            self.free += 1;
+        }
+    }
+
+    fn mark(&mut self, start: u64, len: u64, used: bool) {
+        let first = (start / PAGE_SIZE) as usize;
+        let end = (start.saturating_add(len).div_ceil(PAGE_SIZE) as usize).min(self.nframes);
+        for f in first.min(end)..end {
+            self.set(f, used);
+        }
+    }
+
+    /// First-fit search for `count` free frames aligned to `align` frames.
+    fn find_run(&self, count: usize, align: usize, from: usize) -> Option<usize> {
+        let mut f = from.next_multiple_of(align);
+        while f + count <= self.nframes {
+            // Skip whole used words quickly.
+            if f % 64 == 0 && self.words[f / 64] == u64::MAX {
+                f += 64;
+                continue;
+            }
+            match (f..f + count).find(|&g| self.is_used(g)) {
+                None => return Some(f),
+                Some(used) => f = (used + 1).next_multiple_of(align),
+            }
+        }
+        None
+    }
+}
+
+static FRAMES: Mutex<Option<Bitmap>> = Mutex::new(None);
+
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.0 + b.1 && b.0 < a.0 + a.1
+}
+
+/// Builds the allocator from the boot memory map. Returns the stats after reservations.
+pub fn init(info: &BootInfo) -> FrameStats {
+    let top = info
+        .regions()
+        .iter()
+        .filter(|r| r.kind == MemKind::Usable)
+        .map(|r| (r.start + r.len).min(DIRECT_MAP_LIMIT))
+        .max()
+        .unwrap_or(0);
+    let nframes = (top / PAGE_SIZE) as usize;
+    let bytes = nframes.div_ceil(64) as u64 * 8;
+
+    let kernel = (info.kernel_phys.0, info.kernel_phys.1 - info.kernel_phys.0);
+    let initrd = info.initrd.unwrap_or((0, 0));
+    let reserved: [(u64, u64); 3] = [(0, 1 << 20), kernel, initrd];
+
+    // Place the bitmap in the first usable, unreserved, page-aligned spot big enough for it.
+    let mut spot = None;
+    'regions: for r in info.regions().iter().filter(|r| r.kind == MemKind::Usable) {
+        let mut start = r.start.next_multiple_of(PAGE_SIZE);
+        let end = (r.start + r.len).min(top);
+        while start + bytes <= end {
+            let cand = (start, bytes);
+            let clash = reserved
+                .iter()
+                .copied()
+                .chain(
+                    info.regions()
+                        .iter()
+                        .filter(|x| x.kind != MemKind::Usable)
+                        .map(|x| (x.start, x.len)),
+                )
+                .find(|&res| res.1 > 0 && overlaps(cand, res));
+            match clash {
+                None => {
+                    spot = Some(start);
+                    break 'regions;
+                }
+                Some(res) => start = (res.0 + res.1).next_multiple_of(PAGE_SIZE),
+            }
+        }
+    }
+    let Some(spot) = spot else {
+        panic!("no room for the frame bitmap ({bytes} bytes) in the memory map");
+    };
+    // SAFETY: `spot..spot+bytes` is usable RAM below the direct-map limit that nothing else
+    // uses (checked against every reservation above); it becomes the bitmap's for good.
+    let words = unsafe {
+        core::slice::from_raw_parts_mut(phys_to_virt(spot) as *mut u64, bytes as usize / 8)
+    };
+    words.fill(u64::MAX);
+    let mut bm = Bitmap {
+        words,
+        nframes,
+        free: 0,
+        hint: 0,
+    };
+    for r in info.regions().iter().filter(|r| r.kind == MemKind::Usable) {
+        bm.mark(r.start, r.len, false);
+    }
+    for r in info.regions().iter().filter(|r| r.kind != MemKind::Usable) {
+        bm.mark(r.start, r.len, true);
+    }
+    for (start, len) in reserved {
+        bm.mark(start, len, true);
+    }
+    bm.mark(spot, bytes, true);
+    let stats = FrameStats {
+        total: nframes,
+        free: bm.free,
+    };
+    *FRAMES.lock() = Some(bm);
+    stats
+}
+
+/// Allocates `count` contiguous frames aligned to `align` frames (a power of two). The memory is
+/// not zeroed.
+pub fn alloc(count: usize, align: usize) -> Option<PhysRange> {
+    arch::cpu::without_interrupts(|| {
+        let mut guard = FRAMES.lock();
+        let bm = guard.as_mut()?;
+        let start = bm
+            .find_run(count, align.max(1), bm.hint)
+            .or_else(|| bm.find_run(count, align.max(1), 0))?;
+        for f in start..start + count {
+            bm.set(f, true);
+        }
+        bm.hint = start + count;
+        Some(PhysRange {
+            start: start as u64 * PAGE_SIZE,
+            len: count as u64 * PAGE_SIZE,
+        })
+    })
+}
+
+/// Allocates one zeroed frame.
+pub fn alloc_zeroed_page() -> Option<u64> {
+    let r = alloc(1, 1)?;
+    // SAFETY: the frame was just allocated to us and is inside the direct map.
+    unsafe { core::ptr::write_bytes(phys_to_virt(r.start) as *mut u8, 0, PAGE_SIZE as usize) };
+    Some(r.start)
+}
+
+/// Returns frames to the allocator. Freeing a frame that is already free is a nucleus bug.
+pub fn free(range: PhysRange) {
+    arch::cpu::without_interrupts(|| {
+        let mut guard = FRAMES.lock();
+        let bm = guard.as_mut().expect("frame allocator not initialised");
+        let first = (range.start / PAGE_SIZE) as usize;
+        for f in first..first + (range.len / PAGE_SIZE) as usize {
+            assert!(
+                bm.is_used(f),
+                "double free of frame {:#x}",
+                f as u64 * PAGE_SIZE
+            );
+            bm.set(f, false);
+        }
+        bm.hint = bm.hint.min(first);
+    })
+}
+
+pub fn stats() -> FrameStats {
+    arch::cpu::without_interrupts(|| {
+        FRAMES
+            .lock()
+            .as_ref()
+            .map_or(FrameStats { total: 0, free: 0 }, |b| FrameStats {
+                total: b.nframes,
+                free: b.free,
+            })
+    })
+}
