@@ -62,8 +62,12 @@ pub struct TrapHooks {
     /// The periodic timer fired (interrupts are disabled while this runs).
     pub timer_tick: fn(),
     /// A CPU exception the arch layer cannot resolve itself. Must not return if the fault is
-    /// fatal for the current context (it may switch away from a killed task instead).
-    pub exception: fn(&ExceptionInfo),
+    /// fatal for the current context (it may switch away from a killed task instead). The frame
+    /// may be changed (e.g. to deliver a signal) before the trap returns.
+    pub exception: fn(&ExceptionInfo, &mut crate::current::trap::TrapFrame),
+    /// A system call from user mode: the handler reads the number and arguments from the frame
+    /// and stores the result in it.
+    pub syscall: fn(&mut crate::current::trap::TrapFrame),
     /// Any other device interrupt (`irq` is the controller's line number).
     pub device_irq: fn(irq: u32),
 }

@@ -10,12 +10,13 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+mod servers;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
 /// The common landing point of every architecture's boot path.
 fn kernel_entry(info: &'static arch::BootInfo) -> ! {
-    nucleus::main(info)
+    nucleus::main(info, &servers::SERVERS)
 }
 
 #[panic_handler]

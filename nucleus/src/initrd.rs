@@ -75,17 +75,25 @@ impl<'a> Iterator for Reader<'a> {
     }
 }
 
+/// The initrd's bytes (empty if there is none).
+pub fn bytes(info: &arch::BootInfo) -> &'static [u8] {
+    match info.initrd {
+        // SAFETY: the boot info's initrd range is RAM the frame allocator keeps reserved for
+        // good, inside the direct map, and nothing writes to it.
+        Some((start, len)) => unsafe {
+            core::slice::from_raw_parts(arch::mm::phys_to_virt(start) as *const u8, len as usize)
+        },
+        None => &[],
+    }
+}
+
 /// Prints the initrd's members (path, mode, size).
 pub fn list(info: &arch::BootInfo) {
-    let Some((start, len)) = info.initrd else {
+    if info.initrd.is_none() {
         kprintln!("initrd: none");
         return;
-    };
-    // SAFETY: the boot info's initrd range is RAM the frame allocator keeps reserved, inside
-    // the direct map, and nothing writes to it.
-    let data = unsafe {
-        core::slice::from_raw_parts(arch::mm::phys_to_virt(start) as *const u8, len as usize)
-    };
+    }
+    let data = bytes(info);
     let mut reader = Reader::new(data);
     let mut count = 0;
     for e in reader.by_ref() {

@@ -10,17 +10,42 @@
 
 extern crate alloc;
 
+pub mod api;
+pub mod call;
+pub mod cap;
 pub mod cmdline;
+pub mod death;
+pub mod endpoint;
+pub mod fastpath;
 pub mod initrd;
+pub mod inject;
+pub mod kstack;
 pub mod log;
 pub mod mem;
 pub mod panic;
+pub mod sched;
 pub mod selftest;
+pub mod servers;
+pub mod syscall;
+pub mod task;
 pub mod time;
 pub mod traps;
+pub mod user;
 
 use arch::BootInfo;
 use cmdline::Cmdline;
+use core::sync::atomic::{AtomicBool, Ordering};
+use server_rt::ServerSpec;
+use spin::Once;
+
+/// Set once the scheduler runs: from then on, ticks preempt.
+pub static SCHEDULING: AtomicBool = AtomicBool::new(false);
+static BOOT_INFO: Once<&'static BootInfo> = Once::new();
+
+/// The boot information (memory map, command line).
+pub fn boot_info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info not recorded")
+}
 
 #[global_allocator]
 static ALLOCATOR: mem::arena::ArenaAllocator = mem::arena::ArenaAllocator;
@@ -37,7 +62,9 @@ pub fn poweroff(code: u32) -> ! {
 }
 
 /// Entry from `boot/`, on the higher half, with a boot stack and interrupts masked.
-pub fn main(info: &'static BootInfo) -> ! {
+/// `servers` is the server table: what the supervisor starts and restarts.
+pub fn main(info: &'static BootInfo, servers: &'static [ServerSpec]) -> ! {
+    BOOT_INFO.call_once(|| info);
     kprintln!();
     kprintln!(
         "Cairn {} ({}), a capability microkernel that speaks Linux; booted via {}",
@@ -50,6 +77,9 @@ pub fn main(info: &'static BootInfo) -> ! {
 
     let stats = mem::frame::init(info);
     mem::arena::init_nucleus(NUCLEUS_HEAP_BYTES);
+    if arch::mm::prepare_kernel_half(&mut mem::frame::alloc_zeroed_page).is_err() {
+        panic!("cannot prepare the kernel half of the page tables");
+    }
     kprintln!(
         "frames: {} total, {} free ({} MiB); nucleus heap {} MiB",
         stats.total,
@@ -70,11 +100,36 @@ pub fn main(info: &'static BootInfo) -> ! {
     initrd::list(info);
 
     let cmd = Cmdline(info.cmdline());
-    if let Some(test) = cmd.get("test") {
+    if let Some(test) = cmd.get("test").filter(|t| selftest::is_builtin(t)) {
         selftest::run(test)
     }
-    kprintln!("no init program yet: powering off");
-    poweroff(0)
+    if cmd.get("fastpath") == Some("off") {
+        fastpath::ENABLED.store(false, Ordering::Relaxed);
+    }
+    start_servers(servers, cmd.get("test").is_some());
+    sched::idle_loop()
+}
+
+/// Makes the boot context the idle task and starts the servers marked `autostart` (plus the
+/// test driver when a server-level test is requested).
+fn start_servers(servers: &'static [ServerSpec], testing: bool) {
+    server_rt::install(&api::API);
+    servers::install_table(servers);
+    task::install_idle();
+    // Nucleus tests run without the Linux personality (no user programs).
+    let wanted = |s: &ServerSpec| (s.autostart && !(testing && s.user_memory)) || (testing && s.name == "testdriver");
+    for (i, s) in servers.iter().enumerate() {
+        if wanted(s) {
+            if let Err(e) = servers::spawn(i) {
+                kprintln!("cannot start server '{}': {e}", s.name);
+            }
+        }
+    }
+    if !servers.iter().any(wanted) {
+        kprintln!("no init program yet: powering off");
+        poweroff(0)
+    }
+    SCHEDULING.store(true, Ordering::Relaxed);
 }
 
 fn print_memory_map(info: &BootInfo) {

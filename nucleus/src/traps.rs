@@ -1,14 +1,15 @@
-//! The nucleus's answers to traps: timer ticks advance time (and, with the scheduler, preempt),
-//! and CPU exceptions are attributed to the running task. An exception in the nucleus itself is
-//! fatal and reported in full.
+//! The nucleus's answers to traps. Timer ticks advance time, fire fault injections and preempt.
+//! A CPU exception is charged to whoever caused it: if a server was running its own code, the
+//! server dies (a stack overflow when the address is in its guard page) and the system goes on;
+//! if the nucleus was running (no server current, or the nucleus lock held), it is fatal and
+//! reported in full.
 
-use arch::{ExceptionInfo, TrapHooks};
+use crate::task::IDLE;
+use crate::{death, sched};
+use arch::{ExceptionClass, ExceptionInfo, TrapHooks};
+use server_rt::DeathCause;
 
-static HOOKS: TrapHooks = TrapHooks {
-    timer_tick,
-    exception,
-    device_irq,
-};
+static HOOKS: TrapHooks = TrapHooks { timer_tick, exception, device_irq, syscall: crate::syscall::on_syscall };
 
 pub fn install() {
     arch::trap::install(&HOOKS);
@@ -16,17 +17,43 @@ pub fn install() {
 
 fn timer_tick() {
     crate::time::tick();
+    if crate::SCHEDULING.load(core::sync::atomic::Ordering::Relaxed) {
+        crate::inject::on_tick();
+        sched::on_tick();
+    }
 }
 
 fn device_irq(irq: u32) {
     crate::kprintln!("unexpected device interrupt {irq}");
 }
 
-fn exception(info: &ExceptionInfo) {
+/// Whether the running code is a server's own (not the nucleus, not the idle task).
+pub fn server_is_running() -> bool {
+    sched::current() != IDLE && !sched::STATE.is_locked()
+}
+
+fn exception(info: &ExceptionInfo, frame: &mut arch::trap::TrapFrame) {
+    if info.from_user {
+        crate::syscall::on_user_fault(info, frame);
+        return;
+    }
+    if server_is_running() {
+        let cur = sched::current();
+        let guard = sched::lock().task(cur).stack.as_ref().map(|s| s.guard());
+        let in_guard = |a: u64| guard.is_some_and(|(lo, hi)| a >= lo && a < hi);
+        let cause = match info.addr {
+            Some(a) if in_guard(a) && matches!(info.class, ExceptionClass::PageFault | ExceptionClass::DoubleFault) => {
+                DeathCause::StackOverflow { addr: a }
+            }
+            _ => DeathCause::Fault { name: info.name, pc: info.pc, addr: info.addr.unwrap_or(0) },
+        };
+        death::kill_current(cause);
+    }
     arch::cpu::disable_interrupts();
     crate::log::print_unlocked(format_args!(
-        "\nCPU EXCEPTION on cpu{} in task 'nucleus': {}\n",
+        "\nCPU EXCEPTION on cpu{} in task '{}': {}\n",
         arch::cpu::current_cpu_id(),
+        if sched::current() == IDLE { "nucleus" } else { "nucleus (on behalf of a server)" },
         info
     ));
     crate::log::print_unlocked(format_args!("fatal: exception in the nucleus; halting\n"));

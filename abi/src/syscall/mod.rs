@@ -5,10 +5,25 @@
 pub mod aarch64;
 pub mod x86_64;
 
+pub mod layout_aarch64;
+pub mod layout_x86_64;
+
 #[cfg(target_arch = "aarch64")]
 pub use aarch64 as current;
 #[cfg(not(target_arch = "aarch64"))]
 pub use x86_64 as current;
+
+/// Structure layouts that differ between the architectures (`struct stat`...).
+#[cfg(target_arch = "aarch64")]
+pub use layout_aarch64 as layout;
+#[cfg(not(target_arch = "aarch64"))]
+pub use layout_x86_64 as layout;
+
+/// The architecture this crate is built for.
+#[cfg(target_arch = "aarch64")]
+pub const CURRENT: Arch = Arch::Aarch64;
+#[cfg(not(target_arch = "aarch64"))]
+pub const CURRENT: Arch = Arch::X86_64;
 
 /// Which architecture's numbering a value uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

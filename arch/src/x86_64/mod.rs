@@ -11,7 +11,9 @@ pub mod io;
 pub mod mm;
 pub mod power;
 pub mod pvh;
+pub mod syscall;
 pub mod timer;
 pub mod trap;
+pub mod user;
 
 pub const ARCH_NAME: &str = "x86_64";

@@ -61,9 +61,10 @@ trap_stubs:
 trap_common:
     // From user mode (CPL 3 in the saved CS): switch to the kernel's GS base.
     test qword ptr [rsp + 24], 3
-    jz 1f
+    jz trap_common_saved
     swapgs
-1:
+    .global trap_common_saved
+trap_common_saved:
     push rax
     push rbx
     push rcx
@@ -82,6 +83,8 @@ trap_common:
     mov rdi, rsp
     cld
     call {dispatch}
+    .global trap_return
+trap_return:
     pop r15
     pop r14
     pop r13
@@ -138,6 +141,7 @@ static HOOKS: AtomicPtr<TrapHooks> = AtomicPtr::new(core::ptr::null_mut());
 /// Loads the GDT/TSS and the IDT and brings up the local APIC; interrupts stay masked.
 pub fn init() {
     gdt::init();
+    super::syscall::init();
     // SAFETY: single-threaded early boot; `trap_stubs` is the 256 x 16-byte stub table above.
     unsafe {
         let base = core::ptr::addr_of!(trap_stubs) as u64;
@@ -216,12 +220,15 @@ fn read_cr2() -> u64 {
 pub fn decode(frame: &TrapFrame) -> ExceptionInfo {
     let (name, class) = exception_name(frame.vector);
     let is_pf = frame.vector == 14;
+    // A double fault is most often a page fault that faulted again while pushing its frame (a
+    // kernel stack overflow): CR2 still names the address, so report it.
+    let has_addr = is_pf || frame.vector == 8;
     ExceptionInfo {
         class,
         name,
         vector: frame.vector,
         pc: frame.rip,
-        addr: is_pf.then(read_cr2),
+        addr: has_addr.then(read_cr2),
         code: frame.error_code,
         sp: frame.rsp,
         from_user: frame.cs & 3 == 3,
@@ -231,10 +238,15 @@ pub fn decode(frame: &TrapFrame) -> ExceptionInfo {
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector;
-    if vector < 32 {
+    if vector == super::syscall::SYSCALL_VECTOR {
+        match hooks() {
+            Some(h) => (h.syscall)(frame),
+            None => frame.rax = (-38i64) as u64, // ENOSYS
+        }
+    } else if vector < 32 {
         let info = decode(frame);
         match hooks() {
-            Some(h) => (h.exception)(&info),
+            Some(h) => (h.exception)(&info, frame),
             None => {
                 let mut w = super::console::RawWriter;
                 let _ = core::fmt::write(&mut w, format_args!("\r\nCPU EXCEPTION before trap hooks: {info}\r\n"));

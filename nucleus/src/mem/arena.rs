@@ -168,3 +168,8 @@ unsafe impl GlobalAlloc for ArenaAllocator {
         })
     }
 }
+
+/// Number of live arenas (including the nucleus's).
+pub fn live() -> usize {
+    RANGES.iter().filter(|r| r.base.load(Ordering::Acquire) != 0).count()
+}

@@ -197,6 +197,11 @@ pub fn free(range: PhysRange) {
     })
 }
 
+/// Frees one frame.
+pub fn free_page(pa: u64) {
+    free(PhysRange { start: pa, len: PAGE_SIZE });
+}
+
 pub fn stats() -> FrameStats {
     arch::cpu::without_interrupts(|| {
         FRAMES

@@ -1,0 +1,216 @@
+//! User address spaces: one PML4 per process. The lower half (slots 0..256) belongs to the
+//! process and is built page by page; the upper half is a copy of the kernel's PML4 entries,
+//! which all exist before the first address space is made (`mm::prepare_kernel_half`), so every
+//! later kernel mapping is visible in every address space.
+//!
+//! Every operation takes a user virtual address and refuses anything outside the lower half
+//! (`MapError::BadAddress`): the callers pass addresses that come from user programs.
+
+use super::mm::{
+    invalidate, kernel_root, phys_to_virt, walk, MapError, ADDR_MASK, NO_EXECUTE, PAGE_SIZE, PRESENT, USER,
+    WRITABLE,
+};
+
+/// One past the highest user address (the canonical lower half).
+pub const USER_TOP: u64 = 0x0000_8000_0000_0000;
+
+/// Access rights of a user page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PageFlags {
+    pub write: bool,
+    pub exec: bool,
+}
+
+/// A user address space, named by the physical address of its root table.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AddressSpace {
+    root: u64,
+}
+
+fn check(va: u64) -> Result<(), MapError> {
+    if va >= USER_TOP {
+        Err(MapError::BadAddress)
+    } else {
+        Ok(())
+    }
+}
+
+impl AddressSpace {
+    /// Makes an empty address space; `alloc_table` gives zeroed frames.
+    pub fn new(alloc_table: &mut dyn FnMut() -> Option<u64>) -> Result<Self, MapError> {
+        let root = alloc_table().ok_or(MapError::OutOfFrames)?;
+        let kernel = kernel_root();
+        for slot in 256..512u64 {
+            // SAFETY: both tables are page-table frames reached through the direct map; the new
+            // one is ours alone until returned.
+            unsafe {
+                let v = ((phys_to_virt(kernel) + slot * 8) as *const u64).read_volatile();
+                ((phys_to_virt(root) + slot * 8) as *mut u64).write_volatile(v);
+            }
+        }
+        Ok(AddressSpace { root })
+    }
+
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Maps user page `va` to frame `pa`.
+    pub fn map(
+        &self,
+        va: u64,
+        pa: u64,
+        flags: PageFlags,
+        alloc_table: &mut dyn FnMut() -> Option<u64>,
+    ) -> Result<(), MapError> {
+        check(va)?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), Some(alloc_table), USER)?;
+        let mut bits = pa | PRESENT | USER;
+        if flags.write {
+            bits |= WRITABLE;
+        }
+        if !flags.exec {
+            bits |= NO_EXECUTE;
+        }
+        // SAFETY: `e` is the leaf entry for `va` in this address space (see `walk`).
+        unsafe {
+            if e.read_volatile() & PRESENT != 0 {
+                return Err(MapError::AlreadyMapped);
+            }
+            e.write_volatile(bits);
+        }
+        Ok(())
+    }
+
+    /// Unmaps user page `va`; returns the frame it mapped.
+    pub fn unmap(&self, va: u64) -> Option<u64> {
+        check(va).ok()?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER).ok()?;
+        // SAFETY: as in `map`; the stale TLB entry is dropped below.
+        let v = unsafe { e.read_volatile() };
+        if v & PRESENT == 0 {
+            return None;
+        }
+        // SAFETY: as in `map`.
+        unsafe { e.write_volatile(0) };
+        if self.is_active() {
+            invalidate(va);
+        }
+        Some(v & ADDR_MASK)
+    }
+
+    /// The frame and rights of user page `va`, if mapped.
+    pub fn translate(&self, va: u64) -> Option<(u64, PageFlags)> {
+        check(va).ok()?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER).ok()?;
+        // SAFETY: as in `map`.
+        let v = unsafe { e.read_volatile() };
+        (v & PRESENT != 0).then(|| {
+            (v & ADDR_MASK, PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0 })
+        })
+    }
+
+    /// Changes the rights of a mapped page.
+    pub fn protect(&self, va: u64, flags: PageFlags) -> Result<(), MapError> {
+        let (pa, _) = self.translate(va).ok_or(MapError::NotMapped)?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER)?;
+        let mut bits = pa | PRESENT | USER;
+        if flags.write {
+            bits |= WRITABLE;
+        }
+        if !flags.exec {
+            bits |= NO_EXECUTE;
+        }
+        // SAFETY: as in `map`.
+        unsafe { e.write_volatile(bits) };
+        if self.is_active() {
+            invalidate(va);
+        }
+        Ok(())
+    }
+
+    fn is_active(&self) -> bool {
+        current_root() == self.root
+    }
+
+    /// Loads this address space on the CPU.
+    pub fn activate(&self) {
+        activate_root(self.root)
+    }
+
+    /// Calls `f(va, pa)` for every mapped user page, then frees the lower-half page-table frames
+    /// with `free_table`. The address space is gone afterwards.
+    pub fn destroy(self, f: &mut dyn FnMut(u64, u64), free_table: &mut dyn FnMut(u64)) {
+        if self.is_active() {
+            activate_root(kernel_root());
+        }
+        fn visit(table: u64, level: u32, base: u64, f: &mut dyn FnMut(u64, u64), free_table: &mut dyn FnMut(u64)) {
+            let span = 1u64 << (12 + 9 * level);
+            for i in 0..512u64 {
+                if level == 3 && i >= 256 {
+                    break; // the kernel half is shared, never freed here
+                }
+                // SAFETY: a page table of this address space, through the direct map.
+                let v = unsafe { ((phys_to_virt(table) + i * 8) as *const u64).read_volatile() };
+                if v & PRESENT == 0 {
+                    continue;
+                }
+                let va = base + i * span;
+                if level == 0 {
+                    f(va, v & ADDR_MASK);
+                } else {
+                    visit(v & ADDR_MASK, level - 1, va, f, free_table);
+                }
+            }
+            free_table(table);
+        }
+        visit(self.root, 3, 0, f, free_table);
+    }
+}
+
+fn current_root() -> u64 {
+    let cr3: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    cr3 & ADDR_MASK
+}
+
+/// Loads page-table root `root` unless it is already loaded.
+pub fn activate_root(root: u64) {
+    if current_root() != root {
+        // SAFETY: `root` is a PML4 whose kernel half equals the kernel's, so the running code
+        // and its stack stay mapped across the switch.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
+    }
+}
+
+/// Loads the kernel's own root (used when a task without an address space runs).
+pub fn activate_kernel() {
+    activate_root(kernel_root())
+}
+
+impl AddressSpace {
+    /// Calls `f(va, pa, flags)` for every mapped user page, in address order.
+    pub fn for_each_page(&self, f: &mut dyn FnMut(u64, u64, PageFlags)) {
+        fn visit(table: u64, level: u32, base: u64, f: &mut dyn FnMut(u64, u64, PageFlags)) {
+            let span = 1u64 << (12 + 9 * level);
+            for i in 0..512u64 {
+                if level == 3 && i >= 256 {
+                    break;
+                }
+                // SAFETY: a page table of this address space, through the direct map.
+                let v = unsafe { ((phys_to_virt(table) + i * 8) as *const u64).read_volatile() };
+                if v & PRESENT == 0 {
+                    continue;
+                }
+                let va = base + i * span;
+                if level == 0 {
+                    f(va, v & ADDR_MASK, PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0 });
+                } else {
+                    visit(v & ADDR_MASK, level - 1, va, f);
+                }
+            }
+        }
+        visit(self.root, 3, 0, f);
+    }
+}

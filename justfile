@@ -1,0 +1,56 @@
+# Cairn: the user's entry points. Every recipe installs what it needs first (qemu/setup.sh).
+#
+#   just qemu-x86            boot x86_64 with the console on this terminal
+#   just qemu-arm64          the same on AArch64
+#   just test                host unit tests + guest tests on both architectures
+#
+# Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
+# APPEND="..." adds kernel command-line words (e.g. APPEND="test=ticks").
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+OVERLAY := env_var_or_default("OVERLAY", "")
+APPEND := env_var_or_default("APPEND", "")
+objcopy := `echo "$(rustc --print sysroot 2>/dev/null)/lib/rustlib/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/bin/llvm-objcopy"`
+
+# Boot x86_64 BusyBox (today: the banner) on the serial console.
+qemu-x86: setup (kernel "x86_64") (initramfs "x86_64")
+    cargo run -q --release -p tests --bin run -- --arch x86_64 \
+        --kernel target/x86_64-unknown-none/release/kernel \
+        --initrd build/x86_64/initramfs.cpio --append "{{APPEND}}"
+
+# Boot AArch64 BusyBox (today: the banner) on the serial console.
+qemu-arm64: setup (kernel "aarch64") (initramfs "aarch64")
+    cargo run -q --release -p tests --bin run -- --arch aarch64 \
+        --kernel build/aarch64/Image \
+        --initrd build/aarch64/initramfs.cpio --append "{{APPEND}}"
+
+# Host unit tests, then every guest test on both architectures.
+test: setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")
+    cargo test --workspace --exclude kernel --exclude arch --exclude nucleus -q 2>&1 | tail -n 40
+    RUSTFLAGS="--cfg loom" cargo test -q -p ipc --release --lib loom --target-dir target/loom 2>&1 | tail -n 5
+    cargo run -q --release -p tests --bin guest-tests -- --arch all
+
+# Install build dependencies (idempotent).
+setup:
+    bash qemu/setup.sh
+
+# Build the kernel image for ARCH (x86_64 | aarch64).
+kernel ARCH:
+    cargo build -q --release -p kernel --target {{ARCH}}-unknown-none
+    if [ "{{ARCH}}" = aarch64 ]; then mkdir -p build/aarch64 && "{{objcopy}}" -O binary target/aarch64-unknown-none/release/kernel build/aarch64/Image; fi
+
+# The base root file system directory (BusyBox + /etc).
+rootfs ARCH:
+    bash qemu/rootfs.sh {{ARCH}}
+
+# The initramfs: the base root file system plus OVERLAY, as cpio newc.
+initramfs ARCH: (rootfs ARCH)
+    cargo run -q --release -p qemu-tools --bin mkcpio -- -o build/{{ARCH}}/initramfs.cpio build/{{ARCH}}/rootfs {{OVERLAY}}
+
+# cargo fmt --check and clippy -D warnings on every crate and target.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy -q --workspace --exclude kernel --exclude arch --exclude nucleus --all-targets -- -D warnings
+    cargo clippy -q -p kernel --target x86_64-unknown-none -- -D warnings
+    cargo clippy -q -p kernel --target aarch64-unknown-none -- -D warnings

@@ -1,0 +1,238 @@
+//! The nucleus's implementation of `server_rt::Kernel`: what servers may ask of it. Every
+//! operation is checked against the calling task (its capabilities, its server spec); the
+//! supervisor-only operations check the `supervisor` flag of the caller's spec.
+
+use crate::{call, death, inject, sched, servers};
+use core::fmt;
+use ipc::{CapRef, Cqe, IpcError, Sqe};
+use crate::user;
+use server_rt::{AspaceRef, DeathNotice, FaultKind, Kernel, MemError, MemStats, Prot, ServerSpec, ThreadRef};
+
+pub struct NucleusApi;
+
+pub static API: NucleusApi = NucleusApi;
+
+fn current_spec() -> Option<&'static ServerSpec> {
+    let cur = sched::current();
+    let spec = arch::cpu::without_interrupts(|| sched::lock().tasks[cur].as_ref().and_then(|t| t.spec))?;
+    servers::specs().get(spec)
+}
+
+fn require_supervisor() -> Result<(), IpcError> {
+    match current_spec() {
+        Some(s) if s.supervisor => Ok(()),
+        _ => Err(IpcError::NotPermitted),
+    }
+}
+
+fn require_user_memory() -> Result<(), MemError> {
+    match current_spec() {
+        Some(s) if s.user_memory => Ok(()),
+        _ => Err(MemError::NotPermitted),
+    }
+}
+
+fn server_index(name: &str) -> Option<usize> {
+    servers::specs().iter().position(|s| s.name == name)
+}
+
+impl Kernel for NucleusApi {
+    fn call(&self, cap: CapRef, req: &Sqe) -> Result<Cqe, IpcError> {
+        call::call(cap, req)
+    }
+
+    fn receive(&self) -> Result<Sqe, IpcError> {
+        call::receive()
+    }
+
+    fn poll_receive(&self) -> Option<Sqe> {
+        call::poll_receive()
+    }
+
+    fn reply_and_receive(&self, reply: &Cqe) -> Result<Sqe, IpcError> {
+        call::reply_and_receive(reply)
+    }
+
+    fn reply(&self, reply: &Cqe) -> Result<(), IpcError> {
+        call::reply(reply)
+    }
+
+    fn lookup(&self, name: &str) -> Result<CapRef, IpcError> {
+        call::lookup(name)
+    }
+
+    fn yield_now(&self) {
+        sched::yield_now()
+    }
+
+    fn sleep_ns(&self, ns: u64) {
+        sched::sleep_ns(ns)
+    }
+
+    fn now_ns(&self) -> u64 {
+        arch::timer::now_ns()
+    }
+
+    fn log(&self, args: fmt::Arguments) {
+        crate::log::print(args)
+    }
+
+    fn cmdline_get(&self, key: &str) -> Option<&'static str> {
+        crate::cmdline::Cmdline(crate::boot_info().cmdline()).get(key)
+    }
+
+    fn fault_self(&self, kind: FaultKind) -> ! {
+        match kind {
+            FaultKind::Kill => death::kill_current(server_rt::DeathCause::Killed),
+            FaultKind::BadAccess => {
+                // The access runs in the server's context, so the exception is charged to it.
+                // SAFETY: deliberately invalid; the fault kills the calling server, as asked.
+                let v = unsafe { core::ptr::read_volatile(crate::selftest::UNMAPPED_KERNEL_ADDRESS as *const u64) };
+                panic!("bad access read {v:#x} instead of faulting");
+            }
+        }
+    }
+
+    fn inject(&self, name: &str, kind: FaultKind, after_ns: u64) -> Result<(), IpcError> {
+        let target = server_index(name).ok_or(IpcError::NoSuchCap)?;
+        if after_ns == 0 {
+            inject::fire(target, kind);
+            return Ok(());
+        }
+        if inject::schedule(target, kind, after_ns) {
+            Ok(())
+        } else {
+            Err(IpcError::Full)
+        }
+    }
+
+    fn mem_stats(&self) -> MemStats {
+        let f = crate::mem::frame::stats();
+        MemStats {
+            frames_free: f.free,
+            frames_total: f.total,
+            live_tasks: servers::live_tasks(),
+            live_arenas: crate::mem::arena::live(),
+        }
+    }
+
+    fn poweroff(&self, code: u32) -> ! {
+        crate::poweroff(code)
+    }
+
+    fn aspace_create(&self) -> Result<AspaceRef, MemError> {
+        require_user_memory()?;
+        user::aspace_create()
+    }
+
+    fn aspace_destroy(&self, a: AspaceRef) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::aspace_destroy(a)
+    }
+
+    fn aspace_map(&self, a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::aspace_map(a, va, len, prot)
+    }
+
+    fn aspace_unmap(&self, a: AspaceRef, va: u64, len: u64) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::aspace_unmap(a, va, len)
+    }
+
+    fn aspace_protect(&self, a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::aspace_protect(a, va, len, prot)
+    }
+
+    fn aspace_read(&self, a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::aspace_read(a, va, buf)
+    }
+
+    fn aspace_write(&self, a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::aspace_write(a, va, buf)
+    }
+
+    fn aspace_copy(&self, a: AspaceRef) -> Result<AspaceRef, MemError> {
+        require_user_memory()?;
+        user::aspace_copy(a)
+    }
+
+    fn thread_of(&self, tag: u64) -> ThreadRef {
+        user::thread_of(tag)
+    }
+
+    fn thread_start(&self, a: AspaceRef, pc: u64, sp: u64) -> Result<ThreadRef, MemError> {
+        require_user_memory()?;
+        user::thread_start(a, pc, sp)
+    }
+
+    fn thread_fork(&self, tag: u64, a: AspaceRef, sp: Option<u64>, tp: Option<u64>) -> Result<ThreadRef, MemError> {
+        require_user_memory()?;
+        user::thread_fork(tag, a, sp, tp)
+    }
+
+    fn thread_exec(&self, tag: u64, a: AspaceRef, pc: u64, sp: u64) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::thread_exec(tag, a, pc, sp)
+    }
+
+    fn thread_set_tp(&self, t: ThreadRef, tp: u64) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::thread_set_tp(t, tp)
+    }
+
+    fn thread_kill(&self, t: ThreadRef) {
+        if require_user_memory().is_ok() {
+            user::thread_kill(t)
+        }
+    }
+
+    fn console_write(&self, bytes: &[u8]) {
+        arch::cpu::without_interrupts(|| arch::console::write_bytes(bytes))
+    }
+
+    fn console_read(&self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            match arch::console::read_byte() {
+                Some(b) => {
+                    buf[n] = b;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
+    fn initrd(&self) -> &'static [u8] {
+        crate::initrd::bytes(crate::boot_info())
+    }
+
+    fn servers(&self) -> &'static [ServerSpec] {
+        servers::specs()
+    }
+
+    fn wait_death(&self) -> Result<DeathNotice, IpcError> {
+        require_supervisor()?;
+        arch::cpu::without_interrupts(|| loop {
+            let mut st = sched::lock();
+            if let Some(n) = death::take_notice(&mut st) {
+                return Ok(n);
+            }
+            sched::block_current(st, crate::task::TaskState::BlockedDeath);
+        })
+    }
+
+    fn spawn(&self, server: usize) -> Result<u32, IpcError> {
+        require_supervisor()?;
+        servers::spawn(server)
+    }
+
+    fn server_state(&self, server: usize) -> Option<(u32, bool)> {
+        servers::state(server)
+    }
+}

@@ -1,0 +1,193 @@
+//! Synchronous IPC, slow path: `call`, `receive`, `reply`, `reply_and_receive`, `lookup`.
+//!
+//! A call resolves the caller's capability, checks the endpoint's generation, stamps the
+//! request with a tag naming the caller, and then either hands it straight to a waiting server
+//! (the fast path, `fastpath.rs`) or queues it on the endpoint's ring and blocks. A reply is
+//! checked against the tag: it must name a live task blocked on exactly that request, so a
+//! forged, repeated or late reply (to a caller that died or gave up) is refused, never
+//! delivered to the wrong task.
+
+use crate::fastpath;
+use crate::sched::{self, State};
+use crate::task::{tag_caller, TaskState};
+use ipc::{CapRef, Cqe, IpcError, Sqe};
+use spin::MutexGuard;
+
+/// Checks `cap` for the current task: the endpoint index it reaches.
+fn resolve(st: &mut State, cur: usize, cap: CapRef) -> Result<usize, IpcError> {
+    let c = st.task(cur).caps.resolve(cap)?;
+    let ep = st.endpoints[c.endpoint].as_ref().ok_or(IpcError::NoSuchCap)?;
+    if ep.server.is_none() {
+        return Err(IpcError::ServerDied);
+    }
+    if ep.generation != c.generation {
+        return Err(IpcError::StaleGeneration);
+    }
+    Ok(c.endpoint)
+}
+
+pub fn call(cap: CapRef, req: &Sqe) -> Result<Cqe, IpcError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let cur = sched::current();
+        let e = resolve(&mut st, cur, cap)?;
+        send_and_wait(st, cur, e, req)
+    })
+}
+
+/// A call the nucleus makes on a thread's behalf (system calls): no capability, the endpoint
+/// is named by index.
+pub fn call_endpoint(e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
+    arch::cpu::without_interrupts(|| {
+        let st = sched::lock();
+        let cur = sched::current();
+        match st.endpoints.get(e).and_then(|x| x.as_ref()) {
+            Some(ep) if ep.server.is_some() => {}
+            _ => return Err(IpcError::ServerDied),
+        }
+        send_and_wait(st, cur, e, req)
+    })
+}
+
+fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
+    let mut sqe = *req;
+    sqe.tag = st.task(cur).next_tag();
+    st.task(cur).reply = None;
+    let blocked = TaskState::BlockedReply { endpoint: e, tag: sqe.tag };
+    let st = match fastpath::call(st, cur, e, &sqe, blocked) {
+        Ok(()) => sched::lock(),
+        Err(mut st) => {
+            let ep = st.endpoints[e].as_mut().expect("resolved endpoint");
+            if ep.queue.try_push(sqe).is_err() {
+                return Err(IpcError::Full);
+            }
+            let server = ep.server.expect("resolved endpoint has a server").index;
+            if st.task(server).state == TaskState::BlockedReceive {
+                st.make_ready(server);
+            }
+            sched::block_current(st, blocked);
+            sched::lock()
+        }
+    };
+    take_reply(st, cur)
+}
+
+fn take_reply(mut st: MutexGuard<'static, State>, cur: usize) -> Result<Cqe, IpcError> {
+    st.task(cur).reply.take().unwrap_or(Err(IpcError::ServerDied))
+}
+
+/// The next request for the current task's endpoint, blocking while there is none.
+pub fn receive() -> Result<Sqe, IpcError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let cur = sched::current();
+        loop {
+            let e = st.task(cur).endpoint.ok_or(IpcError::NoSuchCap)?;
+            if let Some(sqe) = st.task(cur).request.take() {
+                return Ok(sqe);
+            }
+            if let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
+                // A queued request whose caller died meanwhile is dropped here.
+                if caller_waiting(&mut st, e, sqe.tag) {
+                    return Ok(sqe);
+                }
+                continue;
+            }
+            sched::block_current(st, TaskState::BlockedReceive);
+            st = sched::lock();
+        }
+    })
+}
+
+/// The next request, if one is waiting (never blocks).
+pub fn poll_receive() -> Option<Sqe> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let cur = sched::current();
+        let e = st.task(cur).endpoint?;
+        if let Some(sqe) = st.task(cur).request.take() {
+            return Some(sqe);
+        }
+        while let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
+            if caller_waiting(&mut st, e, sqe.tag) {
+                return Some(sqe);
+            }
+        }
+        None
+    })
+}
+
+fn caller_waiting(st: &mut State, e: usize, tag: u64) -> bool {
+    let (i, generation) = tag_caller(tag);
+    st.tasks.get(i).and_then(|t| t.as_ref()).is_some_and(|t| {
+        (t.id.generation & 0xff_ffff) == generation && t.state == (TaskState::BlockedReply { endpoint: e, tag })
+    })
+}
+
+/// Delivers `reply` to its caller and makes the caller ready. Returns the caller's slot.
+pub fn deliver(st: &mut State, cur: usize, reply: &Cqe) -> Result<usize, IpcError> {
+    let e = st.task(cur).endpoint.ok_or(IpcError::NoSuchCap)?;
+    if !caller_waiting(st, e, reply.tag) {
+        return Err(IpcError::BadTag);
+    }
+    let (caller, _) = tag_caller(reply.tag);
+    st.task(caller).reply = Some(Ok(*reply));
+    Ok(caller)
+}
+
+pub fn reply(reply: &Cqe) -> Result<(), IpcError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let cur = sched::current();
+        let caller = deliver(&mut st, cur, reply)?;
+        st.make_ready(caller);
+        Ok(())
+    })
+}
+
+pub fn reply_and_receive(reply: &Cqe) -> Result<Sqe, IpcError> {
+    let direct = arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let cur = sched::current();
+        let caller = match deliver(&mut st, cur, reply) {
+            Ok(c) => c,
+            Err(e) => return Err(e),
+        };
+        match fastpath::reply_and_wait(st, cur, caller) {
+            Ok(()) => Ok(true),
+            Err(mut st) => {
+                st.make_ready(caller);
+                Ok(false)
+            }
+        }
+    });
+    match direct {
+        // A bad reply must not lose the server's turn: it still receives next.
+        Err(IpcError::BadTag) | Ok(_) => receive(),
+        Err(e) => Err(e),
+    }
+}
+
+/// A capability for endpoint `name`, if the current server's spec lists it.
+pub fn lookup(name: &str) -> Result<CapRef, IpcError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let cur = sched::current();
+        let spec = st.task(cur).spec.ok_or(IpcError::NoSuchCap)?;
+        let allowed = crate::servers::specs()[spec].may_call.contains(&name);
+        if !allowed {
+            return Err(IpcError::NotPermitted);
+        }
+        let e = st
+            .endpoints
+            .iter()
+            .position(|ep| ep.as_ref().is_some_and(|ep| ep.name == name))
+            .ok_or(IpcError::ServerDied)?;
+        let ep = st.endpoints[e].as_ref().expect("found");
+        if ep.server.is_none() {
+            return Err(IpcError::ServerDied);
+        }
+        let cap = crate::cap::EndpointCap { endpoint: e, generation: ep.generation };
+        st.task(cur).caps.grant(cap)
+    })
+}

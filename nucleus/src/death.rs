@@ -1,0 +1,125 @@
+//! Death as a normal event (DESIGN rule 4). Killing a task — blocked, ready, or running, for a
+//! panic, a CPU fault, a stack overflow or an injected fault — marks it dead, takes it off the
+//! run queue, moves its endpoint to a new generation (every capability to the dead instance is
+//! now stale), completes every request waiting on that endpoint with `ServerDied`, and posts a
+//! death notice for the supervisor. Its stack and arena are freed by [`reap`] once it is off
+//! the CPU, because a task dying on its own stack cannot free that stack.
+
+use crate::sched::{self, State};
+use crate::task::{TaskState, IDLE, MAX_TASKS};
+use ipc::IpcError;
+use server_rt::{DeathCause, DeathNotice};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use spin::MutexGuard;
+
+/// Dead tasks queued for the reaper; lets the switch path skip the lock when there are none.
+static TO_REAP: AtomicUsize = AtomicUsize::new(0);
+
+/// Kills task slot `i` (generation-checked by callers that hold a `TaskId`). If it is the
+/// current task, this does not return.
+pub fn kill(mut st: MutexGuard<'static, State>, i: usize, cause: DeathCause) {
+    assert!(i != IDLE, "the idle task cannot die");
+    let Some(t) = st.tasks[i].as_mut() else { return };
+    if t.state == TaskState::Dead {
+        return;
+    }
+    let was_ready = t.state == TaskState::Ready;
+    let priority = t.priority as usize;
+    t.state = TaskState::Dead;
+    t.death = Some(cause);
+    let spec = t.spec;
+    let endpoint = t.endpoint;
+    if was_ready {
+        st.run_queues[priority.min(sched::PRIORITIES - 1)].remove(i);
+    }
+
+    let mut failed = 0u32;
+    if let Some(e) = endpoint {
+        if let Some(ep) = st.endpoints[e].as_mut() {
+            ep.generation = ep.generation.wrapping_add(1).max(1);
+            ep.server = None;
+            while ep.queue.try_pop().is_some() {}
+        }
+        for c in 0..MAX_TASKS {
+            let waiting = st.tasks[c]
+                .as_ref()
+                .is_some_and(|w| matches!(w.state, TaskState::BlockedReply { endpoint, .. } if endpoint == e));
+            if waiting {
+                st.task(c).reply = Some(Err(IpcError::ServerDied));
+                st.make_ready(c);
+                failed += 1;
+            }
+        }
+    }
+    if let Some(server) = spec {
+        let instance = crate::servers::instance(server);
+        post_notice(&mut st, DeathNotice { server, instance, cause, failed_requests: failed });
+    }
+    st.to_reap.push(i);
+    TO_REAP.fetch_add(1, Ordering::Relaxed);
+    if i == sched::current() {
+        let next_state = TaskState::Dead;
+        sched::block_current(st, next_state);
+        unreachable!("a dead task was scheduled again");
+    }
+}
+
+/// Kills the running task. Never returns.
+pub fn kill_current(cause: DeathCause) -> ! {
+    arch::cpu::disable_interrupts();
+    let st = sched::lock();
+    kill(st, sched::current(), cause);
+    unreachable!("kill_current returned");
+}
+
+fn post_notice(st: &mut State, notice: DeathNotice) {
+    if st.notice_count == st.notices.len() {
+        st.notices.rotate_left(1);
+        st.notice_count -= 1;
+    }
+    let n = st.notice_count;
+    st.notices[n] = Some(notice);
+    st.notice_count += 1;
+    // Wake the supervisor if it waits.
+    for i in 0..MAX_TASKS {
+        if st.tasks[i].as_ref().is_some_and(|t| t.state == TaskState::BlockedDeath) {
+            st.make_ready(i);
+        }
+    }
+}
+
+/// Takes the oldest death notice.
+pub fn take_notice(st: &mut State) -> Option<DeathNotice> {
+    if st.notice_count == 0 {
+        return None;
+    }
+    let n = st.notices[0].take();
+    st.notices.rotate_left(1);
+    st.notice_count -= 1;
+    n
+}
+
+/// Frees the stacks, arenas and slots of dead tasks that are off the CPU. Runs with
+/// interrupts masked, after every switch and in the idle loop.
+pub fn reap() {
+    if TO_REAP.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    loop {
+        let mut st = sched::lock();
+        let Some(i) = st.to_reap.pop() else { return };
+        if i == sched::current() {
+            // Still on its stack (cannot happen after a switch, but be safe): try later.
+            st.to_reap.push(i);
+            return;
+        }
+        TO_REAP.fetch_sub(1, Ordering::Relaxed);
+        let Some(task) = st.tasks[i].take() else { continue };
+        st.generations[i] = st.generations[i].wrapping_add(1);
+        drop(st);
+        if let Some(a) = task.arena {
+            crate::mem::arena::destroy(a);
+        }
+        drop(task); // frees the stack
+    }
+}

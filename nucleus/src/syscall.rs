@@ -1,0 +1,80 @@
+//! System calls and user faults: the trap side of the Linux ABI. The nucleus decodes nothing
+//! here; it turns the trap into a request on the `linux` server's endpoint (`Sqe::flags` says
+//! which kind, see `server_rt::user_request`), made by the user thread itself, and applies the
+//! reply: the result register, and any `execve` the server arranged meanwhile.
+
+use crate::{call, sched};
+use arch::trap::TrapFrame;
+use arch::ExceptionInfo;
+use ipc::{IpcError, Sqe};
+use server_rt::user_request;
+
+const ENOSYS: i64 = 38;
+const EIO: i64 = 5;
+
+fn linux_endpoint() -> Option<usize> {
+    arch::cpu::without_interrupts(|| {
+        sched::lock().endpoints.iter().position(|e| e.as_ref().is_some_and(|e| e.name == "linux"))
+    })
+}
+
+/// Sends `sqe` to `linux` with `frame` recorded as the thread's current frame.
+fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
+    let cur = sched::current();
+    let e = linux_endpoint().ok_or(IpcError::ServerDied)?;
+    arch::cpu::without_interrupts(|| {
+        if let Some(u) = sched::lock().task(cur).user.as_mut() {
+            u.frame = frame;
+        }
+    });
+    let result = call::call_endpoint(e, sqe).map(|c| c.result);
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let u = st.task(cur).user.as_mut().expect("user thread");
+        u.frame = core::ptr::null_mut();
+        if let Some((space, pc, sp)) = u.exec.take() {
+            u.aspace = space;
+            u.tp = 0;
+            *frame = TrapFrame::new_user(pc, sp);
+            let t = st.task(cur);
+            crate::user::on_switch_to(t);
+        }
+    });
+    result
+}
+
+pub fn on_syscall(frame: &mut TrapFrame) {
+    let is_user_thread =
+        arch::cpu::without_interrupts(|| sched::lock().task(sched::current()).user.is_some());
+    if !is_user_thread {
+        frame.set_return((-ENOSYS) as u64);
+        return;
+    }
+    let nr = frame.syscall_nr();
+    let mut sqe = Sqe { opcode: nr.min(u32::MAX as u64) as u32, flags: user_request::SYSCALL, ..Default::default() };
+    sqe.args = frame.syscall_args();
+    let exec_before = frame.pc();
+    match request(frame, &sqe) {
+        Ok(v) => {
+            // After a successful execve the frame is new; the result register starts at 0.
+            if frame.pc() == exec_before || v != 0 {
+                frame.set_return(v as u64);
+            }
+        }
+        Err(_) => frame.set_return((-EIO) as u64),
+    }
+}
+
+/// A CPU exception in user mode: the `linux` server decides (map a page, or a signal).
+/// Returns if the thread may retry the instruction.
+pub fn on_user_fault(info: &ExceptionInfo, frame: &mut TrapFrame) {
+    let mut sqe = Sqe { opcode: 0, flags: user_request::FAULT, ..Default::default() };
+    sqe.args[0] = info.addr.unwrap_or(0);
+    sqe.args[1] = info.pc;
+    sqe.args[2] = info.write as u64;
+    sqe.args[3] = info.vector;
+    match request(frame, &sqe) {
+        Ok(0) => {}
+        _ => crate::death::kill_current(server_rt::DeathCause::Fault { name: info.name, pc: info.pc, addr: info.addr.unwrap_or(0) }),
+    }
+}

@@ -1,0 +1,441 @@
+//! User threads and address spaces: the mechanism under the Linux ABI server's policy.
+//!
+//! The nucleus owns address spaces (page tables and the frames they map) and user threads
+//! (tasks that run in one). The `linux` server decides everything else — where things are
+//! mapped, what a fault means, when a process ends — and drives these objects through
+//! `server_rt::Kernel`. A system call or a user fault becomes a request on the `linux`
+//! endpoint, made by the thread itself from its kernel stack, so a thread waiting for its
+//! system call is just a task blocked on a reply (and dies like one if `linux` dies).
+//!
+//! Handles carry generations: a stale handle is refused, never reaches a new object.
+
+use crate::mem::frame;
+use crate::sched;
+use crate::task::{Task, TaskState, MAX_TASKS};
+use arch::mm::PAGE_SIZE;
+use arch::trap::TrapFrame;
+use arch::user::{AddressSpace, PageFlags, USER_TOP};
+use server_rt::{AspaceRef, MemError, Prot, ThreadRef};
+use spin::Mutex;
+
+pub const MAX_ASPACES: usize = 128;
+
+/// Per-thread user state, kept in its task.
+pub struct UserCtx {
+    pub aspace: usize,
+    /// The thread pointer (FS base / TPIDR_EL0).
+    pub tp: u64,
+    /// The trap frame of the system call or fault being handled (null otherwise).
+    pub frame: *mut TrapFrame,
+    /// The frame a new thread starts from.
+    pub start: Option<TrapFrame>,
+    /// An execve to apply when the current system call returns: (aspace, pc, sp).
+    pub exec: Option<(usize, u64, u64)>,
+}
+
+// SAFETY: the frame pointer is only dereferenced on the CPU that owns the task, while the task
+// is inside the system call that set it.
+unsafe impl Send for UserCtx {}
+
+struct Slot {
+    generation: u32,
+    space: Option<AddressSpace>,
+    pages: usize,
+}
+
+static ASPACES: Mutex<[Slot; MAX_ASPACES]> =
+    Mutex::new([const { Slot { generation: 1, space: None, pages: 0 } }; MAX_ASPACES]);
+
+fn alloc_table() -> Option<u64> {
+    frame::alloc_zeroed_page()
+}
+
+fn encode(index: usize, generation: u32) -> u64 {
+    ((generation as u64) << 32) | index as u64
+}
+
+fn slot_of(a: AspaceRef, slots: &[Slot; MAX_ASPACES]) -> Result<usize, MemError> {
+    let index = (a.0 & 0xffff_ffff) as usize;
+    let s = slots.get(index).ok_or(MemError::BadHandle)?;
+    if s.space.is_none() || s.generation as u64 != a.0 >> 32 {
+        return Err(MemError::BadHandle);
+    }
+    Ok(index)
+}
+
+fn flags(p: Prot) -> PageFlags {
+    PageFlags { write: p.write, exec: p.exec }
+}
+
+fn check_range(va: u64, len: u64) -> Result<(u64, u64), MemError> {
+    let end = va.checked_add(len).ok_or(MemError::Fault)?;
+    if va % PAGE_SIZE != 0 || end > USER_TOP {
+        return Err(MemError::Fault);
+    }
+    Ok((va, end.next_multiple_of(PAGE_SIZE)))
+}
+
+pub fn aspace_create() -> Result<AspaceRef, MemError> {
+    let space = AddressSpace::new(&mut alloc_table).map_err(|_| MemError::NoMemory)?;
+    arch::cpu::without_interrupts(|| {
+        let mut slots = ASPACES.lock();
+        let Some(i) = slots.iter().position(|s| s.space.is_none()) else {
+            drop(slots);
+            space.destroy(&mut |_, _| {}, &mut |t| frame::free_page(t));
+            return Err(MemError::NoMemory);
+        };
+        slots[i].space = Some(space);
+        slots[i].pages = 0;
+        Ok(AspaceRef(encode(i, slots[i].generation)))
+    })
+}
+
+/// Kills every thread in the address space, then frees it and every frame it maps.
+pub fn aspace_destroy(a: AspaceRef) -> Result<(), MemError> {
+    arch::cpu::without_interrupts(|| {
+        let index = slot_of(a, &ASPACES.lock())?;
+        kill_threads_in(index);
+        let space = {
+            let mut slots = ASPACES.lock();
+            let s = &mut slots[index];
+            s.generation = s.generation.wrapping_add(1).max(1);
+            s.pages = 0;
+            s.space.take().ok_or(MemError::BadHandle)?
+        };
+        space.destroy(&mut |_, pa| frame::free_page(pa), &mut |t| frame::free_page(t));
+        Ok(())
+    })
+}
+
+fn kill_threads_in(index: usize) {
+    loop {
+        let st = sched::lock();
+        let victim = st
+            .tasks
+            .iter()
+            .flatten()
+            .find(|t| t.state != TaskState::Dead && t.user.as_ref().is_some_and(|u| u.aspace == index))
+            .map(|t| t.id.index);
+        match victim {
+            Some(v) if v == sched::current() => {
+                drop(st);
+                return; // the caller is a thread of it: it dies when it returns to the nucleus
+            }
+            Some(v) => crate::death::kill(st, v, server_rt::DeathCause::Killed),
+            None => return,
+        }
+    }
+}
+
+fn with_space<R>(a: AspaceRef, f: impl FnOnce(&AddressSpace, &mut usize) -> Result<R, MemError>) -> Result<R, MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut slots = ASPACES.lock();
+        let i = slot_of(a, &slots)?;
+        let s = &mut slots[i];
+        let space = s.space.as_ref().ok_or(MemError::BadHandle)?;
+        f(space, &mut s.pages)
+    })
+}
+
+pub fn aspace_map(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), MemError> {
+    let (start, end) = check_range(va, len)?;
+    with_space(a, |space, pages| {
+        let mut page = start;
+        while page < end {
+            if space.translate(page).is_some() {
+                space.protect(page, flags(prot)).map_err(|_| MemError::Fault)?;
+            } else {
+                let pa = frame::alloc_zeroed_page().ok_or(MemError::NoMemory)?;
+                if space.map(page, pa, flags(prot), &mut alloc_table).is_err() {
+                    frame::free_page(pa);
+                    return Err(MemError::NoMemory);
+                }
+                *pages += 1;
+            }
+            page += PAGE_SIZE;
+        }
+        Ok(())
+    })
+}
+
+pub fn aspace_unmap(a: AspaceRef, va: u64, len: u64) -> Result<(), MemError> {
+    let (start, end) = check_range(va, len)?;
+    with_space(a, |space, pages| {
+        let mut page = start;
+        while page < end {
+            if let Some(pa) = space.unmap(page) {
+                frame::free_page(pa);
+                *pages -= 1;
+            }
+            page += PAGE_SIZE;
+        }
+        Ok(())
+    })
+}
+
+pub fn aspace_protect(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), MemError> {
+    let (start, end) = check_range(va, len)?;
+    with_space(a, |space, _| {
+        let mut page = start;
+        while page < end {
+            if space.translate(page).is_some() {
+                space.protect(page, flags(prot)).map_err(|_| MemError::Fault)?;
+            }
+            page += PAGE_SIZE;
+        }
+        Ok(())
+    })
+}
+
+/// Copies between user memory and a kernel buffer, page by page, through the direct map.
+fn copy(a: AspaceRef, va: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) -> Result<(), MemError> {
+    let end = va.checked_add(len as u64).ok_or(MemError::Fault)?;
+    if end > USER_TOP {
+        return Err(MemError::Fault);
+    }
+    with_space(a, |space, _| {
+        let mut done = 0usize;
+        while done < len {
+            let addr = va + done as u64;
+            let (pa, _) = space.translate(addr).ok_or(MemError::Fault)?;
+            let offset = addr % PAGE_SIZE;
+            let n = ((PAGE_SIZE - offset) as usize).min(len - done);
+            f(arch::mm::phys_to_virt(pa + offset) as *mut u8, done, n);
+            done += n;
+        }
+        Ok(())
+    })
+}
+
+pub fn aspace_read(a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError> {
+    let dst = buf.as_mut_ptr();
+    copy(a, va, buf.len(), |user, at, n| {
+        // SAFETY: `user..user+n` is a mapped user frame seen through the direct map; `dst+at`
+        // is inside `buf` (at + n <= buf.len()); they cannot overlap (kernel buffer vs frame).
+        unsafe { core::ptr::copy_nonoverlapping(user, dst.add(at), n) }
+    })
+}
+
+pub fn aspace_write(a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
+    let src = buf.as_ptr();
+    copy(a, va, buf.len(), |user, at, n| {
+        // SAFETY: as in `aspace_read`, in the other direction.
+        unsafe { core::ptr::copy_nonoverlapping(src.add(at), user, n) }
+    })
+}
+
+/// An eager copy of every page (fork). Copy-on-write is future work (docs/caveats.md).
+pub fn aspace_copy(a: AspaceRef) -> Result<AspaceRef, MemError> {
+    let child = aspace_create()?;
+    let result = arch::cpu::without_interrupts(|| {
+        let mut slots = ASPACES.lock();
+        let pi = slot_of(a, &slots)?;
+        let ci = slot_of(child, &slots)?;
+        let (parent_pages, mut copied, mut err) = (slots[pi].pages, 0usize, None);
+        {
+            let (ps, cs) = if pi < ci {
+                let (lo, hi) = slots.split_at_mut(ci);
+                (&lo[pi], &mut hi[0])
+            } else {
+                let (lo, hi) = slots.split_at_mut(pi);
+                (&hi[0], &mut lo[ci])
+            };
+            let parent = ps.space.as_ref().ok_or(MemError::BadHandle)?;
+            let dst = cs.space.as_ref().ok_or(MemError::BadHandle)?;
+            parent.for_each_page(&mut |va, pa, fl| {
+                if err.is_some() {
+                    return;
+                }
+                let Some(new) = frame::alloc(1, 1) else {
+                    err = Some(MemError::NoMemory);
+                    return;
+                };
+                // SAFETY: both frames are RAM in the direct map; `new` is freshly ours.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        arch::mm::phys_to_virt(pa) as *const u8,
+                        arch::mm::phys_to_virt(new.start) as *mut u8,
+                        PAGE_SIZE as usize,
+                    )
+                };
+                if dst.map(va, new.start, fl, &mut alloc_table).is_err() {
+                    frame::free(new);
+                    err = Some(MemError::NoMemory);
+                    return;
+                }
+                copied += 1;
+            });
+            cs.pages = copied;
+        }
+        debug_assert!(err.is_some() || copied == parent_pages);
+        err.map_or(Ok(()), Err)
+    });
+    match result {
+        Ok(()) => Ok(child),
+        Err(e) => {
+            let _ = aspace_destroy(child);
+            Err(e)
+        }
+    }
+}
+
+/// Pages mapped in user address spaces, and live address spaces.
+pub fn stats() -> (usize, usize) {
+    arch::cpu::without_interrupts(|| {
+        let slots = ASPACES.lock();
+        (slots.iter().map(|s| s.pages).sum(), slots.iter().filter(|s| s.space.is_some()).count())
+    })
+}
+
+/// The page-table root of address space slot `index` (for the context switch).
+pub fn root_of(index: usize) -> Option<u64> {
+    ASPACES.lock().get(index).and_then(|s| s.space.as_ref()).map(|s| s.root())
+}
+
+fn thread_ref(t: &Task) -> ThreadRef {
+    ThreadRef(((t.id.generation as u64) << 32) | t.id.index as u64)
+}
+
+fn thread_slot(st: &mut sched::State, t: ThreadRef) -> Result<usize, MemError> {
+    let index = (t.0 & 0xffff_ffff) as usize;
+    match st.tasks.get(index).and_then(|x| x.as_ref()) {
+        Some(task) if task.id.generation as u64 == t.0 >> 32 && task.user.is_some() && task.state != TaskState::Dead => {
+            Ok(index)
+        }
+        _ => Err(MemError::BadHandle),
+    }
+}
+
+pub fn thread_of(tag: u64) -> ThreadRef {
+    let (index, generation) = crate::task::tag_caller(tag);
+    arch::cpu::without_interrupts(|| {
+        let st = sched::lock();
+        match st.tasks.get(index).and_then(|t| t.as_ref()) {
+            Some(t) if t.id.generation & 0xff_ffff == generation => thread_ref(t),
+            _ => ThreadRef(u64::MAX),
+        }
+    })
+}
+
+/// Stack size of a user thread's kernel stack.
+const USER_KSTACK: u64 = 16 * 1024;
+
+extern "C" fn user_thread_start(slot: usize, _: usize) -> ! {
+    let frame = {
+        let mut st = sched::lock();
+        st.task(slot).user.as_mut().and_then(|u| u.start.take()).expect("user thread without a start frame")
+    };
+    // SAFETY: the frame was built by `new_user` or copied from a user frame of this
+    // address space, which the switch to this task made active.
+    unsafe { arch::syscall::enter_user(&frame) }
+}
+
+fn create_thread(aspace: usize, frame: TrapFrame, tp: u64) -> Result<ThreadRef, MemError> {
+    let stack = crate::kstack::KStack::new(USER_KSTACK).ok_or(MemError::NoMemory)?;
+    let top = stack.top();
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let index = st.tasks.iter().skip(1).position(|t| t.is_none()).map(|p| p + 1).ok_or(MemError::NoMemory)?;
+        let generation = st.generations[index];
+        // SAFETY: `top` is the end of the stack this task owns for its whole life.
+        let context = unsafe { arch::context::Context::new(top, user_thread_start, index, 0) };
+        let mut task = Task::new(index, generation, "user", context);
+        task.priority = 2;
+        task.stack = Some(stack);
+        task.user = Some(UserCtx { aspace, tp, frame: core::ptr::null_mut(), start: Some(frame), exec: None });
+        task.state = TaskState::Sleeping { until_ns: 0 };
+        st.tasks[index] = Some(task);
+        st.make_ready(index);
+        Ok(thread_ref(st.tasks[index].as_ref().expect("just made")))
+    })
+}
+
+pub fn thread_start(a: AspaceRef, pc: u64, sp: u64) -> Result<ThreadRef, MemError> {
+    let index = arch::cpu::without_interrupts(|| slot_of(a, &ASPACES.lock()))?;
+    create_thread(index, TrapFrame::new_user(pc, sp), 0)
+}
+
+/// The task slot of the thread that sent `tag`, if it is still waiting in that request.
+fn requester(st: &mut sched::State, tag: u64) -> Result<usize, MemError> {
+    let (index, generation) = crate::task::tag_caller(tag);
+    match st.tasks.get(index).and_then(|t| t.as_ref()) {
+        Some(t)
+            if t.id.generation & 0xff_ffff == generation
+                && t.user.as_ref().is_some_and(|u| !u.frame.is_null())
+                && matches!(t.state, TaskState::BlockedReply { tag: x, .. } if x == tag) =>
+        {
+            Ok(index)
+        }
+        _ => Err(MemError::BadHandle),
+    }
+}
+
+pub fn thread_fork(tag: u64, a: AspaceRef, sp: Option<u64>, tp: Option<u64>) -> Result<ThreadRef, MemError> {
+    let child_space = arch::cpu::without_interrupts(|| slot_of(a, &ASPACES.lock()))?;
+    let (mut frame, parent_tp) = arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let p = requester(&mut st, tag)?;
+        let u = st.task(p).user.as_ref().expect("requester is a user thread");
+        // SAFETY: the parent is blocked inside the system call whose frame this is.
+        Ok::<_, MemError>((unsafe { (*u.frame).clone() }, u.tp))
+    })?;
+    frame.set_return(0);
+    if let Some(sp) = sp {
+        frame.set_sp(sp);
+    }
+    create_thread(child_space, frame, tp.unwrap_or(parent_tp))
+}
+
+pub fn thread_exec(tag: u64, a: AspaceRef, pc: u64, sp: u64) -> Result<(), MemError> {
+    let space = arch::cpu::without_interrupts(|| slot_of(a, &ASPACES.lock()))?;
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let t = requester(&mut st, tag)?;
+        let u = st.task(t).user.as_mut().expect("user thread");
+        // The thread belongs to the new address space from now on, so that destroying the old
+        // one (which kills its threads) spares it; its frame is replaced when the call returns.
+        u.aspace = space;
+        u.exec = Some((space, pc, sp));
+        Ok(())
+    })
+}
+
+pub fn thread_set_tp(t: ThreadRef, tp: u64) -> Result<(), MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let i = thread_slot(&mut st, t)?;
+        st.task(i).user.as_mut().expect("user thread").tp = tp;
+        if i == sched::current() {
+            arch::syscall::set_thread_pointer(tp);
+        }
+        Ok(())
+    })
+}
+
+pub fn thread_kill(t: ThreadRef) {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        if let Ok(i) = thread_slot(&mut st, t) {
+            if i == sched::current() {
+                return; // a thread never kills itself through the server; see `syscall.rs`
+            }
+            crate::death::kill(st, i, server_rt::DeathCause::Killed);
+        }
+    })
+}
+
+/// Loads the user state of task `t` on the CPU (called by the scheduler on a switch).
+pub fn on_switch_to(t: &Task) {
+    match (&t.user, &t.stack) {
+        (Some(u), Some(stack)) => {
+            if let Some(root) = root_of(u.aspace) {
+                arch::user::activate_root(root);
+            }
+            arch::syscall::set_kernel_stack(stack.top());
+            arch::syscall::set_thread_pointer(u.tp);
+        }
+        _ => {}
+    }
+}
+
+pub const _A: () = assert!(MAX_TASKS < u32::MAX as usize);

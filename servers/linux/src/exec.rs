@@ -1,0 +1,215 @@
+//! Program loading (execve): `#!` scripts, static ELF executables (ET_EXEC, and ET_DYN without
+//! an interpreter, loaded at a fixed bias), and the initial stack the System V ABI prescribes:
+//! argc, argv, envp, the auxiliary vector (AT_PHDR, AT_PHNUM, AT_PAGESZ, AT_ENTRY, AT_RANDOM,
+//! AT_EXECFN...), the strings, 16 random bytes, and a 16-byte aligned stack pointer.
+
+use crate::elf;
+use crate::fs::{Content, Ino, S_IFMT, S_IFREG};
+use crate::process::{Mm, PAGE, STACK_MAX, STACK_TOP, MMAP_BASE};
+use crate::Linux;
+use abi::Errno;
+use alloc::string::String;
+use alloc::vec::Vec;
+use server_rt::{AspaceRef, Prot};
+
+pub struct Image {
+    pub aspace: AspaceRef,
+    pub entry: u64,
+    pub sp: u64,
+    pub mm: Mm,
+}
+
+/// Bias for position-independent executables.
+const PIE_BASE: u64 = 0x5555_5555_4000;
+
+const AT_NULL: u64 = 0;
+const AT_PHDR: u64 = 3;
+const AT_PHENT: u64 = 4;
+const AT_PHNUM: u64 = 5;
+const AT_PAGESZ: u64 = 6;
+const AT_BASE: u64 = 7;
+const AT_FLAGS: u64 = 8;
+const AT_ENTRY: u64 = 9;
+const AT_UID: u64 = 11;
+const AT_EUID: u64 = 12;
+const AT_GID: u64 = 13;
+const AT_EGID: u64 = 14;
+const AT_HWCAP: u64 = 16;
+const AT_CLKTCK: u64 = 17;
+const AT_SECURE: u64 = 23;
+const AT_RANDOM: u64 = 25;
+const AT_EXECFN: u64 = 31;
+
+fn read_file(l: &Linux, cwd: Ino, path: &str) -> Result<Vec<u8>, Errno> {
+    let ino = l.fs.lookup(cwd, path, true)?;
+    let node = l.fs.node(ino).ok_or(Errno::ENOENT)?;
+    match &node.content {
+        Content::File(data) if node.mode & S_IFMT == S_IFREG => {
+            if node.mode & 0o111 == 0 {
+                return Err(Errno::EACCES);
+            }
+            Ok(data.clone())
+        }
+        Content::Dir(_) => Err(Errno::EACCES),
+        _ => Err(Errno::EACCES),
+    }
+}
+
+/// Loads `path` into a fresh address space with `argv`/`envp`. Interprets `#!` lines (up to
+/// four levels).
+pub fn load(l: &mut Linux, cwd: Ino, path: &str, argv: &[String], envp: &[String]) -> Result<Image, Errno> {
+    let mut path = String::from(path);
+    let mut argv: Vec<String> = argv.to_vec();
+    for _ in 0..4 {
+        let data = read_file(l, cwd, &path)?;
+        if data.starts_with(b"#!") {
+            let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len()).min(256);
+            let line = core::str::from_utf8(&data[2..line_end]).map_err(|_| Errno::ENOEXEC)?.trim();
+            let (interp, arg) = match line.split_once(char::is_whitespace) {
+                Some((i, a)) => (i, Some(a.trim())),
+                None => (line, None),
+            };
+            if interp.is_empty() {
+                return Err(Errno::ENOEXEC);
+            }
+            let mut new_argv = alloc::vec![String::from(interp)];
+            if let Some(a) = arg.filter(|a| !a.is_empty()) {
+                new_argv.push(String::from(a));
+            }
+            new_argv.push(path.clone());
+            new_argv.extend(argv.iter().skip(1).cloned());
+            argv = new_argv;
+            path = String::from(interp);
+            continue;
+        }
+        return load_elf(l, &data, &path, &argv, envp);
+    }
+    Err(Errno::ELOOP)
+}
+
+fn load_elf(l: &mut Linux, data: &[u8], path: &str, argv: &[String], envp: &[String]) -> Result<Image, Errno> {
+    let e = elf::parse(data, abi::syscall::layout::ELF_MACHINE).ok_or(Errno::ENOEXEC)?;
+    if e.interp.is_some() {
+        // Dynamic executables need the loader mapped too: not in v0 (docs/caveats.md).
+        return Err(Errno::ENOEXEC);
+    }
+    let bias = if e.dynamic { PIE_BASE } else { 0 };
+    let aspace = l.k.aspace_create().map_err(|_| Errno::ENOMEM)?;
+    let result = populate(l, aspace, &e, bias, data, path, argv, envp);
+    if result.is_err() {
+        let _ = l.k.aspace_destroy(aspace);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn populate(
+    l: &mut Linux,
+    aspace: AspaceRef,
+    e: &elf::Elf,
+    bias: u64,
+    data: &[u8],
+    path: &str,
+    argv: &[String],
+    envp: &[String],
+) -> Result<Image, Errno> {
+    let k = l.k;
+    let mut mm = Mm { mmap_next: MMAP_BASE, ..Default::default() };
+    let rw = Prot { read: true, write: true, exec: false };
+    let mut top = 0;
+    for s in e.loads() {
+        let start = (s.vaddr + bias) & !(PAGE - 1);
+        let end = (s.vaddr + bias + s.mem_size).next_multiple_of(PAGE);
+        k.aspace_map(aspace, start, end - start, Prot { read: true, write: true, exec: true })
+            .map_err(|_| Errno::ENOMEM)?;
+        let file = &data[s.offset as usize..(s.offset + s.file_size) as usize];
+        k.aspace_write(aspace, s.vaddr + bias, file).map_err(|_| Errno::ENOEXEC)?;
+        top = top.max(end);
+    }
+    // Final rights: the union over segments that share a page.
+    for s in e.loads() {
+        let start = (s.vaddr + bias) & !(PAGE - 1);
+        let end = (s.vaddr + bias + s.mem_size).next_multiple_of(PAGE);
+        let mut prot = Prot { read: s.read, write: s.write, exec: s.exec };
+        for o in e.loads() {
+            let (os, oe) = ((o.vaddr + bias) & !(PAGE - 1), (o.vaddr + bias + o.mem_size).next_multiple_of(PAGE));
+            if os < end && start < oe && (o.vaddr != s.vaddr) {
+                prot.read |= o.read;
+                prot.write |= o.write;
+                prot.exec |= o.exec;
+            }
+        }
+        k.aspace_protect(aspace, start, end - start, prot).map_err(|_| Errno::ENOMEM)?;
+        mm.add(start, end, prot);
+    }
+    mm.brk_start = top;
+    mm.brk = top;
+
+    // The stack: the whole limit is a VMA (grown on fault); the top pages are mapped now.
+    mm.add(STACK_TOP - STACK_MAX, STACK_TOP, rw);
+    let initial = 32 * PAGE;
+    k.aspace_map(aspace, STACK_TOP - initial, initial, rw).map_err(|_| Errno::ENOMEM)?;
+
+    // Strings at the top, then the random bytes, then the pointer block.
+    let mut strings: Vec<u8> = Vec::new();
+    let mut offsets = Vec::new();
+    for s in argv.iter().chain(envp.iter()) {
+        offsets.push(strings.len() as u64);
+        strings.extend_from_slice(s.as_bytes());
+        strings.push(0);
+    }
+    let execfn_off = strings.len() as u64;
+    strings.extend_from_slice(path.as_bytes());
+    strings.push(0);
+    if strings.len() as u64 > initial / 2 {
+        return Err(Errno::E2BIG);
+    }
+    let strings_at = (STACK_TOP - strings.len() as u64) & !15;
+    let random_at = strings_at - 16;
+    let mut random = [0u8; 16];
+    let seed = k.now_ns() ^ 0x9e37_79b9_7f4a_7c15;
+    for (i, b) in random.iter_mut().enumerate() {
+        *b = (seed.rotate_left(i as u32 * 7) >> (i % 8)) as u8;
+    }
+    let phdr = e.phdr_vaddr().map_or(0, |v| v + bias);
+    let auxv: [(u64, u64); 17] = [
+        (AT_PHDR, phdr),
+        (AT_PHENT, e.phentsize),
+        (AT_PHNUM, e.phnum),
+        (AT_PAGESZ, PAGE),
+        (AT_BASE, 0),
+        (AT_FLAGS, 0),
+        (AT_ENTRY, e.entry + bias),
+        (AT_UID, 0),
+        (AT_EUID, 0),
+        (AT_GID, 0),
+        (AT_EGID, 0),
+        (AT_HWCAP, 0),
+        (AT_CLKTCK, 100),
+        (AT_SECURE, 0),
+        (AT_RANDOM, random_at),
+        (AT_EXECFN, strings_at + execfn_off),
+        (AT_NULL, 0),
+    ];
+    let words = 1 + argv.len() + 1 + envp.len() + 1 + auxv.len() * 2;
+    let sp = (random_at - words as u64 * 8) & !15;
+    let mut block: Vec<u8> = Vec::with_capacity(words * 8);
+    let mut push = |v: u64| block.extend_from_slice(&v.to_le_bytes());
+    push(argv.len() as u64);
+    for off in &offsets[..argv.len()] {
+        push(strings_at + off);
+    }
+    push(0);
+    for off in &offsets[argv.len()..] {
+        push(strings_at + off);
+    }
+    push(0);
+    for (key, val) in auxv {
+        push(key);
+        push(val);
+    }
+    k.aspace_write(aspace, strings_at, &strings).map_err(|_| Errno::EFAULT)?;
+    k.aspace_write(aspace, random_at, &random).map_err(|_| Errno::EFAULT)?;
+    k.aspace_write(aspace, sp, &block).map_err(|_| Errno::EFAULT)?;
+    Ok(Image { aspace, entry: e.entry + bias, sp, mm })
+}

@@ -1,0 +1,192 @@
+//! The `linux` server: the Linux ABI. It owns processes (ids, parents, credentials, address-space
+//! layout, file descriptors, cwd, umask, signal dispositions) and answers every system call and
+//! user fault, which reach it as typed requests on its endpoint (`server_rt::user_request`).
+//!
+//! Handlers have one signature, one file per family under `sys/`: they get a [`Ctx`] (the
+//! calling process and thread, the arguments) and return an [`Outcome`]: a result, `Block`
+//! (nothing was done; the request is kept and run again when something changes: data in a pipe,
+//! a child's exit, console input, time passing), or `NoReply` (the thread is gone or replaced).
+//! Nothing a program passes is trusted: every pointer goes through `Kernel::aspace_read/write`,
+//! which fails with EFAULT outside the caller's mapped memory.
+//!
+//! v0 keeps the file tree (`fs.rs`) and the console line discipline (`tty.rs`) inside this
+//! server; DESIGN puts them in `vfs`/`ramfs` and a tty server (see docs/caveats.md).
+#![no_std]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+pub mod elf;
+pub mod exec;
+pub mod files;
+pub mod fs;
+pub mod process;
+pub mod sys;
+pub mod tty;
+
+use abi::Errno;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use server_rt::{kernel, log, user_request, Cqe, Kernel, Sqe, ThreadRef};
+
+pub type Pid = u32;
+
+/// What a handler did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done(i64),
+    /// Could not make progress; nothing changed. Run again later.
+    Block,
+    /// The calling thread is gone (exit) or already answered.
+    NoReply,
+}
+
+impl From<Errno> for Outcome {
+    fn from(e: Errno) -> Self {
+        Outcome::Done(e.as_return())
+    }
+}
+
+impl From<Result<i64, Errno>> for Outcome {
+    fn from(r: Result<i64, Errno>) -> Self {
+        match r {
+            Ok(v) => Outcome::Done(v),
+            Err(e) => Outcome::Done(e.as_return()),
+        }
+    }
+}
+
+/// One request being handled.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    pub tag: u64,
+    pub pid: Pid,
+    pub thread: ThreadRef,
+    pub nr: u32,
+    pub args: [u64; 6],
+    /// When the request first arrived (for timeouts and sleeps).
+    pub started_ns: u64,
+}
+
+/// The server's state.
+pub struct Linux {
+    pub k: &'static dyn Kernel,
+    pub fs: fs::Fs,
+    pub procs: BTreeMap<Pid, process::Process>,
+    pub threads: BTreeMap<u64, Pid>,
+    pub next_pid: Pid,
+    pub tty: tty::Tty,
+    /// Blocked requests, retried in arrival order.
+    pending: Vec<(Sqe, u64)>,
+    /// System call numbers already reported as unimplemented.
+    reported: Vec<u32>,
+}
+
+impl Linux {
+    fn new() -> Linux {
+        let k = kernel();
+        Linux {
+            k,
+            fs: fs::Fs::from_cpio(k.initrd()),
+            procs: BTreeMap::new(),
+            threads: BTreeMap::new(),
+            next_pid: 1,
+            tty: tty::Tty::new(),
+            pending: Vec::new(),
+            reported: Vec::new(),
+        }
+    }
+
+    /// Logs an unimplemented system call once, by name.
+    pub fn report_enosys(&mut self, nr: u32) {
+        if !self.reported.contains(&nr) {
+            self.reported.push(nr);
+            let name = abi::syscall::name(abi::syscall::CURRENT, nr as usize).unwrap_or("?");
+            log!("linux: unimplemented system call {nr} ({name}): ENOSYS");
+        }
+    }
+
+    fn handle(&mut self, sqe: &Sqe, started_ns: u64) -> Outcome {
+        let thread = self.k.thread_of(sqe.tag);
+        let Some(&pid) = self.threads.get(&thread.0) else {
+            return Outcome::Done(Errno::ESRCH.as_return());
+        };
+        let ctx = Ctx { tag: sqe.tag, pid, thread, nr: sqe.opcode, args: sqe.args, started_ns };
+        match sqe.flags {
+            user_request::SYSCALL => sys::dispatch(self, &ctx),
+            user_request::FAULT => process::on_fault(self, &ctx),
+            _ => Outcome::Done(Errno::EINVAL.as_return()),
+        }
+    }
+
+    fn answer(&self, tag: u64, outcome: Outcome) {
+        if let Outcome::Done(result) = outcome {
+            let _ = self.k.reply(&Cqe { tag, result, ..Default::default() });
+        }
+    }
+
+    /// Runs every blocked request again, keeping those that still block.
+    fn retry_pending(&mut self) {
+        let mut progress = true;
+        while progress {
+            progress = false;
+            let pending = core::mem::take(&mut self.pending);
+            for (sqe, started) in pending {
+                match self.handle(&sqe, started) {
+                    Outcome::Block => self.pending.push((sqe, started)),
+                    o => {
+                        self.answer(sqe.tag, o);
+                        progress = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn serve(&mut self) -> ! {
+        loop {
+            let next = if self.pending.is_empty() {
+                match self.k.receive() {
+                    Ok(r) => Some(r),
+                    Err(e) => panic!("linux: receive failed: {e}"),
+                }
+            } else {
+                self.k.poll_receive()
+            };
+            match next {
+                Some(sqe) => {
+                    let now = self.k.now_ns();
+                    match self.handle(&sqe, now) {
+                        Outcome::Block => self.pending.push((sqe, now)),
+                        o => self.answer(sqe.tag, o),
+                    }
+                }
+                None => {
+                    // Only blocked requests: wait a little for input or time to pass.
+                    self.tty.poll_input(self.k);
+                    self.k.sleep_ns(1_000_000);
+                }
+            }
+            self.tty.poll_input(self.k);
+            tty::deliver_signals(self);
+            if !self.pending.is_empty() {
+                self.retry_pending();
+            }
+        }
+    }
+}
+
+/// Server entry: build the file tree, start init, serve.
+pub fn main() {
+    let mut l = Linux::new();
+    let init = l.k.cmdline_get("init").unwrap_or("/init");
+    let init = if l.fs.lookup(fs::ROOT, init, true).is_ok() { init } else { "/bin/sh" };
+    match process::spawn_init(&mut l, init) {
+        Ok(pid) => log!("linux: started {init} as pid {pid}"),
+        Err(e) => {
+            log!("linux: cannot start {init}: errno {}", e.0);
+            l.k.poweroff(127);
+        }
+    }
+    l.serve();
+}

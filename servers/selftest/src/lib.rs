@@ -1,0 +1,9 @@
+//! Servers that exercise the nucleus from the outside, through the same runtime every server
+//! uses: `echo` (answers calls, and misbehaves on request: panics, faults, overflows its stack,
+//! hangs) and `testdriver` (runs the test named by `test=` on the command line, prints
+//! `@@TEST-PASS`/`@@TEST-FAIL`, and powers off).
+#![no_std]
+#![deny(unsafe_code)]
+
+pub mod driver;
+pub mod echo;
