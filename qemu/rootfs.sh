@@ -24,6 +24,15 @@ if [ ! -x "$root/bin/busybox" ] || [ "$out"/deb/busybox-static_*.deb -nt "$root/
     rm -rf "$tmp"
 fi
 mkdir -p "$root/etc" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/root"
+# Applet links. The applet list is the same for both architectures (same package version);
+# it is read from the x86_64 binary, which runs on this (x86_64) host.
+host_bb=build/x86_64/rootfs/bin/busybox
+if [ "$arch" != x86_64 ] && [ ! -x "$host_bb" ]; then
+    bash "$(dirname "$0")/rootfs.sh" x86_64
+fi
+for applet in $("$host_bb" --list); do
+    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
 echo cairn > "$root/etc/hostname"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"

@@ -97,10 +97,13 @@ pub fn list(info: &arch::BootInfo) {
     let mut reader = Reader::new(data);
     let mut count = 0;
     for e in reader.by_ref() {
-        if count < 200 {
+        if count < 16 {
             kprintln!("  /{:<40} {:06o} {:>9}", e.name, e.mode, e.data.len());
         }
         count += 1;
+    }
+    if count > 16 {
+        kprintln!("  ... and {} more", count - 16);
     }
     kprintln!("initrd: {count} entries");
     if let Some(why) = reader.error {

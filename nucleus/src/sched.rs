@@ -149,6 +149,7 @@ pub fn switch_to(mut st: MutexGuard<'static, State>, next: usize) {
         st.task(cur).state = TaskState::Running;
         return;
     }
+    crate::user::on_switch_from(st.task(cur));
     let t = st.task(next);
     t.state = TaskState::Running;
     t.slice = SLICE_TICKS;

@@ -35,6 +35,7 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
         if let Some((space, pc, sp)) = u.exec.take() {
             u.aspace = space;
             u.tp = 0;
+            *u.fpu = arch::user::FpuState::new();
             *frame = TrapFrame::new_user(pc, sp);
             let t = st.task(cur);
             crate::user::on_switch_to(t);
@@ -75,6 +76,8 @@ pub fn on_user_fault(info: &ExceptionInfo, frame: &mut TrapFrame) {
     sqe.args[3] = info.vector;
     match request(frame, &sqe) {
         Ok(0) => {}
-        _ => crate::death::kill_current(server_rt::DeathCause::Fault { name: info.name, pc: info.pc, addr: info.addr.unwrap_or(0) }),
+        _ => {
+            crate::death::kill_current(server_rt::DeathCause::Fault { name: info.name, pc: info.pc, addr: info.addr.unwrap_or(0) })
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::sched;
 use crate::task::{Task, TaskState, MAX_TASKS};
 use arch::mm::PAGE_SIZE;
 use arch::trap::TrapFrame;
-use arch::user::{AddressSpace, PageFlags, USER_TOP};
+use arch::user::{AddressSpace, FpuState, PageFlags, USER_TOP};
 use server_rt::{AspaceRef, MemError, Prot, ThreadRef};
 use spin::Mutex;
 
@@ -31,6 +31,8 @@ pub struct UserCtx {
     pub start: Option<TrapFrame>,
     /// An execve to apply when the current system call returns: (aspace, pc, sp).
     pub exec: Option<(usize, u64, u64)>,
+    /// The thread's floating-point/SIMD registers while it is off the CPU.
+    pub fpu: alloc::boxed::Box<arch::user::FpuState>,
 }
 
 // SAFETY: the frame pointer is only dereferenced on the CPU that owns the task, while the task
@@ -330,7 +332,8 @@ extern "C" fn user_thread_start(slot: usize, _: usize) -> ! {
     unsafe { arch::syscall::enter_user(&frame) }
 }
 
-fn create_thread(aspace: usize, frame: TrapFrame, tp: u64) -> Result<ThreadRef, MemError> {
+fn create_thread(aspace: usize, frame: TrapFrame, tp: u64, fpu: FpuState) -> Result<ThreadRef, MemError> {
+    let fpu = crate::mem::arena::with_nucleus_arena(|| alloc::boxed::Box::new(fpu));
     let stack = crate::kstack::KStack::new(USER_KSTACK).ok_or(MemError::NoMemory)?;
     let top = stack.top();
     arch::cpu::without_interrupts(|| {
@@ -342,7 +345,7 @@ fn create_thread(aspace: usize, frame: TrapFrame, tp: u64) -> Result<ThreadRef, 
         let mut task = Task::new(index, generation, "user", context);
         task.priority = 2;
         task.stack = Some(stack);
-        task.user = Some(UserCtx { aspace, tp, frame: core::ptr::null_mut(), start: Some(frame), exec: None });
+        task.user = Some(UserCtx { aspace, tp, frame: core::ptr::null_mut(), start: Some(frame), exec: None, fpu });
         task.state = TaskState::Sleeping { until_ns: 0 };
         st.tasks[index] = Some(task);
         st.make_ready(index);
@@ -352,7 +355,7 @@ fn create_thread(aspace: usize, frame: TrapFrame, tp: u64) -> Result<ThreadRef, 
 
 pub fn thread_start(a: AspaceRef, pc: u64, sp: u64) -> Result<ThreadRef, MemError> {
     let index = arch::cpu::without_interrupts(|| slot_of(a, &ASPACES.lock()))?;
-    create_thread(index, TrapFrame::new_user(pc, sp), 0)
+    create_thread(index, TrapFrame::new_user(pc, sp), 0, FpuState::new())
 }
 
 /// The task slot of the thread that sent `tag`, if it is still waiting in that request.
@@ -372,18 +375,18 @@ fn requester(st: &mut sched::State, tag: u64) -> Result<usize, MemError> {
 
 pub fn thread_fork(tag: u64, a: AspaceRef, sp: Option<u64>, tp: Option<u64>) -> Result<ThreadRef, MemError> {
     let child_space = arch::cpu::without_interrupts(|| slot_of(a, &ASPACES.lock()))?;
-    let (mut frame, parent_tp) = arch::cpu::without_interrupts(|| {
+    let (mut frame, parent_tp, fpu) = arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let p = requester(&mut st, tag)?;
         let u = st.task(p).user.as_ref().expect("requester is a user thread");
         // SAFETY: the parent is blocked inside the system call whose frame this is.
-        Ok::<_, MemError>((unsafe { (*u.frame).clone() }, u.tp))
+        Ok::<_, MemError>((unsafe { (*u.frame).clone() }, u.tp, (*u.fpu).clone()))
     })?;
     frame.set_return(0);
     if let Some(sp) = sp {
         frame.set_sp(sp);
     }
-    create_thread(child_space, frame, tp.unwrap_or(parent_tp))
+    create_thread(child_space, frame, tp.unwrap_or(parent_tp), fpu)
 }
 
 pub fn thread_exec(tag: u64, a: AspaceRef, pc: u64, sp: u64) -> Result<(), MemError> {
@@ -425,6 +428,13 @@ pub fn thread_kill(t: ThreadRef) {
 }
 
 /// Loads the user state of task `t` on the CPU (called by the scheduler on a switch).
+/// Saves the user state of task `t` that lives only in the CPU (called before switching away).
+pub fn on_switch_from(t: &mut Task) {
+    if let Some(u) = t.user.as_mut() {
+        u.fpu.save();
+    }
+}
+
 pub fn on_switch_to(t: &Task) {
     match (&t.user, &t.stack) {
         (Some(u), Some(stack)) => {
@@ -433,9 +443,11 @@ pub fn on_switch_to(t: &Task) {
             }
             arch::syscall::set_kernel_stack(stack.top());
             arch::syscall::set_thread_pointer(u.tp);
+            u.fpu.restore();
         }
         _ => {}
     }
 }
 
 pub const _A: () = assert!(MAX_TASKS < u32::MAX as usize);
+

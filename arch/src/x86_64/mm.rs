@@ -140,6 +140,15 @@ pub fn unmap_kernel_page(va: u64) -> Option<u64> {
 pub fn prepare_kernel_half(alloc_table: &mut dyn FnMut() -> Option<u64>) -> Result<(), MapError> {
     let root = kernel_root();
     KERNEL_ROOT.store(root, core::sync::atomic::Ordering::Relaxed);
+    // The boot identity map (PML4 slot 0) is not needed once we run in the higher half; left
+    // in place it would alias user addresses onto physical memory whenever the kernel root is
+    // loaded. Drop it and flush.
+    // SAFETY: nothing runs from, or points into, the identity map after the jump to the higher
+    // half (the boot information was copied out of low memory through the direct map).
+    unsafe {
+        entry(root, 0).write_volatile(0);
+        core::arch::asm!("mov {0}, cr3", "mov cr3, {0}", out(reg) _, options(nostack, preserves_flags));
+    }
     for slot in 256..512u64 {
         let e = entry(root, slot);
         // SAFETY: the kernel PML4, through the direct map; single writer at boot.

@@ -168,7 +168,7 @@ impl AddressSpace {
     }
 }
 
-fn current_root() -> u64 {
+pub fn current_root() -> u64 {
     let cr3: u64;
     // SAFETY: reading CR3 has no side effects.
     unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
@@ -212,5 +212,42 @@ impl AddressSpace {
             }
         }
         visit(self.root, 3, 0, f);
+    }
+}
+
+/// The user floating-point/SIMD registers of a thread (x87, MMX, SSE: the FXSAVE area). The
+/// kernel itself is built soft-float and never touches them, so they only need saving when the
+/// CPU switches between user threads. (AVX state is not enabled: CR4.OSXSAVE stays clear, so
+/// user code sees no AVX and FXSAVE covers everything it can use.)
+#[repr(C, align(16))]
+#[derive(Clone)]
+pub struct FpuState([u8; 512]);
+
+impl FpuState {
+    /// The state after `fninit`: control word 0x37f, MXCSR 0x1f80 (all exceptions masked).
+    pub fn new() -> FpuState {
+        let mut s = [0u8; 512];
+        s[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+        s[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        s[28..32].copy_from_slice(&0xffffu32.to_le_bytes()); // MXCSR_MASK
+        FpuState(s)
+    }
+
+    /// Saves the CPU's current user FP/SIMD registers here.
+    pub fn save(&mut self) {
+        // SAFETY: the area is 512 bytes, 16-byte aligned, as FXSAVE requires.
+        unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack, preserves_flags)) }
+    }
+
+    /// Loads these registers into the CPU.
+    pub fn restore(&self) {
+        // SAFETY: as for `save`; the contents came from FXSAVE or `new` (valid MXCSR bits).
+        unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) self.0.as_ptr(), options(nostack, preserves_flags)) }
+    }
+}
+
+impl Default for FpuState {
+    fn default() -> Self {
+        Self::new()
     }
 }

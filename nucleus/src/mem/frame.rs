@@ -197,6 +197,11 @@ pub fn free(range: PhysRange) {
     })
 }
 
+/// Whether frame `pa` is allocated.
+pub fn is_used(pa: u64) -> bool {
+    arch::cpu::without_interrupts(|| FRAMES.lock().as_ref().is_some_and(|b| b.is_used((pa / PAGE_SIZE) as usize)))
+}
+
 /// Frees one frame.
 pub fn free_page(pa: u64) {
     free(PhysRange { start: pa, len: PAGE_SIZE });

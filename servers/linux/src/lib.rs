@@ -80,6 +80,8 @@ pub struct Linux {
     pending: Vec<(Sqe, u64)>,
     /// System call numbers already reported as unimplemented.
     reported: Vec<u32>,
+    /// `strace=1` on the command line: log every system call and its result.
+    strace: bool,
 }
 
 impl Linux {
@@ -94,6 +96,7 @@ impl Linux {
             tty: tty::Tty::new(),
             pending: Vec::new(),
             reported: Vec::new(),
+            strace: k.cmdline_get("strace") == Some("1"),
         }
     }
 
@@ -112,11 +115,17 @@ impl Linux {
             return Outcome::Done(Errno::ESRCH.as_return());
         };
         let ctx = Ctx { tag: sqe.tag, pid, thread, nr: sqe.opcode, args: sqe.args, started_ns };
-        match sqe.flags {
+        let outcome = match sqe.flags {
             user_request::SYSCALL => sys::dispatch(self, &ctx),
             user_request::FAULT => process::on_fault(self, &ctx),
             _ => Outcome::Done(Errno::EINVAL.as_return()),
+        };
+        if self.strace && outcome != Outcome::Block {
+            let name = abi::syscall::name(abi::syscall::CURRENT, ctx.nr as usize).unwrap_or("?");
+            let what = if sqe.flags == user_request::FAULT { "FAULT" } else { name };
+            log!("[{pid}] {what}({:#x}, {:#x}, {:#x}, {:#x}) = {outcome:?}", ctx.args[0], ctx.args[1], ctx.args[2], ctx.args[3]);
         }
+        outcome
     }
 
     fn answer(&self, tag: u64, outcome: Outcome) {
