@@ -957,3 +957,53 @@ pub fn ppoll(l: &mut Linux, c: &Ctx) -> Outcome {
     };
     poll_fds(l, c, c.args[0], c.args[1], timeout)
 }
+
+/// sendfile(out, in, offset*, count): copies through the server (no zero-copy in v0). The
+/// source must be a regular file (EINVAL otherwise, as on Linux for pipes), read at an explicit
+/// position that only advances by what was written, so nothing is lost when the output blocks.
+pub fn sendfile(l: &mut Linux, c: &Ctx) -> Outcome {
+    let [out_fd, in_fd, off_ptr, count, ..] = c.args;
+    let Some(p) = l.procs.get(&c.pid) else { return Errno::ESRCH.into() };
+    let src = match p.fds.get(in_fd) {
+        Ok(f) => f.file.clone(),
+        Err(e) => return e.into(),
+    };
+    let is_file = match src.borrow().object {
+        Object::Node(ino) => matches!(l.fs.node(ino).map(|n| &n.content), Some(Content::File(_))),
+        _ => false,
+    };
+    if !is_file {
+        return Errno::EINVAL.into();
+    }
+    let pos = if off_ptr != 0 {
+        match crate::process::read_u64(l, c.pid, off_ptr) {
+            Ok(v) if (v as i64) >= 0 => v,
+            Ok(_) => return Errno::EINVAL.into(),
+            Err(e) => return e.into(),
+        }
+    } else {
+        src.borrow().offset
+    };
+    let data = match read_object(l, c, in_fd, (count as usize).min(IO_MAX), Some(pos)) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Outcome::Block,
+        Err(e) => return e.into(),
+    };
+    if data.is_empty() {
+        return Outcome::Done(0);
+    }
+    let r = write_object(l, c, out_fd, &data, None);
+    if let Outcome::Done(n) = r {
+        if n > 0 {
+            let end = pos + n as u64;
+            if off_ptr != 0 {
+                if let Err(e) = write_bytes(l, c.pid, off_ptr, &end.to_le_bytes()) {
+                    return e.into();
+                }
+            } else {
+                src.borrow_mut().offset = end;
+            }
+        }
+    }
+    r
+}

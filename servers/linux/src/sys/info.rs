@@ -53,6 +53,16 @@ pub fn gettimeofday(l: &mut Linux, c: &Ctx) -> Outcome {
     Outcome::Done(0)
 }
 
+pub fn time(l: &mut Linux, c: &Ctx) -> Outcome {
+    let (s, _) = now(l, 0);
+    if c.args[0] != 0 {
+        if let Err(e) = write_bytes(l, c.pid, c.args[0], &s.to_le_bytes()) {
+            return e.into();
+        }
+    }
+    Outcome::Done(s)
+}
+
 fn sleep_until(l: &mut Linux, c: &Ctx, ts_ptr: u64) -> Outcome {
     let b = match crate::process::read_bytes(l, c.pid, ts_ptr, 16) {
         Ok(b) => b,

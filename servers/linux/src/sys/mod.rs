@@ -56,6 +56,7 @@ pub fn dispatch(l: &mut Linux, c: &Ctx) -> Outcome {
         "faccessat" | "faccessat2" => file::faccessat(l, c),
         "umask" => file::umask(l, c),
         "poll" => file::poll(l, c),
+        "sendfile" => file::sendfile(l, c),
         "ppoll" => file::ppoll(l, c),
         // memory
         "brk" => mem::brk(l, c),
@@ -81,6 +82,7 @@ pub fn dispatch(l: &mut Linux, c: &Ctx) -> Outcome {
         "getuid" | "geteuid" | "getgid" | "getegid" => Outcome::Done(0),
         "setuid" | "setgid" | "setgroups" => Outcome::Done(0),
         "set_robust_list" => Outcome::Done(0),
+        "prctl" => proc::prctl(l, c),
         // signals
         "rt_sigaction" => signal::rt_sigaction(l, c),
         "rt_sigprocmask" => signal::rt_sigprocmask(l, c),
@@ -90,6 +92,7 @@ pub fn dispatch(l: &mut Linux, c: &Ctx) -> Outcome {
         "uname" => info::uname(l, c),
         "clock_gettime" => info::clock_gettime(l, c),
         "gettimeofday" => info::gettimeofday(l, c),
+        "time" => info::time(l, c),
         "nanosleep" => info::nanosleep(l, c),
         "clock_nanosleep" => info::clock_nanosleep(l, c),
         "getrandom" => info::getrandom(l, c),

@@ -220,3 +220,25 @@ pub fn arch_prctl(l: &mut Linux, c: &Ctx) -> Outcome {
         _ => Errno::EINVAL.into(),
     }
 }
+
+const PR_SET_NAME: u64 = 15;
+const PR_GET_NAME: u64 = 16;
+
+/// prctl: the thread name (kept per process in v0); other options are not supported.
+pub fn prctl(l: &mut Linux, c: &Ctx) -> Outcome {
+    match c.args[0] {
+        PR_SET_NAME => match crate::process::read_bytes(l, c.pid, c.args[1], 16) {
+            Ok(_) => Outcome::Done(0),
+            Err(e) => e.into(),
+        },
+        PR_GET_NAME => {
+            let Some(p) = l.procs.get(&c.pid) else { return Errno::ESRCH.into() };
+            let mut name = [0u8; 16];
+            let base = p.exe.rsplit('/').next().unwrap_or("").as_bytes();
+            let n = base.len().min(15);
+            name[..n].copy_from_slice(&base[..n]);
+            write_bytes(l, c.pid, c.args[1], &name).map(|_| 0).into()
+        }
+        _ => Errno::EINVAL.into(),
+    }
+}
