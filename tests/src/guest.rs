@@ -1,0 +1,324 @@
+//! The guest tests: one table, [`TESTS`], run on every architecture unless an entry says why
+//! not. Adding a test is adding one entry.
+//!
+//! A test is a kernel command line, files added to the initramfs (usually an `/init` script),
+//! the strings its console transcript must contain *in order*, strings it must not contain, and
+//! the power-off code. Nucleus self-tests are selected with `test=<name>` (see
+//! `nucleus/src/selftest.rs` and `servers/selftest/src/driver.rs`); BusyBox tests put a script
+//! in `/init`, which the Linux server runs as pid 1 (its exit status powers the machine off).
+//!
+//! Besides its own `forbid` list, every test implicitly forbids
+//! [`DEFAULT_FORBID`](crate::transcript::DEFAULT_FORBID) (a nucleus crash, a `@@TEST-FAIL`
+//! line) unless one of its expectations contains the string. A run without a `@@POWEROFF` line
+//! always fails.
+//!
+//! This module is data and its consistency checks; running lives in [`crate::suite`].
+
+use crate::qemu::Arch;
+use crate::transcript;
+use std::time::Duration;
+
+/// The default per-test timeout (generous: TCG on a loaded two-core machine is slow).
+/// `CAIRN_TEST_TIMEOUT` overrides every test's timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One guest test.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestTest {
+    /// Unique, `[a-z0-9-]`; also names the initramfs and the log file.
+    pub name: &'static str,
+    /// The architectures it runs on: both unless `why_one_arch` says why not.
+    pub arches: &'static [Arch],
+    /// Required (and only allowed) when `arches` has one entry.
+    pub why_one_arch: Option<&'static str>,
+    /// The kernel command line.
+    pub append: &'static str,
+    /// Files added to the initramfs over the base root file system:
+    /// (path in the guest, contents, executable). Parent directories are created.
+    pub overlay: &'static [(&'static str, &'static str, bool)],
+    /// Substrings that must appear in the transcript, in this order (`\r` is ignored).
+    pub expect: &'static [&'static str],
+    /// Substrings that must not appear (in addition to the defaults).
+    pub forbid: &'static [&'static str],
+    /// The `@@POWEROFF` code: `Some(c)` exactly `c`, `None` any code (the line is required).
+    pub expect_poweroff: Option<i32>,
+    pub timeout: Duration,
+}
+
+/// Both architectures.
+pub const BOTH: &[Arch] = &[Arch::X86_64, Arch::Aarch64];
+
+impl GuestTest {
+    /// The defaults for struct-update syntax: `GuestTest { name, expect, ..GuestTest::DEFAULT }`.
+    pub const DEFAULT: GuestTest = GuestTest {
+        name: "",
+        arches: BOTH,
+        why_one_arch: None,
+        append: "",
+        overlay: &[],
+        expect: &[],
+        forbid: &[],
+        expect_poweroff: Some(0),
+        timeout: DEFAULT_TIMEOUT,
+    };
+
+    /// Whether it runs on `arch`.
+    pub fn runs_on(&self, arch: Arch) -> bool {
+        self.arches.contains(&arch)
+    }
+
+    /// The strings it forbids: its own plus the defaults it does not expect.
+    pub fn forbidden(&self) -> Vec<&'static str> {
+        transcript::effective_forbid(self.expect, self.forbid)
+    }
+
+    /// Judges a finished run: `Ok` or the first reason it fails. `poweroff` is the code of the
+    /// last `@@POWEROFF` line, if any.
+    pub fn check(&self, transcript: &str, poweroff: Option<i32>) -> Result<(), String> {
+        let text = transcript::normalize(transcript);
+        transcript::match_in_order(&text, self.expect).map_err(|u| u.to_string())?;
+        if let Some(f) = transcript::first_forbidden(&text, &self.forbidden()) {
+            return Err(format!("forbidden {f:?} appears"));
+        }
+        match (poweroff, self.expect_poweroff) {
+            (None, _) => Err("no @@POWEROFF line".into()),
+            (Some(c), Some(want)) if c != want => Err(format!("powered off with code {c}, expected {want}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Problems with the entry itself (empty when it is well-formed).
+    pub fn lint(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let n = self.name;
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            p.push(format!("{n:?}: names are non-empty [a-z0-9-]"));
+        }
+        let mut arches = self.arches.to_vec();
+        arches.sort();
+        arches.dedup();
+        if arches.is_empty() || arches.len() != self.arches.len() {
+            p.push(format!("{n}: arches must be non-empty and without repeats"));
+        }
+        match (arches.len() == Arch::ALL.len(), self.why_one_arch) {
+            (false, None) => p.push(format!("{n}: runs on one architecture; why_one_arch must say why")),
+            (false, Some(why)) if why.trim().is_empty() => p.push(format!("{n}: why_one_arch is empty")),
+            (true, Some(_)) => p.push(format!("{n}: runs on every architecture but has why_one_arch")),
+            _ => {}
+        }
+        if self.expect.is_empty() {
+            p.push(format!("{n}: expects nothing"));
+        }
+        for (path, _, _) in self.overlay {
+            if qemu_tools::cpio::normalize(path).is_err() {
+                p.push(format!("{n}: bad overlay path {path:?}"));
+            }
+        }
+        for f in self.forbid {
+            if self.expect.iter().any(|e| e.contains(f)) {
+                p.push(format!("{n}: {f:?} is both expected and forbidden"));
+            }
+        }
+        let listed: Vec<i32> = self.expect.iter().filter_map(|e| transcript::poweroff_code(e)).collect();
+        if let (Some(&c), Some(want)) = (listed.last(), self.expect_poweroff) {
+            if c != want {
+                p.push(format!("{n}: expects \"@@POWEROFF {c}\" but expect_poweroff is {want}"));
+            }
+        }
+        if self.timeout.is_zero() {
+            p.push(format!("{n}: zero timeout"));
+        }
+        p
+    }
+}
+
+/// A nucleus self-test selected with `append` (`test=<name>`), powering off with 0.
+pub const fn selftest(name: &'static str, append: &'static str, expect: &'static [&'static str]) -> GuestTest {
+    GuestTest { name, append, expect, ..GuestTest::DEFAULT }
+}
+
+const SHELL_SCRIPT: &str = r#"#!/bin/sh
+echo "start"
+mkdir -p /tmp/w && cd /tmp/w
+printf 'pear\napple\nfig\napple\n' > fruit
+sort fruit | uniq -c | sed 's/^ *//'
+grep -c apple fruit
+wc -l < fruit
+cat fruit | tr a-z A-Z | head -n 2
+x=0; for i in 1 2 3 4; do x=$((x + i)); done; echo "sum=$x"
+ls /tmp/w
+rm fruit; ls /tmp/w | wc -l
+( echo sub; exit 3 ); echo "status=$?"
+cat <<EOF2
+here-doc $x
+EOF2
+false || echo "or-ok"
+[ -d /tmp/w ] && echo "dir-ok"
+echo "end"
+"#;
+
+/// Every guest test.
+pub static TESTS: &[GuestTest] = &[
+    GuestTest {
+        name: "boot-banner",
+        overlay: &[("init", "#!/bin/sh\necho init-ran\n", true)],
+        expect: &["Cairn", "memory map", "frames:", "init-ran", "@@POWEROFF 0"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "initramfs-overlay",
+        overlay: &[
+            ("etc/hello.txt", "hello from the host\n", false),
+            ("init", "#!/bin/sh\ncat /etc/hello.txt\n", true),
+        ],
+        expect: &["initrd:", "hello from the host", "@@POWEROFF 0"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "page-fault-report",
+        append: "test=pagefault",
+        expect: &[
+            "CPU EXCEPTION",
+            "page fault",
+            "addr=0xffffff00dead0000",
+            "fatal: exception in the nucleus",
+            "@@POWEROFF 3",
+        ],
+        expect_poweroff: Some(3),
+        ..GuestTest::DEFAULT
+    },
+    selftest("timer-ticks", "test=ticks", &["ticks ", " -> ", "clock ", "@@TEST-PASS ticks", "@@POWEROFF 0"]),
+    selftest("nucleus-heap", "test=heap", &["@@TEST-PASS heap", "@@POWEROFF 0"]),
+    selftest(
+        "ipc-million-calls",
+        "test=ipc-calls",
+        &["1000000 calls", "server counted 1000000", "@@TEST-PASS ipc-calls", "@@POWEROFF 0"],
+    ),
+    selftest(
+        "ipc-kill-midcall",
+        "test=ipc-kill-midcall",
+        &[
+            "'echo' instance 1 died: killed",
+            "restarted as instance 2",
+            "caller got ServerDied",
+            "@@TEST-PASS ipc-kill-midcall",
+            "@@POWEROFF 0",
+        ],
+    ),
+    selftest(
+        "ipc-restart-cycles",
+        "test=ipc-restart-cycles",
+        &["1000 kill/restart cycles", "@@TEST-PASS ipc-restart-cycles", "@@POWEROFF 0"],
+    ),
+    selftest(
+        "server-panic",
+        "test=server-panic",
+        &["died: panic: echo: asked to panic", "@@TEST-PASS server-panic", "@@POWEROFF 0"],
+    ),
+    selftest(
+        "server-bad-address",
+        "test=server-fault",
+        &["died: fault:", "addr=0xffffff00dead0000", "@@TEST-PASS server-fault", "@@POWEROFF 0"],
+    ),
+    selftest(
+        "server-stack-overflow",
+        "test=server-stack-overflow",
+        &["died: stack overflow", "@@TEST-PASS server-stack-overflow", "@@POWEROFF 0"],
+    ),
+    GuestTest {
+        name: "busybox-script",
+        overlay: &[("init", SHELL_SCRIPT, true)],
+        expect: &[
+            "start",
+            "2 apple",
+            "1 fig",
+            "1 pear",
+            "\n2\n",
+            "\n4\n",
+            "PEAR\nAPPLE",
+            "sum=10",
+            "fruit",
+            "\n0\n",
+            "sub",
+            "status=3",
+            "here-doc 10",
+            "or-ok",
+            "dir-ok",
+            "end",
+            "@@POWEROFF 0",
+        ],
+        ..GuestTest::DEFAULT
+    },
+];
+
+/// The tests that run on `arch` and whose name contains `filter`.
+pub fn select(arch: Arch, filter: Option<&str>) -> impl Iterator<Item = &'static GuestTest> + '_ {
+    TESTS.iter().filter(move |t| t.runs_on(arch) && filter.is_none_or(|f| t.name.contains(f)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: GuestTest = GuestTest { name: "t", expect: &["a", "b"], forbid: &["oops"], ..GuestTest::DEFAULT };
+
+    #[test]
+    fn the_table_is_well_formed() {
+        let mut problems: Vec<String> = TESTS.iter().flat_map(GuestTest::lint).collect();
+        let mut names: Vec<&str> = TESTS.iter().map(|t| t.name).collect();
+        names.sort();
+        for w in names.windows(2) {
+            if w[0] == w[1] {
+                problems.push(format!("{}: duplicate name", w[0]));
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+
+    #[test]
+    fn the_initial_tests_exist() {
+        for name in ["boot-banner", "initramfs-overlay", "page-fault-report", "timer-ticks"] {
+            let t = TESTS.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(t.arches, BOTH);
+        }
+        let pf = TESTS.iter().find(|t| t.name == "page-fault-report").unwrap();
+        assert!(pf.expect_poweroff.is_some_and(|c| c != 0));
+        assert!(!pf.forbidden().contains(&"CPU EXCEPTION"));
+        assert!(pf.forbidden().contains(&"NUCLEUS PANIC"));
+    }
+
+    #[test]
+    fn check_verdicts() {
+        assert_eq!(T.check("a\r\nb\r\n@@POWEROFF 0\r\n", Some(0)), Ok(()));
+        assert!(T.check("b a", Some(0)).unwrap_err().contains("not after"));
+        assert!(T.check("a", Some(0)).unwrap_err().contains("missing \"b\""));
+        assert!(T.check("a b oops", Some(0)).unwrap_err().contains("forbidden \"oops\""));
+        assert!(T.check("a b NUCLEUS PANIC", Some(0)).unwrap_err().contains("NUCLEUS PANIC"));
+        assert!(T.check("a b\n@@TEST-FAIL x: y", Some(0)).unwrap_err().contains("@@TEST-FAIL"));
+        assert_eq!(T.check("a b", Some(1)).unwrap_err(), "powered off with code 1, expected 0");
+        assert_eq!(T.check("a b", None).unwrap_err(), "no @@POWEROFF line");
+        let any = GuestTest { expect_poweroff: None, ..T };
+        assert_eq!(any.check("a b", Some(7)), Ok(()));
+        assert!(any.check("a b", None).is_err());
+    }
+
+    #[test]
+    fn lint_catches_mistakes() {
+        let one = GuestTest { arches: &[Arch::X86_64], ..T };
+        assert!(one.lint().iter().any(|p| p.contains("why_one_arch")));
+        let explained = GuestTest { why_one_arch: Some("PVH only"), ..one };
+        assert!(explained.lint().is_empty(), "{:?}", explained.lint());
+        assert!(GuestTest { name: "Bad Name", ..T }.lint().len() == 1);
+        assert!(!GuestTest { overlay: &[("../x", "", false)], ..T }.lint().is_empty());
+        assert!(!GuestTest { expect: &["@@POWEROFF 1"], ..T }.lint().is_empty());
+        assert!(!GuestTest { forbid: &["a"], ..T }.lint().is_empty());
+    }
+
+    #[test]
+    fn selection() {
+        assert_eq!(select(Arch::X86_64, None).count(), TESTS.iter().filter(|t| t.runs_on(Arch::X86_64)).count());
+        let names: Vec<&str> = select(Arch::Aarch64, Some("ipc-")).map(|t| t.name).collect();
+        assert!(names.iter().all(|n| n.contains("ipc-")) && !names.is_empty());
+        assert_eq!(select(Arch::X86_64, Some("no-such-test")).count(), 0);
+    }
+}

@@ -1,0 +1,353 @@
+//! Runs one guest test on one architecture: builds its initramfs (base root file system plus
+//! the test's overlay files) at `build/<arch>/tests/<name>.cpio`, boots QEMU with it, judges
+//! the transcript, and writes `build/test-logs/<arch>-<name>.log`.
+//!
+//! The verdict is the first of: the initramfs or QEMU could not be made/started; the deadline
+//! passed; QEMU hung after `@@POWEROFF`; QEMU exited without `@@POWEROFF` (an abnormal end:
+//! triple fault, QEMU error); the table entry's own checks ([`GuestTest::check`]).
+
+use crate::guest::GuestTest;
+use crate::qemu::{Arch, QemuConfig};
+use crate::runner::{End, Guest, Options, Outcome};
+use crate::transcript;
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long QEMU may keep running after the guest printed `@@POWEROFF`.
+pub const POWEROFF_GRACE: Duration = Duration::from_secs(10);
+/// Lines of transcript shown with a failure.
+pub const TAIL_LINES: usize = 30;
+
+/// Where things are, for every test of a run.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Bootable kernel per architecture.
+    pub kernel_x86: PathBuf,
+    pub kernel_arm: PathBuf,
+    /// Base root file system directory per architecture (missing = empty).
+    pub rootfs_x86: PathBuf,
+    pub rootfs_arm: PathBuf,
+    /// The `build/` directory: initramfs images and logs go below it.
+    pub build_dir: PathBuf,
+    /// Overrides every test's timeout (`CAIRN_TEST_TIMEOUT`).
+    pub timeout: Option<Duration>,
+}
+
+impl Setup {
+    /// The defaults, relative to `root` (the workspace root).
+    pub fn defaults(root: &Path) -> Setup {
+        Setup {
+            kernel_x86: root.join(Arch::X86_64.default_kernel()),
+            kernel_arm: root.join(Arch::Aarch64.default_kernel()),
+            rootfs_x86: root.join(Arch::X86_64.default_rootfs()),
+            rootfs_arm: root.join(Arch::Aarch64.default_rootfs()),
+            build_dir: root.join("build"),
+            timeout: None,
+        }
+    }
+
+    pub fn kernel(&self, arch: Arch) -> &Path {
+        match arch {
+            Arch::X86_64 => &self.kernel_x86,
+            Arch::Aarch64 => &self.kernel_arm,
+        }
+    }
+
+    pub fn rootfs(&self, arch: Arch) -> &Path {
+        match arch {
+            Arch::X86_64 => &self.rootfs_x86,
+            Arch::Aarch64 => &self.rootfs_arm,
+        }
+    }
+
+    pub fn initramfs_path(&self, arch: Arch, t: &GuestTest) -> PathBuf {
+        self.build_dir.join(arch.name()).join("tests").join(format!("{}.cpio", t.name))
+    }
+
+    pub fn log_path(&self, arch: Arch, t: &GuestTest) -> PathBuf {
+        self.build_dir.join("test-logs").join(format!("{}-{}.log", arch.name(), t.name))
+    }
+
+    pub fn timeout_for(&self, t: &GuestTest) -> Duration {
+        self.timeout.unwrap_or(t.timeout)
+    }
+}
+
+/// Parses `CAIRN_TEST_TIMEOUT` (seconds, may be fractional): `Ok(None)` when unset.
+pub fn timeout_from_env() -> Result<Option<Duration>, String> {
+    match std::env::var("CAIRN_TEST_TIMEOUT") {
+        Err(_) => Ok(None),
+        Ok(s) if s.trim().is_empty() => Ok(None),
+        Ok(s) => {
+            parse_seconds(&s).map(Some).ok_or_else(|| format!("CAIRN_TEST_TIMEOUT={s:?} is not a number of seconds"))
+        }
+    }
+}
+
+/// `"90"`, `"2.5"` → a positive duration.
+pub fn parse_seconds(s: &str) -> Option<Duration> {
+    let v: f64 = s.trim().parse().ok()?;
+    (v.is_finite() && v > 0.0).then(|| Duration::from_secs_f64(v))
+}
+
+/// Writes the test's initramfs: the base directory (if it exists) plus the overlay files.
+/// Returns the number of members.
+pub fn build_initramfs(t: &GuestTest, base: &Path, out: &Path) -> io::Result<usize> {
+    let mut tree = qemu_tools::cpio::Tree::new();
+    if base.exists() {
+        tree.add_dir_tree(base)?;
+    }
+    for (path, contents, exec) in t.overlay {
+        tree.add_file(path, contents.as_bytes(), if *exec { 0o755 } else { 0o644 })?;
+    }
+    tree.write_file(out)?;
+    Ok(tree.len())
+}
+
+/// The result of one test on one architecture.
+#[derive(Clone, Debug)]
+pub struct TestResult {
+    pub name: &'static str,
+    pub arch: Arch,
+    /// `None` when it passed.
+    pub failure: Option<String>,
+    pub elapsed: Duration,
+    /// The last lines of the transcript and of QEMU's stderr (for failure reports).
+    pub tail: String,
+    pub log: PathBuf,
+}
+
+impl TestResult {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// `PASS x86_64 boot-banner (1.3 s)` or `FAIL ... (2.0 s): reason`, then the tail and the
+    /// log's path for a failure.
+    pub fn report(&self) -> String {
+        let head = format!("{} {} ({:.1} s)", self.arch, self.name, self.elapsed.as_secs_f64());
+        match &self.failure {
+            None => format!("PASS {head}"),
+            Some(why) => {
+                let mut s = format!("FAIL {head}: {why}\n");
+                s.push_str(&self.tail);
+                let _ = write!(s, "    log: {}", self.log.display());
+                s
+            }
+        }
+    }
+}
+
+/// Runs `t` on `arch`.
+pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult {
+    let start = Instant::now();
+    let log = setup.log_path(arch, t);
+    let fail = |why: String, tail: String| TestResult {
+        name: t.name,
+        arch,
+        failure: Some(why),
+        elapsed: start.elapsed(),
+        tail,
+        log: log.clone(),
+    };
+    let initrd = setup.initramfs_path(arch, t);
+    if let Err(e) = build_initramfs(t, setup.rootfs(arch), &initrd) {
+        let why = format!("cannot build the initramfs: {e}");
+        write_log(&log, t, arch, "", &format!("FAIL: {why}"), None);
+        return fail(why, String::new());
+    }
+    let kernel = setup.kernel(arch);
+    if !kernel.is_file() {
+        let why = format!("kernel not found: {} (build it with `just kernel {arch}`)", kernel.display());
+        write_log(&log, t, arch, "", &format!("FAIL: {why}"), None);
+        return fail(why, String::new());
+    }
+    let mut q = QemuConfig::new(arch, kernel);
+    q.initrd = Some(initrd);
+    q.append = t.append.to_string();
+    let timeout = setup.timeout_for(t);
+    let mut guest = match Guest::spawn(q.command(), Options::default()) {
+        Ok(g) => g,
+        Err(e) => {
+            let why = format!("cannot start {}: {e}", q.program());
+            write_log(&log, t, arch, &q.display(), &format!("FAIL: {why}"), None);
+            return fail(why, String::new());
+        }
+    };
+    let out = guest.wait(Some(timeout), POWEROFF_GRACE);
+    drop(guest);
+    let failure = judge(t, &out, timeout);
+    let verdict = match &failure {
+        None => "PASS".to_string(),
+        Some(why) => format!("FAIL: {why}"),
+    };
+    write_log(&log, t, arch, &q.display(), &verdict, Some(&out));
+    let mut tail = transcript::tail(&out.transcript, TAIL_LINES, "    | ");
+    if !out.stderr.trim().is_empty() {
+        tail.push_str(&transcript::tail(&out.stderr, 10, "    qemu stderr: "));
+    }
+    TestResult { name: t.name, arch, failure, elapsed: start.elapsed(), tail, log }
+}
+
+/// The reason a finished run fails, if it does.
+pub fn judge(t: &GuestTest, out: &Outcome, timeout: Duration) -> Option<String> {
+    let checked = t.check(&out.transcript, out.poweroff);
+    let also = |e: &Result<(), String>| match e {
+        Err(why) if why != "no @@POWEROFF line" => format!("; {why}"),
+        _ => String::new(),
+    };
+    match out.end {
+        End::Timeout => Some(format!("timed out after {:.0} s{}", timeout.as_secs_f64(), also(&checked))),
+        End::HungAfterPowerOff => Some(format!(
+            "QEMU did not exit within {} s of @@POWEROFF {}",
+            POWEROFF_GRACE.as_secs(),
+            out.poweroff.unwrap_or_default()
+        )),
+        End::Exited if out.poweroff.is_none() => {
+            let qemu_said = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).map(|l| format!(" ({})", l.trim()));
+            Some(format!(
+                "QEMU exited ({}) without @@POWEROFF{}{}",
+                out.status_text(),
+                qemu_said.unwrap_or_default(),
+                also(&checked)
+            ))
+        }
+        End::Exited => checked.err(),
+    }
+}
+
+fn write_log(path: &Path, t: &GuestTest, arch: Arch, command: &str, verdict: &str, out: Option<&Outcome>) {
+    let mut s = String::new();
+    let _ = writeln!(s, "# test: {} ({arch})", t.name);
+    let _ = writeln!(s, "# command: {command}");
+    let _ = writeln!(s, "# result: {verdict}");
+    if let Some(o) = out {
+        let poweroff = o.poweroff.map_or("none".to_string(), |c| c.to_string());
+        let _ = writeln!(
+            s,
+            "# elapsed: {:.1} s; end: {:?}; qemu: {}; @@POWEROFF: {poweroff}",
+            o.elapsed.as_secs_f64(),
+            o.end,
+            o.status_text()
+        );
+        let _ = writeln!(s, "# ---- serial console ----");
+        s.push_str(&o.transcript);
+        if !o.transcript.is_empty() && !o.transcript.ends_with('\n') {
+            s.push('\n');
+        }
+        if !o.stderr.is_empty() {
+            let _ = writeln!(s, "# ---- qemu stderr ----");
+            s.push_str(&o.stderr);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = std::fs::write(path, s) {
+        eprintln!("guest-tests: cannot write {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qemu_tools::cpio::Reader;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cairn-suite-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_seconds(" 2.5 "), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_seconds("0"), None);
+        assert_eq!(parse_seconds("-3"), None);
+        assert_eq!(parse_seconds("soon"), None);
+    }
+
+    #[test]
+    fn initramfs_is_base_plus_overlay() {
+        let d = tmp("initramfs");
+        let base = d.join("rootfs");
+        std::fs::create_dir_all(base.join("etc")).unwrap();
+        std::fs::write(base.join("etc/hostname"), "cairn\n").unwrap();
+        std::fs::write(base.join("init"), "old").unwrap();
+        let t = GuestTest {
+            name: "x",
+            overlay: &[("etc/hello.txt", "hello from the host\n", false), ("/init", "#!/bin/sh\n", true)],
+            expect: &["x"],
+            ..GuestTest::DEFAULT
+        };
+        let out = d.join("build/x86_64/tests/x.cpio");
+        assert_eq!(build_initramfs(&t, &base, &out).unwrap(), 4);
+        let bytes = std::fs::read(&out).unwrap();
+        let e = Reader::read_all(&bytes).unwrap();
+        let got: Vec<(&str, u32, &[u8])> = e.iter().map(|e| (e.name, e.perm(), e.data)).collect();
+        assert_eq!(
+            got,
+            [
+                ("etc", 0o755, &b""[..]),
+                ("etc/hello.txt", 0o644, b"hello from the host\n"),
+                ("etc/hostname", 0o644, b"cairn\n"),
+                ("init", 0o755, b"#!/bin/sh\n"),
+            ]
+        );
+        // A missing base is an empty one.
+        let out2 = d.join("y.cpio");
+        assert_eq!(build_initramfs(&t, &d.join("missing"), &out2).unwrap(), 3);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn paths() {
+        let s = Setup::defaults(Path::new("/ws"));
+        let t = GuestTest { name: "boot-banner", ..GuestTest::DEFAULT };
+        assert_eq!(s.initramfs_path(Arch::Aarch64, &t), Path::new("/ws/build/aarch64/tests/boot-banner.cpio"));
+        assert_eq!(s.log_path(Arch::X86_64, &t), Path::new("/ws/build/test-logs/x86_64-boot-banner.log"));
+        assert_eq!(s.kernel(Arch::X86_64), Path::new("/ws/target/x86_64-unknown-none/release/kernel"));
+        assert_eq!(s.kernel(Arch::Aarch64), Path::new("/ws/build/aarch64/Image"));
+        assert_eq!(s.rootfs(Arch::Aarch64), Path::new("/ws/build/aarch64/rootfs"));
+        let s2 = Setup { timeout: Some(Duration::from_secs(5)), ..s };
+        assert_eq!(s2.timeout_for(&t), Duration::from_secs(5));
+    }
+
+    fn outcome(end: End, transcript: &str, stderr: &str) -> Outcome {
+        use std::os::unix::process::ExitStatusExt;
+        Outcome {
+            end,
+            status: Some(std::process::ExitStatus::from_raw(1 << 8)),
+            poweroff: transcript::last_poweroff(transcript),
+            transcript: transcript.into(),
+            stderr: stderr.into(),
+            elapsed: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let t = GuestTest { name: "t", expect: &["Cairn", "@@POWEROFF 0"], ..GuestTest::DEFAULT };
+        let d = Duration::from_secs(120);
+        assert_eq!(judge(&t, &outcome(End::Exited, "Cairn\r\n@@POWEROFF 0\r\n", ""), d), None);
+        assert_eq!(
+            judge(&t, &outcome(End::Timeout, "Cairn\r\n", ""), d).unwrap(),
+            "timed out after 120 s; missing \"@@POWEROFF 0\" (expected after \"Cairn\")"
+        );
+        assert_eq!(
+            judge(&t, &outcome(End::Exited, "", "qemu-system-x86_64: Error loading uncompressed kernel\n"), d).unwrap(),
+            "QEMU exited (exit 1) without @@POWEROFF (qemu-system-x86_64: Error loading uncompressed kernel); missing \"Cairn\""
+        );
+        assert!(judge(&t, &outcome(End::HungAfterPowerOff, "Cairn\n@@POWEROFF 0\n", ""), d)
+            .unwrap()
+            .contains("did not exit"));
+        assert_eq!(
+            judge(&t, &outcome(End::Exited, "Cairn\n@@POWEROFF 2\n", ""), d).unwrap(),
+            "missing \"@@POWEROFF 0\" (expected after \"Cairn\")"
+        );
+    }
+}
