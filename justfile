@@ -3,6 +3,7 @@
 #   just qemu-x86            boot x86_64 with the console on this terminal
 #   just qemu-arm64          the same on AArch64
 #   just test                host unit tests + guest tests on both architectures
+#   just bench               boot time and IPC round-trip numbers
 #
 # Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
 # APPEND="..." adds kernel command-line words (e.g. APPEND="test=ticks").
@@ -30,6 +31,10 @@ test: setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarc
     cargo test --workspace --exclude kernel --exclude arch --exclude nucleus -q 2>&1 | tail -n 40
     RUSTFLAGS="--cfg loom" cargo test -q -p ipc --release --lib loom --target-dir target/loom 2>&1 | tail -n 5
     cargo run -q --release -p tests --bin guest-tests -- --arch all
+
+# Benchmarks: boot time and IPC round trips (wall and guest instructions), per architecture.
+bench ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")
+    cargo run -q --release -p tests --bin bench -- --arch {{ARCH}}
 
 # Install build dependencies (idempotent).
 setup:
