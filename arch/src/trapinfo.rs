@@ -42,11 +42,7 @@ pub struct ExceptionInfo {
 impl fmt::Display for ExceptionInfo {
     /// One uniform line on every architecture; tests grep for `addr=0x...` and `pc=0x...`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (vector={} code={:#x}) pc={:#x} sp={:#x}",
-            self.name, self.vector, self.code, self.pc, self.sp
-        )?;
+        write!(f, "{} (vector={} code={:#x}) pc={:#x} sp={:#x}", self.name, self.vector, self.code, self.pc, self.sp)?;
         if let Some(a) = self.addr {
             write!(f, " addr={a:#x}")?;
         }

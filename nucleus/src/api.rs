@@ -2,10 +2,10 @@
 //! operation is checked against the calling task (its capabilities, its server spec); the
 //! supervisor-only operations check the `supervisor` flag of the caller's spec.
 
+use crate::user;
 use crate::{call, death, inject, sched, servers};
 use core::fmt;
 use ipc::{CapRef, Cqe, IpcError, Sqe};
-use crate::user;
 use server_rt::{AspaceRef, DeathNotice, FaultKind, Kernel, MemError, MemStats, Prot, ServerSpec, ThreadRef};
 
 pub struct NucleusApi;

@@ -10,13 +10,11 @@ impl<'a> Cmdline<'a> {
             .filter_map(|w| w.split_once('='))
             .filter(|(k, _)| *k == key)
             .map(|(_, v)| v)
-            .last()
+            .next_back()
     }
 
     /// Whether a bare word `flag` (or `flag=...`) is present.
     pub fn has(&self, flag: &str) -> bool {
-        self.0
-            .split_ascii_whitespace()
-            .any(|w| w == flag || w.split_once('=').is_some_and(|(k, _)| k == flag))
+        self.0.split_ascii_whitespace().any(|w| w == flag || w.split_once('=').is_some_and(|(k, _)| k == flag))
     }
 }

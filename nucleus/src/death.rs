@@ -7,9 +7,9 @@
 
 use crate::sched::{self, State};
 use crate::task::{TaskState, IDLE, MAX_TASKS};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use ipc::IpcError;
 use server_rt::{DeathCause, DeathNotice};
-use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::MutexGuard;
 
 /// Dead tasks queued for the reaper; lets the switch path skip the lock when there are none.

@@ -13,9 +13,7 @@ pub struct Entry<'a> {
 }
 
 fn hex(field: &[u8]) -> Option<u32> {
-    core::str::from_utf8(field)
-        .ok()
-        .and_then(|s| u32::from_str_radix(s, 16).ok())
+    core::str::from_utf8(field).ok().and_then(|s| u32::from_str_radix(s, 16).ok())
 }
 
 /// Iterates over a newc archive; stops at `TRAILER!!!` or at the first malformed header.
@@ -27,11 +25,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8]) -> Self {
-        Reader {
-            data,
-            pos: 0,
-            error: None,
-        }
+        Reader { data, pos: 0, error: None }
     }
 }
 
@@ -52,17 +46,14 @@ impl<'a> Iterator for Reader<'a> {
         if &h[..6] != b"070701" && &h[..6] != b"070702" {
             return fail(self, "bad magic");
         }
-        let (Some(mode), Some(filesize), Some(namesize)) =
-            (hex(&h[14..22]), hex(&h[54..62]), hex(&h[94..102]))
-        else {
+        let (Some(mode), Some(filesize), Some(namesize)) = (hex(&h[14..22]), hex(&h[54..62]), hex(&h[94..102])) else {
             return fail(self, "bad header field");
         };
         let name_start = self.pos + 110;
         let Some(name_bytes) = self.data.get(name_start..name_start + namesize as usize) else {
             return fail(self, "name overruns the archive");
         };
-        let name = core::str::from_utf8(name_bytes.strip_suffix(&[0]).unwrap_or(name_bytes))
-            .unwrap_or("?");
+        let name = core::str::from_utf8(name_bytes.strip_suffix(&[0]).unwrap_or(name_bytes)).unwrap_or("?");
         let data_start = (name_start + namesize as usize).next_multiple_of(4);
         let Some(data) = self.data.get(data_start..data_start + filesize as usize) else {
             return fail(self, "file data overruns the archive");

@@ -55,12 +55,8 @@ pub fn fire(server: usize, kind: FaultKind) {
 fn fire_locked_out(server: usize, kind: FaultKind) {
     let d = Pending { server, kind, at_ns: 0 };
     let st = sched::lock();
-    let victim = st
-        .tasks
-        .iter()
-        .flatten()
-        .find(|t| t.spec == Some(d.server) && t.state != TaskState::Dead)
-        .map(|t| t.id.index);
+    let victim =
+        st.tasks.iter().flatten().find(|t| t.spec == Some(d.server) && t.state != TaskState::Dead).map(|t| t.id.index);
     let cause = match d.kind {
         FaultKind::Kill => DeathCause::Killed,
         FaultKind::BadAccess => DeathCause::Fault { name: "injected bad access", pc: 0, addr: 0 },

@@ -84,18 +84,14 @@ pub fn main(info: &'static BootInfo, servers: &'static [ServerSpec]) -> ! {
         "frames: {} total, {} free ({} MiB); nucleus heap {} MiB",
         stats.total,
         stats.free,
-        stats.free * 4096 >> 20,
+        (stats.free * 4096) >> 20,
         NUCLEUS_HEAP_BYTES >> 20
     );
 
     traps::install();
     arch::timer::start_periodic(TICK_HZ);
     arch::cpu::enable_interrupts();
-    kprintln!(
-        "timer: {} Hz tick, clock at {} ns",
-        TICK_HZ,
-        arch::timer::now_ns()
-    );
+    kprintln!("timer: {} Hz tick, clock at {} ns", TICK_HZ, arch::timer::now_ns());
 
     initrd::list(info);
 
@@ -135,25 +131,10 @@ fn start_servers(servers: &'static [ServerSpec], testing: bool) {
 fn print_memory_map(info: &BootInfo) {
     kprintln!("memory map ({} regions):", info.region_count);
     for r in info.regions() {
-        kprintln!(
-            "  [{:#014x} - {:#014x}) {:>8} KiB  {:?}",
-            r.start,
-            r.start + r.len,
-            r.len >> 10,
-            r.kind
-        );
+        kprintln!("  [{:#014x} - {:#014x}) {:>8} KiB  {:?}", r.start, r.start + r.len, r.len >> 10, r.kind);
     }
-    kprintln!(
-        "  kernel image [{:#x} - {:#x})",
-        info.kernel_phys.0,
-        info.kernel_phys.1
-    );
+    kprintln!("  kernel image [{:#x} - {:#x})", info.kernel_phys.0, info.kernel_phys.1);
     if let Some((start, len)) = info.initrd {
-        kprintln!(
-            "  initrd       [{:#x} - {:#x}) {} bytes",
-            start,
-            start + len,
-            len
-        );
+        kprintln!("  initrd       [{:#x} - {:#x}) {} bytes", start, start + len, len);
     }
 }

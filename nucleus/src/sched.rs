@@ -26,6 +26,12 @@ pub struct Fifo<const N: usize> {
     len: usize,
 }
 
+impl<const N: usize> Default for Fifo<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<const N: usize> Fifo<N> {
     pub const fn new() -> Self {
         Fifo { items: [0; N], head: 0, len: 0 }

@@ -34,10 +34,7 @@ pub fn run(name: &str) -> ! {
 
 /// Reads an unmapped address: the report must name it, and the machine must stop.
 fn pagefault() -> Result<(), &'static str> {
-    kprintln!(
-        "reading {:#x}; expect a CPU exception report naming it",
-        UNMAPPED_KERNEL_ADDRESS
-    );
+    kprintln!("reading {:#x}; expect a CPU exception report naming it", UNMAPPED_KERNEL_ADDRESS);
     // SAFETY: deliberately invalid; the resulting fault is the point of this test and is fatal.
     let v = unsafe { core::ptr::read_volatile(UNMAPPED_KERNEL_ADDRESS as *const u64) };
     kprintln!("read {v:#x} from an unmapped address?");

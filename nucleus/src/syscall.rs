@@ -45,8 +45,7 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
 }
 
 pub fn on_syscall(frame: &mut TrapFrame) {
-    let is_user_thread =
-        arch::cpu::without_interrupts(|| sched::lock().task(sched::current()).user.is_some());
+    let is_user_thread = arch::cpu::without_interrupts(|| sched::lock().task(sched::current()).user.is_some());
     if !is_user_thread {
         frame.set_return((-ENOSYS) as u64);
         return;
@@ -76,8 +75,10 @@ pub fn on_user_fault(info: &ExceptionInfo, frame: &mut TrapFrame) {
     sqe.args[3] = info.vector;
     match request(frame, &sqe) {
         Ok(0) => {}
-        _ => {
-            crate::death::kill_current(server_rt::DeathCause::Fault { name: info.name, pc: info.pc, addr: info.addr.unwrap_or(0) })
-        }
+        _ => crate::death::kill_current(server_rt::DeathCause::Fault {
+            name: info.name,
+            pc: info.pc,
+            addr: info.addr.unwrap_or(0),
+        }),
     }
 }

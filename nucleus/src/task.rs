@@ -27,10 +27,15 @@ pub enum TaskState {
     /// Waiting for a request on its own endpoint.
     BlockedReceive,
     /// Waiting for the reply to request `tag` sent to `endpoint`.
-    BlockedReply { endpoint: usize, tag: u64 },
+    BlockedReply {
+        endpoint: usize,
+        tag: u64,
+    },
     /// The supervisor, waiting for a death notice.
     BlockedDeath,
-    Sleeping { until_ns: u64 },
+    Sleeping {
+        until_ns: u64,
+    },
     /// Dead, waiting for the reaper to free its stack and arena.
     Dead,
 }

@@ -71,7 +71,7 @@ fn flags(p: Prot) -> PageFlags {
 
 fn check_range(va: u64, len: u64) -> Result<(u64, u64), MemError> {
     let end = va.checked_add(len).ok_or(MemError::Fault)?;
-    if va % PAGE_SIZE != 0 || end > USER_TOP {
+    if !va.is_multiple_of(PAGE_SIZE) || end > USER_TOP {
         return Err(MemError::Fault);
     }
     Ok((va, end.next_multiple_of(PAGE_SIZE)))
@@ -129,7 +129,10 @@ fn kill_threads_in(index: usize) {
     }
 }
 
-fn with_space<R>(a: AspaceRef, f: impl FnOnce(&AddressSpace, &mut usize) -> Result<R, MemError>) -> Result<R, MemError> {
+fn with_space<R>(
+    a: AspaceRef,
+    f: impl FnOnce(&AddressSpace, &mut usize) -> Result<R, MemError>,
+) -> Result<R, MemError> {
     arch::cpu::without_interrupts(|| {
         let mut slots = ASPACES.lock();
         let i = slot_of(a, &slots)?;
@@ -301,7 +304,9 @@ fn thread_ref(t: &Task) -> ThreadRef {
 fn thread_slot(st: &mut sched::State, t: ThreadRef) -> Result<usize, MemError> {
     let index = (t.0 & 0xffff_ffff) as usize;
     match st.tasks.get(index).and_then(|x| x.as_ref()) {
-        Some(task) if task.id.generation as u64 == t.0 >> 32 && task.user.is_some() && task.state != TaskState::Dead => {
+        Some(task)
+            if task.id.generation as u64 == t.0 >> 32 && task.user.is_some() && task.state != TaskState::Dead =>
+        {
             Ok(index)
         }
         _ => Err(MemError::BadHandle),
@@ -436,8 +441,8 @@ pub fn on_switch_from(t: &mut Task) {
 }
 
 pub fn on_switch_to(t: &Task) {
-    match (&t.user, &t.stack) {
-        (Some(u), Some(stack)) => {
+    if let (Some(u), Some(stack)) = (&t.user, &t.stack) {
+        {
             if let Some(root) = root_of(u.aspace) {
                 arch::user::activate_root(root);
             }
@@ -445,9 +450,7 @@ pub fn on_switch_to(t: &Task) {
             arch::syscall::set_thread_pointer(u.tp);
             u.fpu.restore();
         }
-        _ => {}
     }
 }
 
 pub const _A: () = assert!(MAX_TASKS < u32::MAX as usize);
-

@@ -38,10 +38,7 @@ pub fn name(arch: Arch, nr: usize) -> Option<&'static str> {
         Arch::X86_64 => x86_64::TABLE,
         Arch::Aarch64 => aarch64::TABLE,
     };
-    table
-        .binary_search_by_key(&nr, |&(n, _)| n)
-        .ok()
-        .map(|i| table[i].1)
+    table.binary_search_by_key(&nr, |&(n, _)| n).ok().map(|i| table[i].1)
 }
 
 #[cfg(test)]

@@ -64,12 +64,12 @@ impl Context {
         // Layout popped by `arch_context_switch`: r15 r14 r13 r12 rbx rbp, then `ret` into the
         // trampoline, which leaves rsp = stack_top (16-byte aligned) at its `call`.
         let frame: [u64; 7] = [
-            0,                                    // r15
-            entry as *const () as u64,               // r14
-            arg1 as u64,                          // r13
-            arg0 as u64,                          // r12
-            0,                                    // rbx
-            0,                                    // rbp
+            0,                                           // r15
+            entry as *const () as u64,                   // r14
+            arg1 as u64,                                 // r13
+            arg0 as u64,                                 // r12
+            0,                                           // rbx
+            0,                                           // rbp
             arch_context_trampoline as *const () as u64, // return address
         ];
         let sp = stack_top - (frame.len() as u64) * 8;

@@ -63,7 +63,7 @@ extern "C" {
 /// Enables `syscall`/`sysret` and points GS at the per-CPU area. Call once per CPU.
 pub fn init() {
     wrmsr(MSR_EFER, rdmsr(MSR_EFER) | 1); // SCE
-    // STAR: kernel CS at 47:32; user base at 63:48 so that SS = base+8 and CS = base+16.
+                                          // STAR: kernel CS at 47:32; user base at 63:48 so that SS = base+8 and CS = base+16.
     wrmsr(MSR_STAR, ((gdt::KERNEL_DS as u64 & !3) << 48) | ((gdt::KERNEL_CS as u64) << 32));
     wrmsr(MSR_LSTAR, syscall_entry as *const () as u64);
     // Clear IF, TF, DF, AC on entry.
@@ -111,14 +111,7 @@ pub unsafe fn enter_user(frame: &TrapFrame) -> ! {
 impl TrapFrame {
     /// A frame that starts user code at `pc` with stack `sp`, interrupts enabled.
     pub fn new_user(pc: u64, sp: u64) -> TrapFrame {
-        TrapFrame {
-            rip: pc,
-            rsp: sp,
-            cs: USER_CS as u64,
-            ss: USER_DS as u64,
-            rflags: 0x202,
-            ..TrapFrame::default()
-        }
+        TrapFrame { rip: pc, rsp: sp, cs: USER_CS as u64, ss: USER_DS as u64, rflags: 0x202, ..TrapFrame::default() }
     }
 
     pub fn is_syscall(&self) -> bool {

@@ -126,15 +126,8 @@ struct Gate {
     reserved: u32,
 }
 
-static mut IDT: [Gate; 256] = [Gate {
-    offset_low: 0,
-    selector: 0,
-    ist: 0,
-    type_attr: 0,
-    offset_mid: 0,
-    offset_high: 0,
-    reserved: 0,
-}; 256];
+static mut IDT: [Gate; 256] =
+    [Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, reserved: 0 }; 256];
 
 static HOOKS: AtomicPtr<TrapHooks> = AtomicPtr::new(core::ptr::null_mut());
 

@@ -7,8 +7,7 @@
 //! (`MapError::BadAddress`): the callers pass addresses that come from user programs.
 
 use super::mm::{
-    invalidate, kernel_root, phys_to_virt, walk, MapError, ADDR_MASK, NO_EXECUTE, PAGE_SIZE, PRESENT, USER,
-    WRITABLE,
+    invalidate, kernel_root, phys_to_virt, walk, MapError, ADDR_MASK, NO_EXECUTE, PAGE_SIZE, PRESENT, USER, WRITABLE,
 };
 
 /// One past the highest user address (the canonical lower half).
@@ -105,9 +104,7 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER).ok()?;
         // SAFETY: as in `map`.
         let v = unsafe { e.read_volatile() };
-        (v & PRESENT != 0).then(|| {
-            (v & ADDR_MASK, PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0 })
-        })
+        (v & PRESENT != 0).then_some((v & ADDR_MASK, PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0 }))
     }
 
     /// Changes the rights of a mapped page.

@@ -163,10 +163,8 @@ extern "C" {
 /// First Rust code, on the higher-half mapping and the boot stack.
 extern "C" fn x86_64_boot_main(start_info_pa: u32) -> ! {
     // Only the addresses of these linker-script symbols are used, never their contents.
-    let (kstart, kend) = (
-        core::ptr::addr_of!(__kernel_phys_start) as u64,
-        core::ptr::addr_of!(__kernel_phys_end) as u64,
-    );
+    let (kstart, kend) =
+        (core::ptr::addr_of!(__kernel_phys_start) as u64, core::ptr::addr_of!(__kernel_phys_end) as u64);
     let info = arch::x86_64::pvh::boot_info(start_info_pa as u64, (kstart, kend));
     crate::kernel_entry(info)
 }

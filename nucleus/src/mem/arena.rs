@@ -34,12 +34,7 @@ struct Range {
     end: AtomicU64,
 }
 
-static RANGES: [Range; MAX_ARENAS] = [const {
-    Range {
-        base: AtomicU64::new(0),
-        end: AtomicU64::new(0),
-    }
-}; MAX_ARENAS];
+static RANGES: [Range; MAX_ARENAS] = [const { Range { base: AtomicU64::new(0), end: AtomicU64::new(0) } }; MAX_ARENAS];
 static ARENAS: [Mutex<Option<ArenaState>>; MAX_ARENAS] = [const { Mutex::new(None) }; MAX_ARENAS];
 static USED: [AtomicUsize; MAX_ARENAS] = [const { AtomicUsize::new(0) }; MAX_ARENAS];
 static CURRENT: AtomicUsize = AtomicUsize::new(NUCLEUS_ARENA);
@@ -60,8 +55,7 @@ fn install(id: ArenaId, frames: PhysRange) {
 
 /// Creates the nucleus arena; call once after the frame allocator.
 pub fn init_nucleus(bytes: u64) {
-    let frames =
-        frame::alloc((bytes / PAGE_SIZE) as usize, 1).expect("no memory for the nucleus heap");
+    let frames = frame::alloc((bytes / PAGE_SIZE) as usize, 1).expect("no memory for the nucleus heap");
     install(NUCLEUS_ARENA, frames);
 }
 
@@ -70,8 +64,7 @@ pub fn create(bytes: u64) -> Option<ArenaId> {
     let pages = bytes.div_ceil(PAGE_SIZE) as usize;
     arch::cpu::without_interrupts(|| {
         let id = (1..MAX_ARENAS).find(|&i| {
-            RANGES[i].base.load(Ordering::Acquire) == 0
-                && ARENAS[i].try_lock().is_some_and(|g| g.is_none())
+            RANGES[i].base.load(Ordering::Acquire) == 0 && ARENAS[i].try_lock().is_some_and(|g| g.is_none())
         })?;
         let frames = frame::alloc(pages, 1)?;
         install(id, frames);

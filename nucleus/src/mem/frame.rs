@@ -57,7 +57,7 @@ impl Bitmap {
         let mut f = from.next_multiple_of(align);
         while f + count <= self.nframes {
             // Skip whole used words quickly.
-            if f % 64 == 0 && self.words[f / 64] == u64::MAX {
+            if f.is_multiple_of(64) && self.words[f / 64] == u64::MAX {
                 f += 64;
                 continue;
             }
@@ -102,12 +102,7 @@ pub fn init(info: &BootInfo) -> FrameStats {
             let clash = reserved
                 .iter()
                 .copied()
-                .chain(
-                    info.regions()
-                        .iter()
-                        .filter(|x| x.kind != MemKind::Usable)
-                        .map(|x| (x.start, x.len)),
-                )
+                .chain(info.regions().iter().filter(|x| x.kind != MemKind::Usable).map(|x| (x.start, x.len)))
                 .find(|&res| res.1 > 0 && overlaps(cand, res));
             match clash {
                 None => {
@@ -123,16 +118,9 @@ pub fn init(info: &BootInfo) -> FrameStats {
     };
     // SAFETY: `spot..spot+bytes` is usable RAM below the direct-map limit that nothing else
     // uses (checked against every reservation above); it becomes the bitmap's for good.
-    let words = unsafe {
-        core::slice::from_raw_parts_mut(phys_to_virt(spot) as *mut u64, bytes as usize / 8)
-    };
+    let words = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(spot) as *mut u64, bytes as usize / 8) };
     words.fill(u64::MAX);
-    let mut bm = Bitmap {
-        words,
-        nframes,
-        free: 0,
-        hint: 0,
-    };
+    let mut bm = Bitmap { words, nframes, free: 0, hint: 0 };
     for r in info.regions().iter().filter(|r| r.kind == MemKind::Usable) {
         bm.mark(r.start, r.len, false);
     }
@@ -143,10 +131,7 @@ pub fn init(info: &BootInfo) -> FrameStats {
         bm.mark(start, len, true);
     }
     bm.mark(spot, bytes, true);
-    let stats = FrameStats {
-        total: nframes,
-        free: bm.free,
-    };
+    let stats = FrameStats { total: nframes, free: bm.free };
     *FRAMES.lock() = Some(bm);
     stats
 }
@@ -157,17 +142,12 @@ pub fn alloc(count: usize, align: usize) -> Option<PhysRange> {
     arch::cpu::without_interrupts(|| {
         let mut guard = FRAMES.lock();
         let bm = guard.as_mut()?;
-        let start = bm
-            .find_run(count, align.max(1), bm.hint)
-            .or_else(|| bm.find_run(count, align.max(1), 0))?;
+        let start = bm.find_run(count, align.max(1), bm.hint).or_else(|| bm.find_run(count, align.max(1), 0))?;
         for f in start..start + count {
             bm.set(f, true);
         }
         bm.hint = start + count;
-        Some(PhysRange {
-            start: start as u64 * PAGE_SIZE,
-            len: count as u64 * PAGE_SIZE,
-        })
+        Some(PhysRange { start: start as u64 * PAGE_SIZE, len: count as u64 * PAGE_SIZE })
     })
 }
 
@@ -186,11 +166,7 @@ pub fn free(range: PhysRange) {
         let bm = guard.as_mut().expect("frame allocator not initialised");
         let first = (range.start / PAGE_SIZE) as usize;
         for f in first..first + (range.len / PAGE_SIZE) as usize {
-            assert!(
-                bm.is_used(f),
-                "double free of frame {:#x}",
-                f as u64 * PAGE_SIZE
-            );
+            assert!(bm.is_used(f), "double free of frame {:#x}", f as u64 * PAGE_SIZE);
             bm.set(f, false);
         }
         bm.hint = bm.hint.min(first);
@@ -212,9 +188,6 @@ pub fn stats() -> FrameStats {
         FRAMES
             .lock()
             .as_ref()
-            .map_or(FrameStats { total: 0, free: 0 }, |b| FrameStats {
-                total: b.nframes,
-                free: b.free,
-            })
+            .map_or(FrameStats { total: 0, free: 0 }, |b| FrameStats { total: b.nframes, free: b.free })
     })
 }

@@ -5,7 +5,7 @@
 
 use crate::elf;
 use crate::fs::{Content, Ino, S_IFMT, S_IFREG};
-use crate::process::{Mm, PAGE, STACK_MAX, STACK_TOP, MMAP_BASE};
+use crate::process::{Mm, MMAP_BASE, PAGE, STACK_MAX, STACK_TOP};
 use crate::Linux;
 use abi::Errno;
 use alloc::string::String;

@@ -100,7 +100,14 @@ impl Fs {
             };
             let _ = fs.create_path(&path, content, mode, mtime as u64);
         }
-        for (name, dev) in [("null", Device::Null), ("zero", Device::Zero), ("console", Device::Console), ("tty", Device::Console), ("urandom", Device::Random), ("random", Device::Random)] {
+        for (name, dev) in [
+            ("null", Device::Null),
+            ("zero", Device::Zero),
+            ("console", Device::Console),
+            ("tty", Device::Console),
+            ("urandom", Device::Random),
+            ("random", Device::Random),
+        ] {
             let _ = fs.create_path(&alloc::format!("/dev/{name}"), Content::Dev(dev), S_IFCHR | 0o666, 0);
         }
         fs

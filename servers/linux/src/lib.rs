@@ -123,7 +123,13 @@ impl Linux {
         if self.strace && outcome != Outcome::Block {
             let name = abi::syscall::name(abi::syscall::CURRENT, ctx.nr as usize).unwrap_or("?");
             let what = if sqe.flags == user_request::FAULT { "FAULT" } else { name };
-            log!("[{pid}] {what}({:#x}, {:#x}, {:#x}, {:#x}) = {outcome:?}", ctx.args[0], ctx.args[1], ctx.args[2], ctx.args[3]);
+            log!(
+                "[{pid}] {what}({:#x}, {:#x}, {:#x}, {:#x}) = {outcome:?}",
+                ctx.args[0],
+                ctx.args[1],
+                ctx.args[2],
+                ctx.args[3]
+            );
         }
         outcome
     }

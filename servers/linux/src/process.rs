@@ -104,7 +104,11 @@ pub fn spawn_init(l: &mut Linux, path: &str) -> Result<Pid, Errno> {
     let pid = l.next_pid;
     l.next_pid += 1;
     let argv = alloc::vec![String::from(path)];
-    let envp = alloc::vec![String::from("HOME=/"), String::from("PATH=/bin:/sbin:/usr/bin:/usr/sbin"), String::from("TERM=vt100")];
+    let envp = alloc::vec![
+        String::from("HOME=/"),
+        String::from("PATH=/bin:/sbin:/usr/bin:/usr/sbin"),
+        String::from("TERM=vt100")
+    ];
     let image = crate::exec::load(l, fs::ROOT, path, &argv, &envp)?;
     let thread = l.k.thread_start(image.aspace, image.entry, image.sp).map_err(|_| Errno::ENOMEM)?;
     let mut fds = FdTable::new();
@@ -146,7 +150,13 @@ pub fn on_fault(l: &mut Linux, c: &Ctx) -> Outcome {
             return Outcome::Done(0);
         }
     }
-    log!("linux: pid {} segfault at {:#x} (pc {:#x}, {})", c.pid, addr, c.args[1], if write { "write" } else { "read" });
+    log!(
+        "linux: pid {} segfault at {:#x} (pc {:#x}, {})",
+        c.pid,
+        addr,
+        c.args[1],
+        if write { "write" } else { "read" }
+    );
     terminate(l, c.pid, 11 | 0x80);
     Outcome::NoReply
 }

@@ -42,7 +42,13 @@ impl Termios {
         cc[VEOF] = 4;
         cc[VMIN] = 1;
         cc[VSUSP] = 0x1a;
-        Termios { iflag: ICRNL, oflag: OPOST | ONLCR, cflag: 0o277, lflag: ISIG | ICANON | ECHO | ECHOE | 0o1000 | 0o4000, cc }
+        Termios {
+            iflag: ICRNL,
+            oflag: OPOST | ONLCR,
+            cflag: 0o277,
+            lflag: ISIG | ICANON | ECHO | ECHOE | 0o1000 | 0o4000,
+            cc,
+        }
     }
 
     pub fn encode(&self) -> [u8; 36] {

@@ -238,7 +238,12 @@ fn iovecs(l: &Linux, c: &Ctx) -> Result<Vec<(u64, u64)>, Errno> {
     let raw = read_bytes(l, c.pid, c.args[1], count * 16)?;
     Ok(raw
         .chunks_exact(16)
-        .map(|v| (u64::from_le_bytes(v[..8].try_into().unwrap_or_default()), u64::from_le_bytes(v[8..].try_into().unwrap_or_default())))
+        .map(|v| {
+            (
+                u64::from_le_bytes(v[..8].try_into().unwrap_or_default()),
+                u64::from_le_bytes(v[8..].try_into().unwrap_or_default()),
+            )
+        })
         .collect())
 }
 
@@ -503,13 +508,15 @@ pub fn ioctl(l: &mut Linux, c: &Ctx) -> Outcome {
     }
     match req {
         TCGETS => write_bytes(l, c.pid, arg, &l.tty.termios.encode()).map(|_| 0).into(),
-        TCSETS | TCSETSW | TCSETSF => match read_bytes(l, c.pid, arg, 36).ok().and_then(|b| crate::tty::Termios::decode(&b)) {
-            Some(t) => {
-                l.tty.termios = t;
-                Outcome::Done(0)
+        TCSETS | TCSETSW | TCSETSF => {
+            match read_bytes(l, c.pid, arg, 36).ok().and_then(|b| crate::tty::Termios::decode(&b)) {
+                Some(t) => {
+                    l.tty.termios = t;
+                    Outcome::Done(0)
+                }
+                None => Errno::EFAULT.into(),
             }
-            None => Errno::EFAULT.into(),
-        },
+        }
         TIOCGPGRP => {
             let pg = l.procs.get(&l.tty.foreground).map_or(l.tty.foreground, |p| p.pgid);
             write_bytes(l, c.pid, arg, &pg.to_le_bytes()).map(|_| 0).into()
@@ -916,7 +923,8 @@ fn poll_fds(l: &mut Linux, c: &Ctx, fds_ptr: u64, nfds: u64, timeout_ms: Option<
                     }
                     Object::Node(ino) => {
                         rev |= POLLOUT;
-                        let console = matches!(l.fs.node(*ino).map(|n| &n.content), Some(Content::Dev(Device::Console)));
+                        let console =
+                            matches!(l.fs.node(*ino).map(|n| &n.content), Some(Content::Dev(Device::Console)));
                         if !console || !l.tty.ready.is_empty() || l.tty.eof {
                             rev |= POLLIN;
                         }

@@ -2,8 +2,8 @@
 //! Anonymous memory is only reserved here (a VMA); pages are mapped on first touch by the
 //! fault path, which is also how the stack grows.
 
-use crate::fs::Content;
 use crate::files::Object;
+use crate::fs::Content;
 use crate::process::{Vma, PAGE};
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;

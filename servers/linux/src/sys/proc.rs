@@ -132,7 +132,8 @@ pub fn wait4(l: &mut Linux, c: &Ctx) -> Outcome {
                 w => p.pgid == (-w) as u32,
             }
     };
-    let children: Vec<(Pid, Option<i32>)> = l.procs.values().filter(|p| matches(p)).map(|p| (p.pid, p.exit_status)).collect();
+    let children: Vec<(Pid, Option<i32>)> =
+        l.procs.values().filter(|p| matches(p)).map(|p| (p.pid, p.exit_status)).collect();
     if children.is_empty() {
         return Errno::ECHILD.into();
     }

@@ -28,7 +28,8 @@ pub fn send(l: &mut Linux, pid: Pid, sig: u32) {
 }
 
 pub fn kill_group(l: &mut Linux, pgid: Pid, sig: u32) {
-    let members: Vec<Pid> = l.procs.values().filter(|p| p.pgid == pgid && p.exit_status.is_none()).map(|p| p.pid).collect();
+    let members: Vec<Pid> =
+        l.procs.values().filter(|p| p.pgid == pgid && p.exit_status.is_none()).map(|p| p.pid).collect();
     for pid in members {
         send(l, pid, sig);
     }
@@ -103,7 +104,7 @@ pub fn kill(l: &mut Linux, c: &Ctx) -> Outcome {
     }
     let self_dies = match pid {
         p if p > 0 => {
-            if !l.procs.get(&(p as u32)).is_some_and(|x| x.exit_status.is_none()) {
+            if l.procs.get(&(p as u32)).is_none_or(|x| x.exit_status.is_some()) {
                 return Errno::ESRCH.into();
             }
             send(l, p as u32, sig);
