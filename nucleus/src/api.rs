@@ -184,6 +184,16 @@ impl Kernel for NucleusApi {
         user::thread_set_tp(t, tp)
     }
 
+    fn thread_regs(&self, tag: u64) -> Result<[u64; server_rt::USER_REGS], MemError> {
+        require_user_memory()?;
+        user::thread_regs(tag)
+    }
+
+    fn thread_set_regs(&self, tag: u64, regs: &[u64; server_rt::USER_REGS]) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::thread_set_regs(tag, regs)
+    }
+
     fn thread_kill(&self, t: ThreadRef) {
         if require_user_memory().is_ok() {
             user::thread_kill(t)

@@ -11,6 +11,9 @@ use server_rt::user_request;
 
 const ENOSYS: i64 = 38;
 const EIO: i64 = 5;
+/// A reply value meaning "the registers were set; leave them" (outside the errno range and
+/// far from any valid result).
+pub const REGS_SET: i64 = server_rt::REGS_SET;
 
 fn linux_endpoint() -> Option<usize> {
     arch::cpu::without_interrupts(|| {
@@ -25,6 +28,9 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
     arch::cpu::without_interrupts(|| {
         if let Some(u) = sched::lock().task(cur).user.as_mut() {
             u.frame = frame;
+            // User code may change its thread pointer without a system call (TPIDR_EL0 on
+            // AArch64): the register itself is the truth while the thread is in the kernel.
+            u.tp = arch::syscall::thread_pointer();
         }
     });
     let result = call::call_endpoint(e, sqe).map(|c| c.result);
@@ -53,14 +59,11 @@ pub fn on_syscall(frame: &mut TrapFrame) {
     let nr = frame.syscall_nr();
     let mut sqe = Sqe { opcode: nr.min(u32::MAX as u64) as u32, flags: user_request::SYSCALL, ..Default::default() };
     sqe.args = frame.syscall_args();
-    let exec_before = frame.pc();
     match request(frame, &sqe) {
-        Ok(v) => {
-            // After a successful execve the frame is new; the result register starts at 0.
-            if frame.pc() == exec_before || v != 0 {
-                frame.set_return(v as u64);
-            }
-        }
+        // The server's answer is the result register, except when it replaced the registers
+        // (execve, signal delivery, rt_sigreturn): then it says `REGS_SET` and the frame stands.
+        Ok(v) if v == REGS_SET => {}
+        Ok(v) => frame.set_return(v as u64),
         Err(_) => frame.set_return((-EIO) as u64),
     }
 }

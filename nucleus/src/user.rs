@@ -454,3 +454,27 @@ pub fn on_switch_to(t: &Task) {
 }
 
 pub const _A: () = assert!(MAX_TASKS < u32::MAX as usize);
+
+const _: () = assert!(arch::syscall::USER_REGS == server_rt::USER_REGS);
+
+/// The registers of the thread waiting in request `tag`.
+pub fn thread_regs(tag: u64) -> Result<[u64; server_rt::USER_REGS], MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let t = requester(&mut st, tag)?;
+        let u = st.task(t).user.as_ref().expect("requester is a user thread");
+        // SAFETY: the thread is blocked inside the request whose frame this is.
+        Ok(unsafe { (*u.frame).user_regs() })
+    })
+}
+
+pub fn thread_set_regs(tag: u64, regs: &[u64; server_rt::USER_REGS]) -> Result<(), MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let t = requester(&mut st, tag)?;
+        let u = st.task(t).user.as_mut().expect("requester is a user thread");
+        // SAFETY: as in `thread_regs`; the thread resumes from this frame after the reply.
+        unsafe { (*u.frame).set_user_regs(regs) };
+        Ok(())
+    })
+}

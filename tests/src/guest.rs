@@ -249,7 +249,34 @@ pub static TESTS: &[GuestTest] = &[
         ],
         ..GuestTest::DEFAULT
     },
+    GuestTest {
+        name: "busybox-signals",
+        arches: &[Arch::X86_64],
+        why_one_arch: Some("signal frames are only built for x86_64 so far (docs/caveats.md)"),
+        overlay: &[("init", SIGNALS_SCRIPT, true)],
+        expect: &["got USR1", "after-usr1", "got TERM", "after-term", "sleep status 143", "child status 6", "end"],
+        ..GuestTest::DEFAULT
+    },
 ];
+
+/// Handlers run and return to the interrupted code (rt_sigreturn); default actions terminate
+/// with the right wait status; `wait` wakes on SIGCHLD (rt_sigsuspend).
+const SIGNALS_SCRIPT: &str = r#"#!/bin/sh
+trap "echo got USR1" USR1
+kill -USR1 $$
+echo after-usr1
+trap "echo got TERM" TERM
+kill $$
+echo after-term
+trap - TERM
+sleep 5 &
+kill $!
+wait $!
+echo "sleep status $?"
+sh -c 'kill -ABRT $$'
+echo "child status $(($? - 128))"
+echo end
+"#;
 
 /// The tests that run on `arch` and whose name contains `filter`.
 pub fn select(arch: Arch, filter: Option<&str>) -> impl Iterator<Item = &'static GuestTest> + '_ {

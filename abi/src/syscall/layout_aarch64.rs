@@ -29,3 +29,39 @@ pub fn encode_stat(s: &Stat) -> [u8; STAT_SIZE] {
     put(112, &s.ctime.1.to_le_bytes());
     b
 }
+
+/// Indices into the register array the nucleus exchanges (x0..x30, sp, pc, pstate).
+pub mod reg {
+    pub const RETURN: usize = 0;
+    pub const SP: usize = 31;
+}
+
+/// Signal frames are not built on AArch64 yet: `None` makes the Linux server fall back to the
+/// default action (docs/caveats.md).
+pub struct SigFrame {
+    pub at: u64,
+    pub bytes: [u8; SIGFRAME_SIZE],
+    pub regs: [u64; 34],
+}
+
+pub const SIGFRAME_SIZE: usize = 0;
+pub const UCONTEXT_LEN: usize = 0;
+
+pub fn build_sigframe(
+    _regs: &[u64; 34],
+    _sig: u32,
+    _handler: u64,
+    _restorer: u64,
+    _old_mask: u64,
+    _sender: u32,
+) -> Option<SigFrame> {
+    None
+}
+
+pub fn ucontext_at(regs: &[u64; 34]) -> u64 {
+    regs[reg::SP]
+}
+
+pub fn restore_from_ucontext(_uc: &[u8; UCONTEXT_LEN], _regs: &mut [u64; 34]) -> u64 {
+    0
+}

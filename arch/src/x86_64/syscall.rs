@@ -152,3 +152,54 @@ impl TrapFrame {
         self.cs & 3 == 3
     }
 }
+
+/// Number of words in [`TrapFrame::user_regs`].
+pub const USER_REGS: usize = 34;
+
+impl TrapFrame {
+    /// The user registers as a plain array, in the order `abi`'s x86_64 layout module uses:
+    /// rax rbx rcx rdx rsi rdi rbp rsp r8..r15 rip rflags (18 words; the rest are zero).
+    pub fn user_regs(&self) -> [u64; USER_REGS] {
+        let mut r = [0u64; USER_REGS];
+        r[..18].copy_from_slice(&[
+            self.rax,
+            self.rbx,
+            self.rcx,
+            self.rdx,
+            self.rsi,
+            self.rdi,
+            self.rbp,
+            self.rsp,
+            self.r8,
+            self.r9,
+            self.r10,
+            self.r11,
+            self.r12,
+            self.r13,
+            self.r14,
+            self.r15,
+            self.rip,
+            self.rflags,
+        ]);
+        r
+    }
+
+    /// Replaces the user registers (same order). Privileged state cannot be changed: the code
+    /// and stack selectors stay user ones, and only the arithmetic, direction and trap flags of
+    /// RFLAGS are taken (interrupts stay enabled). A non-canonical RIP faults in user mode.
+    pub fn set_user_regs(&mut self, r: &[u64; USER_REGS]) {
+        [
+            self.rax, self.rbx, self.rcx, self.rdx, self.rsi, self.rdi, self.rbp, self.rsp, self.r8, self.r9, self.r10,
+            self.r11, self.r12, self.r13, self.r14, self.r15, self.rip,
+        ] = [
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16],
+        ];
+        const USER_FLAGS: u64 = 0x0cd5 | (1 << 18); // CF PF AF ZF SF TF DF OF, AC
+        self.rflags = (r[17] & USER_FLAGS) | 0x202;
+        self.cs = USER_CS as u64;
+        self.ss = USER_DS as u64;
+        if self.rip >= super::user::USER_TOP {
+            self.rip = 0; // faults in user mode instead of in iretq
+        }
+    }
+}

@@ -115,11 +115,25 @@ impl Linux {
             return Outcome::Done(Errno::ESRCH.as_return());
         };
         let ctx = Ctx { tag: sqe.tag, pid, thread, nr: sqe.opcode, args: sqe.args, started_ns };
-        let outcome = match sqe.flags {
+        let mut outcome = match sqe.flags {
             user_request::SYSCALL => sys::dispatch(self, &ctx),
             user_request::FAULT => process::on_fault(self, &ctx),
             _ => Outcome::Done(Errno::EINVAL.as_return()),
         };
+        // Signals are delivered on the way back to user mode; a blocked call is interrupted.
+        let is_execve = abi::syscall::name(abi::syscall::CURRENT, ctx.nr as usize) == Some("execve");
+        if sqe.flags == user_request::SYSCALL && !is_execve {
+            let result = match outcome {
+                Outcome::Done(v) if v != server_rt::REGS_SET => Some(v),
+                Outcome::Block if sys::signal::deliverable(self, pid).is_some() => Some(Errno::EINTR.as_return()),
+                _ => None,
+            };
+            if let Some(r) = result {
+                if let Some(o) = sys::signal::deliver(self, &ctx, r) {
+                    outcome = o;
+                }
+            }
+        }
         if self.strace && outcome != Outcome::Block {
             let name = abi::syscall::name(abi::syscall::CURRENT, ctx.nr as usize).unwrap_or("?");
             let what = if sqe.flags == user_request::FAULT { "FAULT" } else { name };

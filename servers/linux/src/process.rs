@@ -79,8 +79,16 @@ impl Mm {
     }
 }
 
-/// Signal dispositions: 0 = default, 1 = ignore, other = a handler address.
+/// Signal dispositions: handler 0 = default, 1 = ignore, other = a handler address.
 pub const NSIG: usize = 65;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
 
 pub struct Process {
     pub pid: Pid,
@@ -93,8 +101,10 @@ pub struct Process {
     pub fds: FdTable,
     pub cwd: fs::Ino,
     pub umask: u32,
-    pub sigactions: [u64; NSIG],
+    pub sigactions: [SigAction; NSIG],
     pub sigmask: u64,
+    /// Signals sent but not yet delivered (bit `n - 1` for signal `n`).
+    pub pending: u64,
     /// Wait status once the process has exited (a zombie until its parent waits).
     pub exit_status: Option<i32>,
     pub exe: String,
@@ -126,8 +136,9 @@ pub fn spawn_init(l: &mut Linux, path: &str) -> Result<Pid, Errno> {
             fds,
             cwd: fs::ROOT,
             umask: 0o022,
-            sigactions: [0; NSIG],
+            sigactions: [SigAction::default(); NSIG],
             sigmask: 0,
+            pending: 0,
             exit_status: None,
             exe: String::from(path),
         },
@@ -184,6 +195,8 @@ pub fn terminate(l: &mut Linux, pid: Pid, status: i32) {
         }
     }
     let ppid = l.procs.get(&pid).map_or(0, |p| p.ppid);
+    // The parent hears about it (SIGCHLD is ignored unless it has a handler).
+    crate::sys::signal::send(l, ppid, 17);
     if pid == 1 || ppid == 0 {
         let code = if status & 0x7f == 0 { (status >> 8) & 0xff } else { 128 + (status & 0x7f) };
         log!("linux: init exited with status {code}; powering off");
@@ -213,6 +226,7 @@ pub fn fork_process(l: &mut Linux, parent: Pid, child_as: AspaceRef, thread: Thr
         umask: p.umask,
         sigactions: p.sigactions,
         sigmask: p.sigmask,
+        pending: 0,
         exit_status: None,
         exe: p.exe.clone(),
     };

@@ -103,6 +103,13 @@ pub struct ServerSpec {
     pub user_memory: bool,
 }
 
+/// The reply to a system call whose registers the server replaced (execve, signal delivery,
+/// rt_sigreturn): the nucleus then leaves the result register alone.
+pub const REGS_SET: i64 = i64::MIN + 1;
+
+/// Words in a thread's register array (`Kernel::thread_regs`).
+pub const USER_REGS: usize = 34;
+
 /// A user address space, as the nucleus hands it out (slot and generation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AspaceRef(pub u64);
@@ -204,6 +211,10 @@ pub trait Kernel: Sync {
     /// and fresh registers instead (execve).
     fn thread_exec(&self, tag: u64, a: AspaceRef, pc: u64, sp: u64) -> Result<(), MemError>;
     fn thread_set_tp(&self, t: ThreadRef, tp: u64) -> Result<(), MemError>;
+    /// The user registers of the thread waiting in request `tag` (order: `abi`'s layout module).
+    fn thread_regs(&self, tag: u64) -> Result<[u64; USER_REGS], MemError>;
+    /// Replaces them; they take effect when the request is answered (signal delivery and return).
+    fn thread_set_regs(&self, tag: u64, regs: &[u64; USER_REGS]) -> Result<(), MemError>;
     fn thread_kill(&self, t: ThreadRef);
     /// Raw console output and non-blocking input (until the tty server exists).
     fn console_write(&self, bytes: &[u8]);

@@ -88,6 +88,8 @@ pub fn dispatch(l: &mut Linux, c: &Ctx) -> Outcome {
         "rt_sigprocmask" => signal::rt_sigprocmask(l, c),
         "kill" => signal::kill(l, c),
         "tgkill" | "tkill" => signal::tgkill(l, c),
+        "rt_sigreturn" => signal::rt_sigreturn(l, c),
+        "rt_sigsuspend" => signal::rt_sigsuspend(l, c),
         // time and information
         "uname" => info::uname(l, c),
         "clock_gettime" => info::clock_gettime(l, c),

@@ -105,8 +105,8 @@ pub fn execve(l: &mut Linux, c: &Ctx) -> Outcome {
     p.exe = path;
     // Caught signals revert to the default action; ignored ones stay ignored.
     for a in p.sigactions.iter_mut() {
-        if *a > 1 {
-            *a = 0;
+        if a.handler > 1 {
+            *a = crate::process::SigAction::default();
         }
     }
     let mut fds = core::mem::take(&mut p.fds);
