@@ -20,18 +20,7 @@ pub fn disable_interrupts() {
     unsafe { asm!("msr daifset, #2", options(nostack, preserves_flags)) }
 }
 
-/// Runs `f` with interrupts masked, restoring the previous state afterwards.
-pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    let was = interrupts_enabled();
-    if was {
-        disable_interrupts();
-    }
-    let r = f();
-    if was {
-        enable_interrupts();
-    }
-    r
-}
+pub use crate::irq::without_interrupts;
 
 /// Sleeps until the next interrupt, then enables interrupts so that it is taken. `wfi` wakes on
 /// a pending interrupt even while it is masked, so a caller that checks its condition with

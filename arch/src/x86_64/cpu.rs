@@ -19,18 +19,7 @@ pub fn disable_interrupts() {
     unsafe { asm!("cli", options(nomem, nostack)) }
 }
 
-/// Runs `f` with interrupts masked, restoring the previous state afterwards.
-pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    let was = interrupts_enabled();
-    if was {
-        disable_interrupts();
-    }
-    let r = f();
-    if was {
-        enable_interrupts();
-    }
-    r
-}
+pub use crate::irq::without_interrupts;
 
 /// Enables interrupts and sleeps until the next one, atomically (`sti; hlt`), so that a wake-up
 /// arriving between the check and the sleep is not lost.

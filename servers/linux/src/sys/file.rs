@@ -741,19 +741,21 @@ pub fn fchdir(l: &mut Linux, c: &Ctx) -> Outcome {
     set_cwd(l, c, ino)
 }
 
+/// Reads the path at `path_ptr` and splits it into (parent directory, last component), relative
+/// to `dirfd` (the common start of mkdir, unlink, rmdir and their `*at` forms).
+fn resolve_parent(l: &Linux, c: &Ctx, dirfd: u64, path_ptr: u64) -> Result<(Ino, alloc::string::String), Errno> {
+    let path = read_cstr(l, c.pid, path_ptr, 4096)?;
+    let base = dir_of(l, c.pid, dirfd, &path)?;
+    let (dir, name) = l.fs.parent_of(base, &path)?;
+    Ok((dir, name.into()))
+}
+
 fn do_mkdir(l: &mut Linux, c: &Ctx, dirfd: u64, path_ptr: u64, mode: u64) -> Outcome {
-    let path = match read_cstr(l, c.pid, path_ptr, 4096) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    let base = match dir_of(l, c.pid, dirfd, &path) {
-        Ok(b) => b,
-        Err(e) => return e.into(),
-    };
-    let (dir, name) = match l.fs.parent_of(base, &path) {
+    let (dir, name) = match resolve_parent(l, c, dirfd, path_ptr) {
         Ok(x) => x,
         Err(e) => return e.into(),
     };
+    let name = name.as_str();
     if name == "." || name == ".." {
         return Errno::EEXIST.into();
     }
@@ -772,18 +774,11 @@ pub fn mkdirat(l: &mut Linux, c: &Ctx) -> Outcome {
 }
 
 fn do_unlink(l: &mut Linux, c: &Ctx, dirfd: u64, path_ptr: u64, flags: u64) -> Outcome {
-    let path = match read_cstr(l, c.pid, path_ptr, 4096) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    let base = match dir_of(l, c.pid, dirfd, &path) {
-        Ok(b) => b,
-        Err(e) => return e.into(),
-    };
-    let (dir, name) = match l.fs.parent_of(base, &path) {
+    let (dir, name) = match resolve_parent(l, c, dirfd, path_ptr) {
         Ok(x) => x,
         Err(e) => return e.into(),
     };
+    let name = name.as_str();
     if name == "." {
         return Errno::EINVAL.into();
     }
