@@ -251,8 +251,6 @@ pub static TESTS: &[GuestTest] = &[
     },
     GuestTest {
         name: "busybox-signals",
-        arches: &[Arch::X86_64],
-        why_one_arch: Some("signal frames are only built for x86_64 so far (docs/caveats.md)"),
         overlay: &[("init", SIGNALS_SCRIPT, true)],
         expect: &["got USR1", "after-usr1", "got TERM", "after-term", "sleep status 143", "child status 6", "end"],
         ..GuestTest::DEFAULT

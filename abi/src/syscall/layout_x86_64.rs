@@ -61,6 +61,10 @@ pub mod reg {
     pub const SP: usize = RSP;
 }
 
+/// `rt_sigreturn` for when a handler has no `SA_RESTORER` (glibc always sets one on x86_64):
+/// `mov eax, 15; syscall`.
+pub const SIGRETURN_TRAMPOLINE: &[u8] = &[0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+
 /// Size of `struct rt_sigframe` as built here: return address, `ucontext`, `siginfo`.
 pub const SIGFRAME_SIZE: usize = 8 + UCONTEXT_SIZE + 128;
 const UCONTEXT_SIZE: usize = 304;

@@ -5,7 +5,7 @@
 
 use crate::elf;
 use crate::fs::{Content, Ino, S_IFMT, S_IFREG};
-use crate::process::{Mm, MMAP_BASE, PAGE, STACK_MAX, STACK_TOP};
+use crate::process::{Mm, MMAP_BASE, PAGE, SIGPAGE, STACK_MAX, STACK_TOP};
 use crate::Linux;
 use abi::Errno;
 use alloc::string::String;
@@ -144,6 +144,13 @@ fn populate(
     }
     mm.brk_start = top;
     mm.brk = top;
+
+    // The signal trampoline page (Linux's vDSO `sigreturn`), for handlers without a restorer.
+    let rx = Prot { read: true, write: false, exec: true };
+    k.aspace_map(aspace, SIGPAGE, PAGE, Prot { read: true, write: true, exec: false }).map_err(|_| Errno::ENOMEM)?;
+    k.aspace_write(aspace, SIGPAGE, abi::syscall::layout::SIGRETURN_TRAMPOLINE).map_err(|_| Errno::ENOMEM)?;
+    k.aspace_protect(aspace, SIGPAGE, PAGE, rx).map_err(|_| Errno::ENOMEM)?;
+    mm.add(SIGPAGE, SIGPAGE + PAGE, rx);
 
     // The stack: the whole limit is a VMA (grown on fault); the top pages are mapped now.
     mm.add(STACK_TOP - STACK_MAX, STACK_TOP, rw);

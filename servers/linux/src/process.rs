@@ -14,6 +14,8 @@ pub const PAGE: u64 = 4096;
 pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
 pub const STACK_MAX: u64 = 8 << 20;
 pub const MMAP_BASE: u64 = 0x7f00_0000_0000;
+/// A read-only, executable page with the `rt_sigreturn` trampoline (above the stack).
+pub const SIGPAGE: u64 = STACK_TOP;
 
 /// A mapped range of the address space and its rights. Pages are mapped on first touch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,6 +19,7 @@ const SIGKILL: u32 = 9;
 const SIGSTOP: u32 = 19;
 const SIG_DFL: u64 = 0;
 const SIG_IGN: u64 = 1;
+const SA_RESTORER: u64 = 0x0400_0000;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
 
@@ -93,7 +94,8 @@ fn deliver_with_mask(l: &mut Linux, c: &Ctx, result: i64, saved_mask: u64) -> Op
     let old_mask = saved_mask;
     let mut regs = l.k.thread_regs(c.tag).ok()?;
     regs[layout::reg::RETURN] = result as u64;
-    let Some(frame) = layout::build_sigframe(&regs, sig, act.handler, act.restorer, old_mask, c.pid) else {
+    let restorer = if act.flags & SA_RESTORER != 0 { act.restorer } else { crate::process::SIGPAGE };
+    let Some(frame) = layout::build_sigframe(&regs, sig, act.handler, restorer, old_mask, c.pid) else {
         // No signal frames on this architecture yet: the default action instead.
         if ignored_by_default(sig) {
             return None;
