@@ -23,6 +23,7 @@
 #![no_std]
 
 pub mod bootinfo;
+pub mod clock;
 pub mod irq;
 pub mod trapinfo;
 

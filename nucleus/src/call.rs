@@ -54,6 +54,9 @@ fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: 
     sqe.tag = st.task(cur).next_tag();
     st.task(cur).reply = None;
     let blocked = TaskState::BlockedReply { endpoint: e, tag: sqe.tag };
+    if crate::trace::enabled() {
+        trace_send(&mut st, cur, e, &sqe);
+    }
     let st = match fastpath::call(st, cur, e, &sqe, blocked) {
         Ok(()) => sched::lock(),
         Err(mut st) => {
@@ -72,6 +75,33 @@ fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: 
     take_reply(st, cur)
 }
 
+#[cold]
+#[inline(never)]
+fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe) {
+    use ipc::trace::TraceKind;
+    let t = st.task(cur);
+    if t.user.is_some() && sqe.flags == server_rt::user_request::SYSCALL {
+        crate::trace::record(TraceKind::SyscallEnter, cur, e as u32, sqe.opcode, sqe.tag, sqe.args[0], arch_id());
+    }
+    let serving = t.serving;
+    crate::trace::record(TraceKind::Send, cur, e as u32, sqe.opcode, sqe.tag, core::mem::size_of::<Sqe>() as u64, serving);
+}
+
+/// The architecture id used in trace records (0 = x86_64, 1 = aarch64).
+fn arch_id() -> u64 {
+    match arch::ARCH_NAME {
+        "aarch64" => 1,
+        _ => 0,
+    }
+}
+
+/// Notes that the current task took request `sqe` (trace and causality).
+#[inline(always)]
+fn received(st: &mut State, cur: usize, e: usize, sqe: &Sqe) {
+    st.task(cur).serving = sqe.tag;
+    crate::trace::record(ipc::trace::TraceKind::Receive, cur, e as u32, sqe.opcode, sqe.tag, 0, 0);
+}
+
 fn take_reply(mut st: MutexGuard<'static, State>, cur: usize) -> Result<Cqe, IpcError> {
     st.task(cur).reply.take().unwrap_or(Err(IpcError::ServerDied))
 }
@@ -84,11 +114,13 @@ pub fn receive() -> Result<Sqe, IpcError> {
         loop {
             let e = st.task(cur).endpoint.ok_or(IpcError::NoSuchCap)?;
             if let Some(sqe) = st.task(cur).request.take() {
+                received(&mut st, cur, e, &sqe);
                 return Ok(sqe);
             }
             if let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
                 // A queued request whose caller died meanwhile is dropped here.
                 if caller_waiting(&mut st, e, sqe.tag) {
+                    received(&mut st, cur, e, &sqe);
                     return Ok(sqe);
                 }
                 continue;
@@ -106,10 +138,12 @@ pub fn poll_receive() -> Option<Sqe> {
         let cur = sched::current();
         let e = st.task(cur).endpoint?;
         if let Some(sqe) = st.task(cur).request.take() {
+            received(&mut st, cur, e, &sqe);
             return Some(sqe);
         }
         while let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
             if caller_waiting(&mut st, e, sqe.tag) {
+                received(&mut st, cur, e, &sqe);
                 return Some(sqe);
             }
         }
@@ -132,6 +166,10 @@ pub fn deliver(st: &mut State, cur: usize, reply: &Cqe) -> Result<usize, IpcErro
     }
     let (caller, _) = tag_caller(reply.tag);
     st.task(caller).reply = Some(Ok(*reply));
+    if st.task(cur).serving == reply.tag {
+        st.task(cur).serving = 0;
+    }
+    crate::trace::record(ipc::trace::TraceKind::Reply, cur, e as u32, 0, reply.tag, reply.result as u64, 0);
     Ok(caller)
 }
 

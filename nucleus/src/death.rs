@@ -51,6 +51,15 @@ pub fn kill(mut st: MutexGuard<'static, State>, i: usize, cause: DeathCause) {
             }
         }
     }
+    crate::trace::record(
+        ipc::trace::TraceKind::Death,
+        i,
+        endpoint.map_or(u32::MAX, |e| e as u32),
+        spec.map_or(u32::MAX, |s| s as u32),
+        0,
+        failed as u64,
+        0,
+    );
     if let Some(server) = spec {
         let instance = crate::servers::instance(server);
         post_notice(&mut st, DeathNotice { server, instance, cause, failed_requests: failed });

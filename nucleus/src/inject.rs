@@ -57,6 +57,9 @@ fn fire_locked_out(server: usize, kind: FaultKind) {
     let st = sched::lock();
     let victim =
         st.tasks.iter().flatten().find(|t| t.spec == Some(d.server) && t.state != TaskState::Dead).map(|t| t.id.index);
+    if let Some(v) = victim {
+        crate::trace::record(ipc::trace::TraceKind::FaultInject, v, 0, d.kind as u32, 0, 0, 0);
+    }
     let cause = match d.kind {
         FaultKind::Kill => DeathCause::Killed,
         FaultKind::BadAccess => DeathCause::Fault { name: "injected bad access", pc: 0, addr: 0 },

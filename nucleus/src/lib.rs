@@ -29,6 +29,7 @@ pub mod servers;
 pub mod syscall;
 pub mod task;
 pub mod time;
+pub mod trace;
 pub mod traps;
 pub mod user;
 
@@ -57,6 +58,10 @@ pub const TICK_HZ: u32 = 100;
 
 /// Prints the power-off marker the host tooling keys on, then leaves the machine.
 pub fn poweroff(code: u32) -> ! {
+    if trace::enabled() {
+        trace::set_enabled(false);
+        trace::dump();
+    }
     log::print_unlocked(format_args!("@@POWEROFF {code}\n"));
     arch::power::poweroff(code)
 }
@@ -99,6 +104,7 @@ pub fn main(info: &'static BootInfo, servers: &'static [ServerSpec]) -> ! {
     if let Some(test) = cmd.get("test").filter(|t| selftest::is_builtin(t)) {
         selftest::run(test)
     }
+    trace::set_enabled(cmd.get("trace") == Some("1"));
     if cmd.get("fastpath") == Some("off") {
         fastpath::ENABLED.store(false, Ordering::Relaxed);
     }

@@ -113,6 +113,7 @@ impl State {
         }
         t.state = TaskState::Ready;
         let p = (t.priority as usize).min(PRIORITIES - 1);
+        crate::trace::record(ipc::trace::TraceKind::Wake, i, 0, 0, 0, 0, 0);
         if i != IDLE {
             self.run_queues[p].push(i);
         }
@@ -156,6 +157,7 @@ pub fn switch_to(mut st: MutexGuard<'static, State>, next: usize) {
         return;
     }
     crate::user::on_switch_from(st.task(cur));
+    crate::trace::record(ipc::trace::TraceKind::Switch, cur, next as u32, 0, 0, 0, 0);
     let t = st.task(next);
     t.state = TaskState::Running;
     t.slice = SLICE_TICKS;
@@ -190,6 +192,7 @@ pub fn reschedule(mut st: MutexGuard<'static, State>) {
 pub fn block_current(mut st: MutexGuard<'static, State>, state: TaskState) {
     let cur = current();
     st.task(cur).state = state;
+    crate::trace::record(ipc::trace::TraceKind::Block, cur, 0, 0, 0, 0, 0);
     let next = st.pick_next();
     switch_to(st, next);
 }

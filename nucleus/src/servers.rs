@@ -91,7 +91,14 @@ pub fn spawn(spec: usize) -> Result<u32, IpcError> {
         }
         st.task(index).state = TaskState::Sleeping { until_ns: 0 };
         st.make_ready(index);
-        Ok(INSTANCES[spec].fetch_add(1, Ordering::Relaxed) + 1)
+        let instance = INSTANCES[spec].fetch_add(1, Ordering::Relaxed) + 1;
+        crate::trace::name_task(index, s.name);
+        if let Some(e) = endpoint {
+            crate::trace::name_endpoint(e, s.name);
+        }
+        let ep = endpoint.map_or(u32::MAX, |e| e as u32);
+        crate::trace::record(ipc::trace::TraceKind::Restart, index, ep, spec as u32, 0, instance as u64, 0);
+        Ok(instance)
     })
 }
 

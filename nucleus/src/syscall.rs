@@ -59,7 +59,17 @@ pub fn on_syscall(frame: &mut TrapFrame) {
     let nr = frame.syscall_nr();
     let mut sqe = Sqe { opcode: nr.min(u32::MAX as u64) as u32, flags: user_request::SYSCALL, ..Default::default() };
     sqe.args = frame.syscall_args();
-    match request(frame, &sqe) {
+    let result = request(frame, &sqe);
+    if crate::trace::enabled() {
+        let cur = sched::current();
+        let tag = arch::cpu::without_interrupts(|| sched::lock().task(cur).last_tag());
+        let v = match result {
+            Ok(v) => v,
+            Err(e) => e.code(),
+        };
+        crate::trace::record(ipc::trace::TraceKind::SyscallExit, cur, 0, sqe.opcode, tag, v as u64, 0);
+    }
+    match result {
         // The server's answer is the result register, except when it replaced the registers
         // (execve, signal delivery, rt_sigreturn): then it says `REGS_SET` and the frame stands.
         Ok(v) if v == REGS_SET => {}

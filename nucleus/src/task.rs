@@ -58,6 +58,8 @@ pub struct Task {
     /// The reply (or error) to this task's outstanding call.
     pub reply: Option<Result<Cqe, IpcError>>,
     pub call_seq: u32,
+    /// The request this task is serving (for causality in the trace), 0 if none.
+    pub serving: u64,
     /// Ticks left in the current time slice.
     pub slice: u32,
     pub death: Option<DeathCause>,
@@ -82,10 +84,16 @@ impl Task {
             request: None,
             reply: None,
             call_seq: 0,
+            serving: 0,
             slice: crate::sched::SLICE_TICKS,
             death: None,
             user: None,
         }
+    }
+
+    /// The tag of the last request this task sent.
+    pub fn last_tag(&self) -> u64 {
+        self.id.index as u64 | ((self.id.generation as u64 & 0xff_ffff) << 16) | ((self.call_seq as u64) << 40)
     }
 
     /// Request tags name the caller: slot (16 bits), generation (24 bits), sequence (24 bits).

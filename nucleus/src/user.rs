@@ -354,6 +354,7 @@ fn create_thread(aspace: usize, frame: TrapFrame, tp: u64, fpu: FpuState) -> Res
         task.state = TaskState::Sleeping { until_ns: 0 };
         st.tasks[index] = Some(task);
         st.make_ready(index);
+        crate::trace::name_task(index, "user");
         Ok(thread_ref(st.tasks[index].as_ref().expect("just made")))
     })
 }

@@ -23,6 +23,7 @@ fn counter() -> u64 {
 pub fn init_clock() {
     FREQ.store(sysreg_read!("cntfrq_el0").max(1), Ordering::Relaxed);
     COUNT_AT_BOOT.store(counter(), Ordering::Relaxed);
+    SCALE.set(FREQ.load(Ordering::Relaxed), COUNT_AT_BOOT.load(Ordering::Relaxed));
     // SAFETY: CNTKCTL_EL1.EL0VCTEN only grants EL0 read access to the virtual counter.
     unsafe { sysreg_write!("cntkctl_el1", 1u64 << 1) };
 }
@@ -63,8 +64,18 @@ pub fn now_ns() -> u64 {
     if hz == 0 {
         return 0;
     }
-    let delta = counter().saturating_sub(COUNT_AT_BOOT.load(Ordering::Relaxed));
-    (delta as u128 * 1_000_000_000 / hz as u128) as u64
+    SCALE.to_ns(SCALE.ticks(counter()))
+}
+
+static SCALE: crate::clock::Scale = crate::clock::Scale::new();
+
+/// Raw clock ticks since boot (cheap; convert with [`ticks_to_ns`]).
+pub fn clock_ticks() -> u64 {
+    SCALE.ticks(counter())
+}
+
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    SCALE.to_ns(ticks)
 }
 
 /// Clock-source frequency in Hz (`CNTFRQ_EL0`).

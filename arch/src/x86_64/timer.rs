@@ -25,6 +25,18 @@ fn calibrate_clock() {
     let hz = ((t1 - t0) as u128 * 1_000_000_000 / ns.max(1) as u128) as u64;
     TSC_AT_BOOT.store(t0, Ordering::Relaxed);
     TSC_HZ.store(hz.max(1), Ordering::Relaxed);
+    SCALE.set(hz.max(1), t0);
+}
+
+static SCALE: crate::clock::Scale = crate::clock::Scale::new();
+
+/// Raw clock ticks since boot (cheap; convert with [`ticks_to_ns`]).
+pub fn clock_ticks() -> u64 {
+    SCALE.ticks(rdtsc())
+}
+
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    SCALE.to_ns(ticks)
 }
 
 /// Monotonic nanoseconds since the clock was calibrated (0 before).
@@ -33,8 +45,7 @@ pub fn now_ns() -> u64 {
     if hz == 0 {
         return 0;
     }
-    let delta = rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
-    (delta as u128 * 1_000_000_000 / hz as u128) as u64
+    SCALE.to_ns(SCALE.ticks(rdtsc()))
 }
 
 /// Clock-source frequency in Hz (TSC).
