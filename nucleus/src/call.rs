@@ -84,7 +84,15 @@ fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe) {
         crate::trace::record(TraceKind::SyscallEnter, cur, e as u32, sqe.opcode, sqe.tag, sqe.args[0], arch_id());
     }
     let serving = t.serving;
-    crate::trace::record(TraceKind::Send, cur, e as u32, sqe.opcode, sqe.tag, core::mem::size_of::<Sqe>() as u64, serving);
+    crate::trace::record(
+        TraceKind::Send,
+        cur,
+        e as u32,
+        sqe.opcode,
+        sqe.tag,
+        core::mem::size_of::<Sqe>() as u64,
+        serving,
+    );
 }
 
 /// The architecture id used in trace records (0 = x86_64, 1 = aarch64).

@@ -19,6 +19,54 @@ struct Pending {
 
 static PENDING: Mutex<[Option<Pending>; MAX_PENDING]> = Mutex::new([None; MAX_PENDING]);
 
+/// Random injection from the command line: `fi=<server>:<period_ms>:<seed>` kills `server` at
+/// pseudo-random intervals averaging `period_ms` (uniform in [period/2, 3·period/2)), with a
+/// xorshift generator seeded by `seed`, so a run is reproducible by its seed.
+struct Random {
+    server: usize,
+    period_ns: u64,
+    state: u64,
+    next_ns: u64,
+    fired: u64,
+}
+
+static RANDOM: Mutex<Option<Random>> = Mutex::new(None);
+
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+/// Parses `fi=` (`server:period_ms:seed`); unknown servers or malformed values are reported
+/// and ignored.
+pub fn configure(spec: &str, servers: &[server_rt::ServerSpec]) {
+    let mut parts = spec.split(':');
+    let (Some(name), Some(period), seed) = (parts.next(), parts.next(), parts.next()) else {
+        crate::kprintln!("fi: expected <server>:<period_ms>:<seed>, got '{spec}'");
+        return;
+    };
+    let Some(server) = servers.iter().position(|s| s.name == name) else {
+        crate::kprintln!("fi: no server named '{name}'");
+        return;
+    };
+    let (Ok(period_ms), Ok(seed)) = (period.parse::<u64>(), seed.unwrap_or("1").parse::<u64>()) else {
+        crate::kprintln!("fi: bad period or seed in '{spec}'");
+        return;
+    };
+    let period_ns = period_ms.max(1) * 1_000_000;
+    let mut state = seed.max(1);
+    let first = period_ns / 2 + xorshift(&mut state) % period_ns;
+    crate::kprintln!("fi: killing '{name}' every ~{period_ms} ms (seed {seed})");
+    *RANDOM.lock() = Some(Random { server, period_ns, state, next_ns: arch::timer::now_ns() + first, fired: 0 });
+}
+
+/// Random injections fired so far.
+pub fn random_fired() -> u64 {
+    arch::cpu::without_interrupts(|| RANDOM.lock().as_ref().map_or(0, |r| r.fired))
+}
+
 pub fn schedule(server: usize, kind: FaultKind, after_ns: u64) -> bool {
     let at_ns = arch::timer::now_ns().saturating_add(after_ns);
     arch::cpu::without_interrupts(|| {
@@ -36,6 +84,20 @@ pub fn schedule(server: usize, kind: FaultKind, after_ns: u64) -> bool {
 /// Called from the timer tick (interrupts masked): fires due injections.
 pub fn on_tick() {
     let now = arch::timer::now_ns();
+    let random = {
+        let mut r = RANDOM.lock();
+        match r.as_mut() {
+            Some(r) if now >= r.next_ns => {
+                r.next_ns = now + r.period_ns / 2 + xorshift(&mut r.state) % r.period_ns;
+                r.fired += 1;
+                Some(r.server)
+            }
+            _ => None,
+        }
+    };
+    if let Some(server) = random {
+        fire(server, FaultKind::Kill);
+    }
     let due = {
         let mut p = PENDING.lock();
         let Some(slot) = p.iter_mut().find(|s| s.is_some_and(|s| s.at_ns <= now)) else { return };

@@ -108,6 +108,9 @@ pub fn main(info: &'static BootInfo, servers: &'static [ServerSpec]) -> ! {
     if cmd.get("fastpath") == Some("off") {
         fastpath::ENABLED.store(false, Ordering::Relaxed);
     }
+    if let Some(fi) = cmd.get("fi") {
+        inject::configure(fi, servers);
+    }
     start_servers(servers, cmd.get("test").is_some());
     sched::idle_loop()
 }

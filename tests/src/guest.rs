@@ -226,6 +226,16 @@ pub static TESTS: &[GuestTest] = &[
         &["died: stack overflow", "@@TEST-PASS server-stack-overflow", "@@POWEROFF 0"],
     ),
     GuestTest {
+        name: "fault-injection-random-kills",
+        append: "test=ipc-random-kills fi=echo:20:42",
+        expect: &[
+            "fi: killing 'echo' every ~20 ms (seed 42)",
+            "calls answered correctly while echo was killed",
+            "@@TEST-PASS ipc-random-kills",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "busybox-script",
         overlay: &[("init", SHELL_SCRIPT, true)],
         expect: &[

@@ -29,6 +29,8 @@ pub fn main() {
         "server-fault" => misbehave(OP_FAULT),
         "server-stack-overflow" => misbehave(OP_OVERFLOW),
         "ipc-bench" => bench(),
+        "ipc-random-kills" => random_kills(20),
+        "restart-latency" => restart_latency(200),
         _ => Err("unknown test"),
     };
     match outcome {
@@ -127,6 +129,48 @@ fn misbehave(op: u32) -> Outcome {
         return Err("wrong reply from the restarted server");
     }
     log!("contained: the server died and a new instance answered");
+    Ok(())
+}
+
+/// With `fi=echo:<period>:<seed>` on the command line, echo is killed at random points. Calls
+/// keep going (retrying across restarts, the transparent policy) until it has been killed
+/// `kills` times; every reply must still be right.
+fn random_kills(kills: u32) -> Outcome {
+    let k = kernel();
+    let echo_index = k.servers().iter().position(|s| s.name == "echo").ok_or("no echo server")?;
+    let mut i = 0u64;
+    loop {
+        let r = echo(OP_ECHO, i).map_err(|_| "a call failed for good")?;
+        if r != i as i64 + 1 {
+            return Err("wrong reply under random kills");
+        }
+        i += 1;
+        let (instance, _) = k.server_state(echo_index).ok_or("no echo state")?;
+        if instance > kills {
+            log!("{i} calls answered correctly while echo was killed {} times", instance - 1);
+            return Ok(());
+        }
+        if i > 50_000_000 {
+            return Err("echo was not killed (is fi= set?)");
+        }
+    }
+}
+
+/// Time from killing echo to its new instance answering a call (median and max over `n`).
+fn restart_latency(n: usize) -> Outcome {
+    let k = kernel();
+    echo(OP_ECHO, 0).map_err(|_| "echo not reachable")?;
+    let mut samples = [0u64; 256];
+    let n = n.min(samples.len());
+    for s in samples.iter_mut().take(n) {
+        let t0 = k.now_ns();
+        k.inject("echo", server_rt::FaultKind::Kill, 0).map_err(|_| "inject failed")?;
+        echo(OP_ECHO, 1).map_err(|_| "echo did not come back")?;
+        *s = k.now_ns() - t0;
+    }
+    let v = &mut samples[..n];
+    v.sort_unstable();
+    log!("restart-latency: {n} restarts, median {} ns, max {} ns", v[n / 2], v[n - 1]);
     Ok(())
 }
 
