@@ -14,6 +14,7 @@ pub mod context;
 pub mod cpu;
 pub mod dtb;
 pub mod gic;
+mod mem;
 pub mod mm;
 pub mod power;
 pub(crate) mod regs;

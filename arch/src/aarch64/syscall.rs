@@ -158,8 +158,11 @@ impl TrapFrame {
         TrapFrame { elr: pc, sp, spsr: 0, ..TrapFrame::default() }
     }
 
+    /// Whether this frame is a system call: a synchronous exception from EL0 with the SVC
+    /// class. The vector is checked too because ESR_EL1 is not written for interrupts, so the
+    /// frame of an IRQ taken in user mode holds the syndrome of the last system call.
     pub fn is_syscall(&self) -> bool {
-        self.from_user() && (self.esr >> 26) & 0x3f == SYSCALL_VECTOR
+        self.kind & 0xff == super::trap::VectorKind::EL0_SYNC && (self.esr >> 26) & 0x3f == SYSCALL_VECTOR
     }
 
     /// The system call number.
