@@ -4,6 +4,7 @@
 #   just qemu-arm64          the same on AArch64
 #   just test                host unit tests + guest tests on both architectures
 #   just bench               boot time and IPC round-trip numbers
+#   just trace -- 'CMD'      run CMD traced and analyze the IPC trace (ARCH=arm64 for AArch64)
 #
 # Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
 # APPEND="..." adds kernel command-line words (e.g. APPEND="test=ticks").
@@ -14,13 +15,13 @@ OVERLAY := env_var_or_default("OVERLAY", "")
 APPEND := env_var_or_default("APPEND", "")
 objcopy := `echo "$(rustc --print sysroot 2>/dev/null)/lib/rustlib/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/bin/llvm-objcopy"`
 
-# Boot x86_64 BusyBox (today: the banner) on the serial console.
+# Boot x86_64 and drop into BusyBox sh on the serial console.
 qemu-x86: setup (kernel "x86_64") (initramfs "x86_64")
     cargo run -q --release -p tests --bin run -- --arch x86_64 \
         --kernel target/x86_64-unknown-none/release/kernel \
         --initrd build/x86_64/initramfs.cpio --append "{{APPEND}}"
 
-# Boot AArch64 BusyBox (today: the banner) on the serial console.
+# Boot AArch64 and drop into BusyBox sh on the serial console.
 qemu-arm64: setup (kernel "aarch64") (initramfs "aarch64")
     cargo run -q --release -p tests --bin run -- --arch aarch64 \
         --kernel build/aarch64/Image \
@@ -36,14 +37,31 @@ test: setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarc
 bench ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")
     cargo run -q --release -p tests --bin bench -- --arch {{ARCH}}
 
+# Trace a shell command (`just trace -- 'cat /etc/passwd'`; ARCH=arm64 for AArch64): files in build/trace/.
+trace *CMD: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    arch=$([ "${ARCH:-x86}" = arm64 ] || [ "${ARCH:-x86}" = aarch64 ] && echo aarch64 || echo x86_64)
+    cmd='{{CMD}}'; cmd="${cmd#-- }"
+    just kernel "$arch" && just rootfs "$arch"
+    out=build/trace; mkdir -p "$out/overlay"
+    printf '#!/bin/sh\n%s\n' "$cmd" > "$out/overlay/init"; chmod +x "$out/overlay/init"
+    cargo run -q --release -p qemu-tools --bin mkcpio -- -o "$out/initramfs.cpio" "build/$arch/rootfs" "$out/overlay"
+    kernel=$([ "$arch" = aarch64 ] && echo build/aarch64/Image || echo target/x86_64-unknown-none/release/kernel)
+    cargo run -q --release -p tests --bin run -- --arch "$arch" --kernel "$kernel" --initrd "$out/initramfs.cpio" \
+        --append "trace=1" < /dev/null > "$out/console.txt" || true
+    grep -v '^@@TRACE' "$out/console.txt" | sed -n '/linux: started/,$p'
+    cargo run -q --release -p trace-analyzer -- --chrome "$out/trace.json" --html "$out/trace.html" "$out/console.txt" | tee "$out/report.txt"
+    echo "trace files: $out/console.txt (raw), $out/report.txt, $out/trace.json (Perfetto), $out/trace.html"
+
 # Install build dependencies (idempotent).
 setup:
     bash qemu/setup.sh
 
 # Build the kernel image for ARCH (x86_64 | aarch64).
 kernel ARCH:
-    cargo build -q --release -p kernel --target {{ARCH}}-unknown-none
-    if [ "{{ARCH}}" = aarch64 ]; then mkdir -p build/aarch64 && "{{objcopy}}" -O binary target/aarch64-unknown-none/release/kernel build/aarch64/Image; fi
+    @cargo build -q --release -p kernel --target {{ARCH}}-unknown-none
+    @if [ "{{ARCH}}" = aarch64 ]; then mkdir -p build/aarch64 && "{{objcopy}}" -O binary target/aarch64-unknown-none/release/kernel build/aarch64/Image; fi
 
 # The base root file system directory (BusyBox + /etc).
 rootfs ARCH:
