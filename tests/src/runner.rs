@@ -1,8 +1,8 @@
 //! Runs one QEMU (or any program standing in for it) and watches its console.
 //!
 //! [`Guest::spawn`] starts the command with stdout piped (and stderr piped or inherited), in its
-//! own process group by default, with a parent-death signal so that QEMU cannot outlive the
-//! harness even when the harness is killed. A thread reads stdout into a shared byte
+//! own process group by default, so that QEMU and anything it started can be signalled together.
+//! A thread reads stdout into a shared byte
 //! transcript (optionally echoing every chunk, unchanged, to a sink: that is how the interactive
 //! runner passes the console through) and notes the last `@@POWEROFF <code>` line.
 //!
@@ -14,13 +14,16 @@
 //!   group id), so a recycled id is never hit;
 //! * transcripts are kept as raw bytes; text views are lossy UTF-8.
 //!
-//! Caveat: Linux delivers the parent-death signal when the *thread* that spawned the child
-//! exits, so spawn from a thread that outlives the [`Guest`] (the harness does).
+//! Caveat: a harness killed with SIGKILL cannot clean up; its QEMU runs on until its own
+//! timeout or the caller's cleanup (CI ends everything a run leaves behind). Making QEMU die with
+//! its parent needs `prctl(PR_SET_PDEATHSIG)` in an `unsafe` `pre_exec`, which this crate avoids.
 //!
 //! A terminal on stdin needs `own_process_group: false`: a background process group that reads
 //! from or configures its controlling terminal is stopped by SIGTTIN/SIGTTOU.
 
 use crate::transcript::poweroff_code;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
 use std::io::{self, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -55,20 +58,12 @@ pub struct Options {
     pub capture_stderr: bool,
     /// Every stdout chunk is also written (unchanged, flushed) here as it arrives.
     pub echo: Option<Box<dyn Write + Send>>,
-    /// Signal the child receives if the spawning thread dies (`PR_SET_PDEATHSIG`).
-    pub parent_death_signal: Option<i32>,
 }
 
 impl Default for Options {
     /// Tests: no input, own process group, stderr captured, SIGTERM on parent death.
     fn default() -> Options {
-        Options {
-            stdin: Input::Null,
-            own_process_group: true,
-            capture_stderr: true,
-            echo: None,
-            parent_death_signal: Some(libc::SIGTERM),
-        }
+        Options { stdin: Input::Null, own_process_group: true, capture_stderr: true, echo: None }
     }
 }
 
@@ -202,7 +197,7 @@ impl Watch {
 /// A running QEMU.
 pub struct Guest {
     child: Child,
-    pid: libc::pid_t,
+    pid: Pid,
     own_group: bool,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
@@ -270,25 +265,8 @@ impl Guest {
         if opts.own_process_group {
             cmd.process_group(0);
         }
-        if let Some(sig) = opts.parent_death_signal {
-            let parent = std::process::id() as libc::pid_t;
-            // SAFETY: the closure runs in the forked child before exec and only makes
-            // async-signal-safe system calls (prctl, getppid); it allocates nothing.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    // The parent died before prctl took effect: nobody is left to watch us.
-                    if libc::getppid() != parent {
-                        return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                    }
-                    Ok(())
-                });
-            }
-        }
         let mut child = cmd.spawn()?;
-        let pid = child.id() as libc::pid_t;
+        let pid = Pid::from_raw(child.id() as i32);
         let shared = Arc::new(Shared { state: Mutex::new(State::default()), cond: Condvar::new() });
         let mut guest = Guest {
             stdin: child.stdin.take(),
@@ -312,7 +290,7 @@ impl Guest {
     }
 
     pub fn pid(&self) -> u32 {
-        self.pid as u32
+        self.pid.as_raw() as u32
     }
 
     /// Since spawn.
@@ -392,26 +370,15 @@ impl Guest {
         if self.status.is_some() {
             return true;
         }
-        // SAFETY: `info` is a plain C struct that waitid fills in; all-zero is a valid value.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is valid for writes; WNOWAIT leaves the child waitable for `Child::wait`.
-        let r = unsafe {
-            libc::waitid(libc::P_PID, self.pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
-        };
-        // SAFETY: reading si_pid of a siginfo_t that waitid filled in (or left zeroed).
-        r == 0 && unsafe { info.si_pid() } == self.pid
+        use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+        // WNOWAIT leaves the child waitable for `Child::wait`.
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        matches!(waitid(Id::Pid(self.pid), flags), Ok(s) if s != WaitStatus::StillAlive)
     }
 
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) has no memory-safety preconditions. The child is unreaped, so `pid`
-        // (and the group it leads) still denotes our child.
-        unsafe {
-            if self.own_group {
-                libc::killpg(self.pid, sig);
-            } else {
-                libc::kill(self.pid, sig);
-            }
-        }
+    fn signal(&self, sig: Signal) {
+        // The child is unreaped, so `pid` (and the group it leads) still denotes our child.
+        let _ = if self.own_group { killpg(self.pid, sig) } else { kill(self.pid, sig) };
     }
 
     /// Reaps the exited child, after killing whatever else is left in its process group.
@@ -420,7 +387,7 @@ impl Guest {
             return;
         }
         if self.own_group {
-            self.signal(libc::SIGKILL);
+            self.signal(Signal::SIGKILL);
         }
         self.status = self.child.wait().ok();
     }
@@ -431,13 +398,13 @@ impl Guest {
             return;
         }
         if !self.exited_unreaped() {
-            self.signal(libc::SIGTERM);
+            self.signal(Signal::SIGTERM);
             let until = Instant::now() + TERM_GRACE;
             while !self.exited_unreaped() && Instant::now() < until {
                 thread::sleep(POLL);
             }
             if !self.exited_unreaped() {
-                self.signal(libc::SIGKILL);
+                self.signal(Signal::SIGKILL);
             }
         }
         self.reap();

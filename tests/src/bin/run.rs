@@ -17,7 +17,7 @@
 //! Exit status: the guest's `@@POWEROFF` code; 125 (with a message on stderr) if QEMU ended
 //! without one or could not be started; 124 if `--timeout` passed; 2 on a usage error. If QEMU
 //! is still running 10 s after `@@POWEROFF`, it is killed (with a warning) and the code stands.
-//! QEMU never outlives this process (parent-death signal).
+//! QEMU is killed (its process group, when it has one) when this process exits normally.
 
 use harness::qemu::{Arch, QemuConfig};
 use harness::runner::{End, Guest, Input, Options, Watch};
@@ -160,7 +160,6 @@ fn main() {
         own_process_group: !interactive,
         capture_stderr: false,
         echo: Some(Box::new(std::io::stdout())),
-        ..Options::default()
     };
     let mut guest = match Guest::spawn(a.config.command(), opts) {
         Ok(g) => g,
