@@ -236,6 +236,20 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "bad-input-syscall-fuzz",
+        overlay: &[("init", "#!/bin/sh\n/usr/libexec/cairn/syscall_fuzz\necho kernel-alive\n", true)],
+        expect: &["syscall-fuzz: done", "kernel-alive", "@@POWEROFF 0"],
+        timeout: Duration::from_secs(300),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "bad-input-kernel-pointers",
+        overlay: &[("init", "#!/bin/sh\n/usr/libexec/cairn/kernel_pointers\n", true)],
+        expect: &["write(1, k, 16)                    EFAULT", "kernel-pointers: all EFAULT", "@@POWEROFF 0"],
+        forbid: &["WRONG"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "busybox-script",
         overlay: &[("init", SHELL_SCRIPT, true)],
         expect: &[

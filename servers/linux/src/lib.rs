@@ -104,7 +104,7 @@ impl Linux {
     pub fn report_enosys(&mut self, nr: u32) {
         if !self.reported.contains(&nr) {
             self.reported.push(nr);
-            let name = abi::syscall::name(abi::syscall::CURRENT, nr as usize).unwrap_or("?");
+            let name = abi::syscall::name(abi::syscall::CURRENT, nr as usize).unwrap_or("no such call");
             log!("linux: unimplemented system call {nr} ({name}): ENOSYS");
         }
     }

@@ -276,6 +276,23 @@ fn populate(l: &Linux, pid: Pid, va: u64, len: usize, write: bool) -> Result<(),
     Ok(())
 }
 
+/// Checks that `[va, va + len)` lies in VMAs that allow writing (`write`) or reading: a cheap
+/// test made *before* an operation consumes anything (a pipe read), so that a bad buffer gives
+/// EFAULT and loses no data.
+pub fn check_user_range(l: &Linux, pid: Pid, va: u64, len: usize, write: bool) -> Result<(), Errno> {
+    let p = l.procs.get(&pid).ok_or(Errno::ESRCH)?;
+    let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+    let mut page = va & !(PAGE - 1);
+    while page < end {
+        let v = p.mm.find(page).ok_or(Errno::EFAULT)?;
+        if (write && !v.prot.write) || (!write && !v.prot.read) {
+            return Err(Errno::EFAULT);
+        }
+        page = v.end.min(end.next_multiple_of(PAGE)).max(page + PAGE);
+    }
+    Ok(())
+}
+
 pub fn read_bytes(l: &Linux, pid: Pid, va: u64, len: usize) -> Result<Vec<u8>, Errno> {
     let p = l.procs.get(&pid).ok_or(Errno::ESRCH)?;
     if len > 64 << 20 {

@@ -204,7 +204,11 @@ pub fn pread64(l: &mut Linux, c: &Ctx) -> Outcome {
 
 fn pread_at(l: &mut Linux, c: &Ctx, at: Option<u64>) -> Outcome {
     let [fd, buf, len, ..] = c.args;
-    match read_object(l, c, fd, len as usize, at) {
+    let len = (len as usize).min(IO_MAX);
+    if let Err(e) = crate::process::check_user_range(l, c.pid, buf, len, true) {
+        return e.into();
+    }
+    match read_object(l, c, fd, len, at) {
         Ok(Some(data)) => write_bytes(l, c.pid, buf, &data).map(|_| data.len() as i64).into(),
         Ok(None) => Outcome::Block,
         Err(e) => e.into(),
@@ -267,7 +271,12 @@ pub fn readv(l: &mut Linux, c: &Ctx) -> Outcome {
         Ok(v) => v,
         Err(e) => return e.into(),
     };
-    let total: u64 = iov.iter().map(|v| v.1).sum();
+    for &(base, len) in &iov {
+        if let Err(e) = crate::process::check_user_range(l, c.pid, base, (len as usize).min(IO_MAX), true) {
+            return e.into();
+        }
+    }
+    let total = iov.iter().fold(0u64, |a, v| a.saturating_add(v.1));
     let data = match read_object(l, c, c.args[0], total as usize, None) {
         Ok(Some(d)) => d,
         Ok(None) => return Outcome::Block,
