@@ -250,6 +250,24 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "busybox-file-ops",
+        overlay: &[("init", FILE_OPS_SCRIPT, true)],
+        expect: &[
+            "moved:hello",
+            "soft:hello",
+            "target:a/b/g",
+            "600 2 6",
+            "2020-01-02 03:04:05",
+            "trunc:hel",
+            "c/b:\ng\n",
+            "copied:g",
+            "mv: can't rename 'd': Invalid argument",
+            "rmdir: 'x': Directory not empty",
+            "end",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "busybox-script",
         overlay: &[("init", SHELL_SCRIPT, true)],
         expect: &[
@@ -280,6 +298,23 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
 ];
+
+/// rename (files and directories, into themselves refused), hard and symbolic links, chmod,
+/// link counts, timestamps, truncate, recursive copy and removal.
+const FILE_OPS_SCRIPT: &str = r#"#!/bin/sh
+cd /tmp && mkdir -p a/b && echo hello > a/f
+mv a/f a/b/g && echo "moved:$(cat a/b/g)"
+ln a/b/g hard && ln -s a/b/g soft && echo "soft:$(cat soft)"
+echo "target:$(readlink soft)"
+chmod 600 hard && stat -c '%a %h %s' a/b/g
+touch -d '2020-01-02 03:04:05' a/b/g && date -r a/b/g '+%Y-%m-%d %H:%M:%S'
+truncate -s 3 a/b/g && echo "trunc:$(cat a/b/g)"
+mv a c && ls -R c
+cp -r c d && rm -r c && echo "copied:$(ls d/b)"
+mv d d/b 2>&1 | head -1
+mkdir -p x/y && rmdir x 2>&1 | sed 's/.*rmdir/rmdir/'
+echo end
+"#;
 
 /// Handlers run and return to the interrupted code (rt_sigreturn); default actions terminate
 /// with the right wait status; `wait` wakes on SIGCHLD (rt_sigsuspend).

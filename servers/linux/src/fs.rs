@@ -203,6 +203,91 @@ impl Fs {
         Ok(())
     }
 
+    /// Adds another name for `ino` in `dir` (a hard link; not for directories).
+    pub fn link(&mut self, dir: Ino, name: &str, ino: Ino) -> Result<(), Errno> {
+        if matches!(self.node(ino).map(|n| &n.content), Some(Content::Dir(_))) {
+            return Err(Errno::EPERM);
+        }
+        if name.len() > 255 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        match self.node_mut(dir).map(|n| &mut n.content) {
+            Some(Content::Dir(m)) => {
+                if m.contains_key(name) {
+                    return Err(Errno::EEXIST);
+                }
+                m.insert(name.to_string(), ino);
+            }
+            Some(_) => return Err(Errno::ENOTDIR),
+            None => return Err(Errno::ENOENT),
+        }
+        if let Some(n) = self.node_mut(ino) {
+            n.nlink += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether `maybe_inner` is `dir` or below it.
+    fn is_within(&self, mut maybe_inner: Ino, dir: Ino) -> bool {
+        loop {
+            if maybe_inner == dir {
+                return true;
+            }
+            if maybe_inner == ROOT {
+                return false;
+            }
+            maybe_inner = self.node(maybe_inner).map_or(ROOT, |n| n.parent);
+        }
+    }
+
+    /// rename(2): moves `from_dir/from` to `to_dir/to`, replacing a compatible target.
+    pub fn rename(&mut self, from_dir: Ino, from: &str, to_dir: Ino, to: &str) -> Result<(), Errno> {
+        if matches!(from, "." | "..") || matches!(to, "." | "..") {
+            return Err(Errno::EINVAL);
+        }
+        let ino = self.child(from_dir, from).ok_or(Errno::ENOENT)?;
+        let is_dir = matches!(self.node(ino).map(|n| &n.content), Some(Content::Dir(_)));
+        if is_dir && self.is_within(to_dir, ino) {
+            return Err(Errno::EINVAL); // a directory cannot move below itself
+        }
+        if let Some(existing) = self.child(to_dir, to) {
+            if existing == ino {
+                return Ok(());
+            }
+            let target_dir = matches!(self.node(existing).map(|n| &n.content), Some(Content::Dir(_)));
+            match (is_dir, target_dir) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                _ => {}
+            }
+            self.remove(to_dir, to, target_dir)?;
+        }
+        if name_too_long(to) {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        if let Some(Content::Dir(m)) = self.node_mut(from_dir).map(|n| &mut n.content) {
+            m.remove(from);
+        }
+        match self.node_mut(to_dir).map(|n| &mut n.content) {
+            Some(Content::Dir(m)) => {
+                m.insert(to.to_string(), ino);
+            }
+            _ => return Err(Errno::ENOTDIR),
+        }
+        if is_dir && from_dir != to_dir {
+            if let Some(d) = self.node_mut(from_dir) {
+                d.nlink -= 1;
+            }
+            if let Some(d) = self.node_mut(to_dir) {
+                d.nlink += 1;
+            }
+            if let Some(n) = self.node_mut(ino) {
+                n.parent = to_dir;
+            }
+        }
+        Ok(())
+    }
+
     /// Resolves `path` relative to `cwd`. `follow` says whether a final symbolic link is
     /// followed.
     pub fn lookup(&self, cwd: Ino, path: &str, follow: bool) -> Result<Ino, Errno> {
@@ -289,6 +374,10 @@ impl Fs {
             s
         })
     }
+}
+
+fn name_too_long(name: &str) -> bool {
+    name.len() > 255
 }
 
 impl Default for Fs {

@@ -160,7 +160,7 @@ fn write_object(l: &mut Linux, c: &Ctx, fd: u64, data: &[u8], at: Option<u64>) -
         Object::Node(ino) => {
             let ino = *ino;
             let append = f.flags & O_APPEND != 0;
-            let now = l.k.now_ns() / 1_000_000_000;
+            let now = crate::sys::info::wall_seconds(l);
             let Some(node) = l.fs.node_mut(ino) else { return Errno::EBADF.into() };
             match &mut node.content {
                 Content::File(bytes) => {
@@ -315,7 +315,7 @@ fn do_open(l: &mut Linux, c: &Ctx, dirfd: u64, path_ptr: u64, flags: u32, mode: 
                 Ok(x) => x,
                 Err(e) => return e.into(),
             };
-            let now = l.k.now_ns() / 1_000_000_000;
+            let now = crate::sys::info::wall_seconds(l);
             match l.fs.insert(dir, name, Content::File(Vec::new()), S_IFREG | (mode & 0o7777 & !umask), now) {
                 Ok(i) => i,
                 Err(e) => return e.into(),
@@ -769,7 +769,7 @@ fn do_mkdir(l: &mut Linux, c: &Ctx, dirfd: u64, path_ptr: u64, mode: u64) -> Out
         return Errno::EEXIST.into();
     }
     let umask = l.procs.get(&c.pid).map_or(0o022, |p| p.umask);
-    let now = l.k.now_ns() / 1_000_000_000;
+    let now = crate::sys::info::wall_seconds(l);
     let content = Content::Dir(alloc::collections::BTreeMap::new());
     l.fs.insert(dir, name, content, S_IFDIR | (mode as u32 & 0o7777 & !umask), now).map(|_| 0).into()
 }
@@ -1018,4 +1018,305 @@ pub fn sendfile(l: &mut Linux, c: &Ctx) -> Outcome {
         }
     }
     r
+}
+
+/// Reads the path at `path_ptr` and resolves it relative to `dirfd`.
+fn lookup_at(l: &Linux, c: &Ctx, dirfd: u64, path_ptr: u64, follow: bool) -> Result<Ino, Errno> {
+    let path = read_cstr(l, c.pid, path_ptr, 4096)?;
+    let base = dir_of(l, c.pid, dirfd, &path)?;
+    l.fs.lookup(base, &path, follow)
+}
+
+fn do_rename(l: &mut Linux, c: &Ctx, olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> Outcome {
+    if flags != 0 {
+        return Errno::EINVAL.into(); // RENAME_NOREPLACE/EXCHANGE/WHITEOUT: not supported
+    }
+    let (from_dir, from) = match resolve_parent(l, c, olddir, old) {
+        Ok(x) => x,
+        Err(e) => return e.into(),
+    };
+    let (to_dir, to) = match resolve_parent(l, c, newdir, new) {
+        Ok(x) => x,
+        Err(e) => return e.into(),
+    };
+    l.fs.rename(from_dir, &from, to_dir, &to).map(|_| 0).into()
+}
+
+pub fn rename(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_rename(l, c, AT_FDCWD, c.args[0], AT_FDCWD, c.args[1], 0)
+}
+
+pub fn renameat(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_rename(l, c, c.args[0], c.args[1], c.args[2], c.args[3], 0)
+}
+
+pub fn renameat2(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_rename(l, c, c.args[0], c.args[1], c.args[2], c.args[3], c.args[4])
+}
+
+fn do_link(l: &mut Linux, c: &Ctx, olddir: u64, old: u64, newdir: u64, new: u64, flags: u64) -> Outcome {
+    const AT_SYMLINK_FOLLOW: u64 = 0x400;
+    let ino = match lookup_at(l, c, olddir, old, flags & AT_SYMLINK_FOLLOW != 0) {
+        Ok(i) => i,
+        Err(e) => return e.into(),
+    };
+    let (dir, name) = match resolve_parent(l, c, newdir, new) {
+        Ok(x) => x,
+        Err(e) => return e.into(),
+    };
+    l.fs.link(dir, &name, ino).map(|_| 0).into()
+}
+
+pub fn link(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_link(l, c, AT_FDCWD, c.args[0], AT_FDCWD, c.args[1], 0)
+}
+
+pub fn linkat(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_link(l, c, c.args[0], c.args[1], c.args[2], c.args[3], c.args[4])
+}
+
+fn do_symlink(l: &mut Linux, c: &Ctx, target: u64, newdir: u64, new: u64) -> Outcome {
+    let target = match read_cstr(l, c.pid, target, 4096) {
+        Ok(t) if !t.is_empty() => t,
+        Ok(_) => return Errno::ENOENT.into(),
+        Err(e) => return e.into(),
+    };
+    let (dir, name) = match resolve_parent(l, c, newdir, new) {
+        Ok(x) => x,
+        Err(e) => return e.into(),
+    };
+    let now = crate::sys::info::wall_seconds(l);
+    l.fs.insert(dir, &name, Content::Symlink(target), crate::fs::S_IFLNK | 0o777, now).map(|_| 0).into()
+}
+
+pub fn symlink(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_symlink(l, c, c.args[0], AT_FDCWD, c.args[1])
+}
+
+pub fn symlinkat(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_symlink(l, c, c.args[0], c.args[1], c.args[2])
+}
+
+fn fd_node(l: &Linux, c: &Ctx, fd: u64) -> Result<Ino, Errno> {
+    let p = l.procs.get(&c.pid).ok_or(Errno::ESRCH)?;
+    let f = p.fds.get(fd)?;
+    let object = &f.file.borrow().object;
+    match object {
+        Object::Node(i) => Ok(*i),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn set_mode(l: &mut Linux, ino: Ino, mode: u64) -> Outcome {
+    match l.fs.node_mut(ino) {
+        Some(n) => {
+            n.mode = (n.mode & S_IFMT) | (mode as u32 & 0o7777);
+            Outcome::Done(0)
+        }
+        None => Errno::ENOENT.into(),
+    }
+}
+
+pub fn chmod(l: &mut Linux, c: &Ctx) -> Outcome {
+    match lookup_at(l, c, AT_FDCWD, c.args[0], true) {
+        Ok(i) => set_mode(l, i, c.args[1]),
+        Err(e) => e.into(),
+    }
+}
+
+pub fn fchmodat(l: &mut Linux, c: &Ctx) -> Outcome {
+    match lookup_at(l, c, c.args[0], c.args[1], true) {
+        Ok(i) => set_mode(l, i, c.args[2]),
+        Err(e) => e.into(),
+    }
+}
+
+pub fn fchmod(l: &mut Linux, c: &Ctx) -> Outcome {
+    match fd_node(l, c, c.args[0]) {
+        Ok(i) => set_mode(l, i, c.args[1]),
+        Err(e) => e.into(),
+    }
+}
+
+fn set_owner(l: &mut Linux, ino: Ino, uid: u64, gid: u64) -> Outcome {
+    let Some(n) = l.fs.node_mut(ino) else { return Errno::ENOENT.into() };
+    if uid as u32 != u32::MAX {
+        n.uid = uid as u32;
+    }
+    if gid as u32 != u32::MAX {
+        n.gid = gid as u32;
+    }
+    Outcome::Done(0)
+}
+
+pub fn chown(l: &mut Linux, c: &Ctx) -> Outcome {
+    match lookup_at(l, c, AT_FDCWD, c.args[0], true) {
+        Ok(i) => set_owner(l, i, c.args[1], c.args[2]),
+        Err(e) => e.into(),
+    }
+}
+
+pub fn lchown(l: &mut Linux, c: &Ctx) -> Outcome {
+    match lookup_at(l, c, AT_FDCWD, c.args[0], false) {
+        Ok(i) => set_owner(l, i, c.args[1], c.args[2]),
+        Err(e) => e.into(),
+    }
+}
+
+pub fn fchownat(l: &mut Linux, c: &Ctx) -> Outcome {
+    match lookup_at(l, c, c.args[0], c.args[1], c.args[4] & AT_SYMLINK_NOFOLLOW == 0) {
+        Ok(i) => set_owner(l, i, c.args[2], c.args[3]),
+        Err(e) => e.into(),
+    }
+}
+
+pub fn fchown(l: &mut Linux, c: &Ctx) -> Outcome {
+    match fd_node(l, c, c.args[0]) {
+        Ok(i) => set_owner(l, i, c.args[1], c.args[2]),
+        Err(e) => e.into(),
+    }
+}
+
+/// utimensat(dirfd, path, times[2], flags): only the modification time is kept (v0 nodes have
+/// one timestamp). A null path means the file `dirfd` itself.
+pub fn utimensat(l: &mut Linux, c: &Ctx) -> Outcome {
+    const UTIME_NOW: i64 = (1 << 30) - 1;
+    const UTIME_OMIT: i64 = (1 << 30) - 2;
+    let ino = if c.args[1] == 0 {
+        fd_node(l, c, c.args[0])
+    } else {
+        lookup_at(l, c, c.args[0], c.args[1], c.args[3] & AT_SYMLINK_NOFOLLOW == 0)
+    };
+    let ino = match ino {
+        Ok(i) => i,
+        Err(e) => return e.into(),
+    };
+    let now = (crate::sys::info::wall_seconds(l)) as i64;
+    let mtime = if c.args[2] == 0 {
+        Some(now)
+    } else {
+        match read_bytes(l, c.pid, c.args[2], 32) {
+            Ok(b) => {
+                let sec = i64::from_le_bytes(b[16..24].try_into().unwrap_or_default());
+                let nsec = i64::from_le_bytes(b[24..32].try_into().unwrap_or_default());
+                match nsec {
+                    UTIME_OMIT => None,
+                    UTIME_NOW => Some(now),
+                    n if !(0..1_000_000_000).contains(&n) => return Errno::EINVAL.into(),
+                    _ => Some(sec),
+                }
+            }
+            Err(e) => return e.into(),
+        }
+    };
+    if let (Some(t), Some(n)) = (mtime, l.fs.node_mut(ino)) {
+        n.mtime = t.max(0) as u64;
+    }
+    Outcome::Done(0)
+}
+
+fn set_size(l: &mut Linux, ino: Ino, len: u64) -> Outcome {
+    if (len as i64) < 0 {
+        return Errno::EINVAL.into();
+    }
+    if len > 256 << 20 {
+        return Errno::EFBIG.into();
+    }
+    match l.fs.node_mut(ino).map(|n| &mut n.content) {
+        Some(Content::File(d)) => {
+            d.resize(len as usize, 0);
+            Outcome::Done(0)
+        }
+        Some(Content::Dir(_)) => Errno::EISDIR.into(),
+        Some(_) => Errno::EINVAL.into(),
+        None => Errno::ENOENT.into(),
+    }
+}
+
+pub fn truncate(l: &mut Linux, c: &Ctx) -> Outcome {
+    match lookup_at(l, c, AT_FDCWD, c.args[0], true) {
+        Ok(i) => set_size(l, i, c.args[1]),
+        Err(e) => e.into(),
+    }
+}
+
+pub fn ftruncate(l: &mut Linux, c: &Ctx) -> Outcome {
+    let writable =
+        l.procs.get(&c.pid).and_then(|p| p.fds.get(c.args[0]).ok()).map(|f| f.file.borrow().flags & O_ACCMODE != 0);
+    match (writable, fd_node(l, c, c.args[0])) {
+        (Some(true), Ok(i)) => set_size(l, i, c.args[1]),
+        (Some(false), _) | (_, Err(Errno::EINVAL)) => Errno::EINVAL.into(),
+        (_, Err(e)) => e.into(),
+        (None, _) => Errno::EBADF.into(),
+    }
+}
+
+/// struct statfs for the in-memory tree (type RAMFS_MAGIC; the counts are the memory's).
+fn statfs_bytes(l: &Linux) -> [u8; 120] {
+    let m = l.k.mem_stats();
+    let mut b = [0u8; 120];
+    let mut put = |off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put(0, 0x8584_58f6); // f_type: RAMFS_MAGIC
+    put(8, 4096); // f_bsize
+    put(16, m.frames_total as u64); // f_blocks
+    put(24, m.frames_free as u64); // f_bfree
+    put(32, m.frames_free as u64); // f_bavail
+    put(40, 1 << 20); // f_files
+    put(48, 1 << 20); // f_ffree
+    put(64, 255); // f_namelen
+    put(72, 4096); // f_frsize
+    b
+}
+
+pub fn statfs(l: &mut Linux, c: &Ctx) -> Outcome {
+    if let Err(e) = lookup_at(l, c, AT_FDCWD, c.args[0], true) {
+        return e.into();
+    }
+    let b = statfs_bytes(l);
+    write_bytes(l, c.pid, c.args[1], &b).map(|_| 0).into()
+}
+
+pub fn fstatfs(l: &mut Linux, c: &Ctx) -> Outcome {
+    if l.procs.get(&c.pid).is_none_or(|p| p.fds.get(c.args[0]).is_err()) {
+        return Errno::EBADF.into();
+    }
+    let b = statfs_bytes(l);
+    write_bytes(l, c.pid, c.args[1], &b).map(|_| 0).into()
+}
+
+/// statx(dirfd, path, flags, mask, buf): the basic fields, from the same data as stat.
+pub fn statx(l: &mut Linux, c: &Ctx) -> Outcome {
+    let [dirfd, path_ptr, flags, _mask, buf, _] = c.args;
+    let path = match read_cstr(l, c.pid, path_ptr, 4096) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
+    };
+    let ino = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        fd_node(l, c, dirfd)
+    } else {
+        dir_of(l, c.pid, dirfd, &path).and_then(|b| l.fs.lookup(b, &path, flags & AT_SYMLINK_NOFOLLOW == 0))
+    };
+    let s = match ino.and_then(|i| stat_of(l, i)) {
+        Ok(s) => s,
+        Err(e) => return e.into(),
+    };
+    let mut b = [0u8; 256];
+    let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
+    put(0, &0x7ffu32.to_le_bytes()); // stx_mask: STATX_BASIC_STATS
+    put(4, &(s.blksize as u32).to_le_bytes());
+    put(16, &(s.nlink as u32).to_le_bytes());
+    put(20, &s.uid.to_le_bytes());
+    put(24, &s.gid.to_le_bytes());
+    put(28, &(s.mode as u16).to_le_bytes());
+    put(32, &s.ino.to_le_bytes());
+    put(40, &(s.size as u64).to_le_bytes());
+    put(48, &(s.blocks as u64).to_le_bytes());
+    for off in [64, 80, 96, 112] {
+        // atime, btime, ctime, mtime (statx_timestamp: sec i64, nsec u32)
+        put(off, &s.mtime.0.to_le_bytes());
+    }
+    put(128, &((s.rdev >> 8) as u32).to_le_bytes());
+    put(132, &((s.rdev & 0xff) as u32).to_le_bytes());
+    put(140, &1u32.to_le_bytes()); // stx_dev_minor
+    write_bytes(l, c.pid, buf, &b).map(|_| 0).into()
 }

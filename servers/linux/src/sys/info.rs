@@ -7,6 +7,11 @@ use abi::Errno;
 /// Wall-clock time at boot (seconds since the epoch) until an RTC driver reads the real one.
 const BOOT_EPOCH_S: u64 = 1_795_000_000;
 
+/// Wall-clock seconds (file timestamps, `time`).
+pub fn wall_seconds(l: &Linux) -> u64 {
+    BOOT_EPOCH_S + l.k.now_ns() / 1_000_000_000
+}
+
 pub fn uname(l: &mut Linux, c: &Ctx) -> Outcome {
     let mut buf = [0u8; 65 * 6];
     let machine = match abi::syscall::CURRENT {
