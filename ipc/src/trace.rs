@@ -26,7 +26,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 const _: () = assert!(cfg!(target_endian = "little"), "the trace format is little-endian");
 
-/// What a record describes, and so what its fields mean. Fields a kind does not mention are 0.
+/// What a record describes. The exact meaning of every field per kind (what the nucleus writes
+/// and the analyzer reads) is specified in the `trace-analyzer` crate's documentation
+/// (`ipc/analyzer/src/lib.rs`); the summaries below follow it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum TraceKind {
@@ -41,18 +43,20 @@ pub enum TraceKind {
     Receive = 4,
     /// `task` answered request `tag`: `arg` = the `Cqe.result`.
     Reply = 5,
-    /// This CPU switched from task `arg` to `task`; `arg2` = 1 for a fast-path direct switch.
+    /// This CPU switched from `task` to task `endpoint`; `arg` = reason, `arg2` = 1 for a
+    /// fast-path direct switch.
     Switch = 6,
     /// `task` blocked, waiting on `endpoint` (or on a reply when `tag` is set).
     Block = 7,
     /// `task` became runnable again.
     Wake = 8,
-    /// `task` died: `endpoint` = the endpoint it served (if any), `arg` = cause (vector or
-    /// fault code), `arg2` = faulting address or 0.
+    /// `task` died: `endpoint` = the endpoint it served (`u32::MAX` if none), `opcode` = its
+    /// server index (`u32::MAX` for a user thread), `arg` = requests failed with ServerDied.
     Death = 9,
-    /// The supervisor restarted the server of `endpoint` as `task`: `arg` = attempt number.
+    /// Server `opcode` (its index) started as `task`, serving `endpoint`: `arg` = instance
+    /// number (1 for the first start).
     Restart = 10,
-    /// A fault was injected into `task`: `arg` = the injection point.
+    /// A fault was injected into `task`: `opcode` = the kind.
     FaultInject = 11,
     /// The buffer of this CPU overflowed: `arg` records were lost just before this one.
     Dropped = 12,

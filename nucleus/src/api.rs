@@ -45,6 +45,10 @@ impl Kernel for NucleusApi {
         call::receive()
     }
 
+    fn receive_timeout(&self, ns: u64) -> Result<Option<Sqe>, IpcError> {
+        call::receive_timeout(ns)
+    }
+
     fn poll_receive(&self) -> Option<Sqe> {
         call::poll_receive()
     }

@@ -65,7 +65,7 @@ fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: 
                 return Err(IpcError::Full);
             }
             let server = ep.server.expect("resolved endpoint has a server").index;
-            if st.task(server).state == TaskState::BlockedReceive {
+            if matches!(st.task(server).state, TaskState::BlockedReceive { .. }) {
                 st.make_ready(server);
             }
             sched::block_current(st, blocked);
@@ -116,6 +116,15 @@ fn take_reply(mut st: MutexGuard<'static, State>, cur: usize) -> Result<Cqe, Ipc
 
 /// The next request for the current task's endpoint, blocking while there is none.
 pub fn receive() -> Result<Sqe, IpcError> {
+    receive_until(u64::MAX).and_then(|r| r.ok_or(IpcError::ServerDied))
+}
+
+/// The next request, waiting at most `ns` (then `Ok(None)`).
+pub fn receive_timeout(ns: u64) -> Result<Option<Sqe>, IpcError> {
+    receive_until(arch::timer::now_ns().saturating_add(ns))
+}
+
+fn receive_until(until_ns: u64) -> Result<Option<Sqe>, IpcError> {
     arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let cur = sched::current();
@@ -123,17 +132,20 @@ pub fn receive() -> Result<Sqe, IpcError> {
             let e = st.task(cur).endpoint.ok_or(IpcError::NoSuchCap)?;
             if let Some(sqe) = st.task(cur).request.take() {
                 received(&mut st, cur, e, &sqe);
-                return Ok(sqe);
+                return Ok(Some(sqe));
             }
             if let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
                 // A queued request whose caller died meanwhile is dropped here.
                 if caller_waiting(&mut st, e, sqe.tag) {
                     received(&mut st, cur, e, &sqe);
-                    return Ok(sqe);
+                    return Ok(Some(sqe));
                 }
                 continue;
             }
-            sched::block_current(st, TaskState::BlockedReceive);
+            if until_ns != u64::MAX && arch::timer::now_ns() >= until_ns {
+                return Ok(None);
+            }
+            sched::block_current(st, TaskState::BlockedReceive { until_ns });
             st = sched::lock();
         }
     })

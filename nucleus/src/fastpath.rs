@@ -27,7 +27,7 @@ pub fn call(mut st: Guard, cur: usize, e: usize, sqe: &Sqe, blocked: TaskState) 
     }
     let ep = st.endpoints[e].as_ref().expect("resolved endpoint");
     let Some(server) = ep.server.map(|s| s.index) else { return Err(st) };
-    if !ep.queue.is_empty() || st.task(server).state != TaskState::BlockedReceive {
+    if !ep.queue.is_empty() || !matches!(st.task(server).state, TaskState::BlockedReceive { .. }) {
         return Err(st);
     }
     st.task(server).request = Some(*sqe);
@@ -45,7 +45,7 @@ pub fn reply_and_wait(mut st: Guard, cur: usize, caller: usize) -> Result<(), Gu
     if queued || st.task(cur).request.is_some() {
         return Err(st);
     }
-    st.task(cur).state = TaskState::BlockedReceive;
+    st.task(cur).state = TaskState::BlockedReceive { until_ns: u64::MAX };
     sched::switch_to(st, caller);
     Ok(())
 }

@@ -207,7 +207,11 @@ pub fn on_tick() {
     let now = arch::timer::now_ns();
     for i in 0..MAX_TASKS {
         if let Some(t) = st.tasks[i].as_ref() {
-            if matches!(t.state, TaskState::Sleeping { until_ns } if until_ns <= now) {
+            let due = match t.state {
+                TaskState::Sleeping { until_ns } | TaskState::BlockedReceive { until_ns } => until_ns <= now,
+                _ => false,
+            };
+            if due {
                 st.make_ready(i);
             }
         }

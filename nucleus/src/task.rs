@@ -24,8 +24,10 @@ pub struct TaskId {
 pub enum TaskState {
     Ready,
     Running,
-    /// Waiting for a request on its own endpoint.
-    BlockedReceive,
+    /// Waiting for a request on its own endpoint, at most until `until_ns` (`u64::MAX`: forever).
+    BlockedReceive {
+        until_ns: u64,
+    },
     /// Waiting for the reply to request `tag` sent to `endpoint`.
     BlockedReply {
         endpoint: usize,

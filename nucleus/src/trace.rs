@@ -103,6 +103,7 @@ fn base64_line(input: &[u8], out: &mut [u8; 76]) -> usize {
 /// Writes everything recorded so far to the console (`@@TRACE` lines) and empties the ring.
 pub fn dump() {
     let log = |args: core::fmt::Arguments| crate::log::print_unlocked(args);
+    log(format_args!("@@TRACE-NAME task {} idle\n", crate::task::IDLE));
     for (i, n) in TASK_NAMES.lock().iter().enumerate() {
         if let Some(n) = n {
             log(format_args!("@@TRACE-NAME task {i} {n}\n"));

@@ -174,13 +174,13 @@ impl Linux {
 
     fn serve(&mut self) -> ! {
         loop {
-            let next = if self.pending.is_empty() {
-                match self.k.receive() {
-                    Ok(r) => Some(r),
-                    Err(e) => panic!("linux: receive failed: {e}"),
-                }
-            } else {
-                self.k.poll_receive()
+            // With requests blocked (waiting for input, a child, time), wake at least every tick
+            // to look at them again; a new request wakes the server at once either way.
+            let next =
+                if self.pending.is_empty() { self.k.receive().map(Some) } else { self.k.receive_timeout(1_000_000) };
+            let next = match next {
+                Ok(n) => n,
+                Err(e) => panic!("linux: receive failed: {e}"),
             };
             match next {
                 Some(sqe) => {
@@ -190,11 +190,7 @@ impl Linux {
                         o => self.answer(sqe.tag, o),
                     }
                 }
-                None => {
-                    // Only blocked requests: wait a little for input or time to pass.
-                    self.tty.poll_input(self.k);
-                    self.k.sleep_ns(1_000_000);
-                }
+                None => self.tty.poll_input(self.k),
             }
             self.tty.poll_input(self.k);
             tty::deliver_signals(self);

@@ -163,6 +163,8 @@ pub trait Kernel: Sync {
     fn call(&self, cap: CapRef, req: &Sqe) -> Result<Cqe, IpcError>;
     /// Waits for the next request on this server's own endpoint.
     fn receive(&self) -> Result<Sqe, IpcError>;
+    /// The next request, waiting at most `ns` nanoseconds (`Ok(None)` when the time is up).
+    fn receive_timeout(&self, ns: u64) -> Result<Option<Sqe>, IpcError>;
     /// The next request if one is waiting; never blocks.
     fn poll_receive(&self) -> Option<Sqe>;
     /// Answers request `tag` (from `Sqe::tag`) and waits for the next request.
