@@ -43,6 +43,8 @@ pub struct GuestTest {
     /// The `@@POWEROFF` code: `Some(c)` exactly `c`, `None` any code (the line is required).
     pub expect_poweroff: Option<i32>,
     pub timeout: Duration,
+    /// A further check of the whole transcript (e.g. analyzing the IPC trace in it).
+    pub post_check: Option<fn(&str) -> Result<(), String>>,
 }
 
 /// Both architectures.
@@ -60,6 +62,7 @@ impl GuestTest {
         forbid: &[],
         expect_poweroff: Some(0),
         timeout: DEFAULT_TIMEOUT,
+        post_check: None,
     };
 
     /// Whether it runs on `arch`.
@@ -83,7 +86,7 @@ impl GuestTest {
         match (poweroff, self.expect_poweroff) {
             (None, _) => Err("no @@POWEROFF line".into()),
             (Some(c), Some(want)) if c != want => Err(format!("powered off with code {c}, expected {want}")),
-            _ => Ok(()),
+            _ => self.post_check.map_or(Ok(()), |f| f(transcript)),
         }
     }
 
@@ -268,6 +271,27 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "trace-cat-passwd",
+        append: "trace=1",
+        overlay: &[("init", "#!/bin/sh\ncat /etc/passwd\n", true)],
+        expect: &[
+            "root:x:0:0:root:/root:/bin/sh",
+            "@@TRACE-NAME task 2 linux",
+            "@@TRACE ",
+            "@@TRACE-END",
+            " 0 dropped",
+        ],
+        post_check: Some(trace_has_file_chains),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "trace-server-death",
+        append: "test=ipc-kill-midcall trace=1",
+        expect: &["@@TEST-PASS ipc-kill-midcall", "@@TRACE-END"],
+        post_check: Some(trace_shows_death),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "busybox-script",
         overlay: &[("init", SHELL_SCRIPT, true)],
         expect: &[
@@ -298,6 +322,41 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
 ];
+
+/// The IPC trace of `cat /etc/passwd` must show the openat, read and close system calls each
+/// reaching the `linux` server, and no request left unanswered.
+fn trace_has_file_chains(transcript: &str) -> Result<(), String> {
+    let trace = trace_analyzer::load(transcript.as_bytes())?;
+    let analysis = trace_analyzer::analyze(&trace, &trace_analyzer::Options::default());
+    let chains = trace_analyzer::report::chains(&analysis, &Default::default());
+    for call in ["openat", "read", "close"] {
+        let found = chains.lines().collect::<Vec<_>>().windows(2).any(|w| {
+            w[0].starts_with(&format!("{call} (")) && w[1].trim_start().starts_with(&format!("linux [{call}]"))
+        });
+        if !found {
+            return Err(format!("no {call} -> linux chain in the trace"));
+        }
+    }
+    let problems = trace_analyzer::report::problems(&analysis);
+    if !problems.contains("== Requests never answered ==\n(none)") {
+        return Err(format!("unanswered requests:\n{problems}"));
+    }
+    Ok(())
+}
+
+/// The trace of a server killed mid-call shows the death, the request it failed, and the
+/// restart.
+fn trace_shows_death(transcript: &str) -> Result<(), String> {
+    let trace = trace_analyzer::load(transcript.as_bytes())?;
+    let analysis = trace_analyzer::analyze(&trace, &trace_analyzer::Options::default());
+    let report = trace_analyzer::report::full(&analysis, &Default::default());
+    for needle in ["DEATH    task", "RESTART  task", "IN FLIGHT AT THE DEATH", "failed with ServerDied"] {
+        if !report.contains(needle) {
+            return Err(format!("the trace report lacks {needle:?}"));
+        }
+    }
+    Ok(())
+}
 
 /// rename (files and directories, into themselves refused), hard and symbolic links, chmod,
 /// link counts, timestamps, truncate, recursive copy and removal.
