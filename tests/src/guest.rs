@@ -44,8 +44,11 @@ pub struct GuestTest {
     pub expect_poweroff: Option<i32>,
     pub timeout: Duration,
     /// A further check of the whole transcript (e.g. analyzing the IPC trace in it).
-    pub post_check: Option<fn(&str) -> Result<(), String>>,
+    pub post_check: Option<PostCheck>,
 }
+
+/// A check of a whole transcript beyond the ordered strings: `Err` says what is wrong.
+pub type PostCheck = fn(&str) -> Result<(), String>;
 
 /// Both architectures.
 pub const BOTH: &[Arch] = &[Arch::X86_64, Arch::Aarch64];
