@@ -122,9 +122,23 @@ pub struct GrantRef {
     pub len: u64,
 }
 
+/// `GrantRef::cap.slot` naming the sender's own memory (its heap arena or its stack); `offset`
+/// is then the address of the range, and `cap.generation` holds the rights
+/// ([`GRANT_READ`] | [`GRANT_WRITE`]).
+pub const GRANT_OWN_MEMORY: u32 = u32::MAX;
+/// The receiver may copy out of the range.
+pub const GRANT_READ: u32 = 1;
+/// The receiver may copy into the range.
+pub const GRANT_WRITE: u32 = 2;
+
 impl GrantRef {
     /// No grant.
     pub const NONE: GrantRef = GrantRef { cap: CapRef::NULL, offset: 0, len: 0 };
+
+    /// A grant of `len` bytes of the sender's own memory at `addr`, with `rights`.
+    pub const fn own_memory(addr: u64, len: u64, rights: u32) -> GrantRef {
+        GrantRef { cap: CapRef { slot: GRANT_OWN_MEMORY, generation: rights }, offset: addr, len }
+    }
 
     /// Whether this grants nothing.
     pub const fn is_none(&self) -> bool {

@@ -61,6 +61,14 @@ impl Kernel for NucleusApi {
         call::reply(reply)
     }
 
+    fn grant_read(&self, tag: u64, offset: u64, buf: &mut [u8]) -> Result<(), IpcError> {
+        crate::grant::read(tag, offset, buf)
+    }
+
+    fn grant_write(&self, tag: u64, offset: u64, buf: &[u8]) -> Result<(), IpcError> {
+        crate::grant::write(tag, offset, buf)
+    }
+
     fn lookup(&self, name: &str) -> Result<CapRef, IpcError> {
         call::lookup(name)
     }

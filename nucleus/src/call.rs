@@ -50,6 +50,7 @@ pub fn call_endpoint(e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
 }
 
 fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
+    st.task(cur).grant = crate::grant::check_grant(st.task(cur), &req.grant)?;
     let mut sqe = *req;
     sqe.tag = st.task(cur).next_tag();
     st.task(cur).reply = None;
@@ -111,6 +112,7 @@ fn received(st: &mut State, cur: usize, e: usize, sqe: &Sqe) {
 }
 
 fn take_reply(mut st: MutexGuard<'static, State>, cur: usize) -> Result<Cqe, IpcError> {
+    st.task(cur).grant = None; // revoked: the request is over
     st.task(cur).reply.take().unwrap_or(Err(IpcError::ServerDied))
 }
 
@@ -171,7 +173,7 @@ pub fn poll_receive() -> Option<Sqe> {
     })
 }
 
-fn caller_waiting(st: &mut State, e: usize, tag: u64) -> bool {
+pub(crate) fn caller_waiting(st: &mut State, e: usize, tag: u64) -> bool {
     let (i, generation) = tag_caller(tag);
     st.tasks.get(i).and_then(|t| t.as_ref()).is_some_and(|t| {
         (t.id.generation & 0xff_ffff) == generation && t.state == (TaskState::BlockedReply { endpoint: e, tag })

@@ -17,6 +17,7 @@ pub mod cmdline;
 pub mod death;
 pub mod endpoint;
 pub mod fastpath;
+pub mod grant;
 pub mod initrd;
 pub mod inject;
 pub mod kstack;

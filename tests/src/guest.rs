@@ -232,6 +232,12 @@ pub static TESTS: &[GuestTest] = &[
         &["died: stack overflow", "@@TEST-PASS server-stack-overflow", "@@POWEROFF 0"],
     ),
     GuestTest {
+        name: "ipc-grants",
+        append: "test=ipc-grant",
+        expect: &["buffer reversed: true", "revoked after reply, forged range refused, read-only enforced", "@@TEST-PASS ipc-grant"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "fault-injection-random-kills",
         append: "test=ipc-random-kills fi=echo:20:42",
         expect: &[

@@ -110,6 +110,11 @@ pub fn used(id: ArenaId) -> usize {
     USED[id].load(Ordering::Relaxed)
 }
 
+/// The address range `[base, end)` of arena `id` (empty if it does not exist).
+pub fn range(id: ArenaId) -> (u64, u64) {
+    (RANGES[id].base.load(Ordering::Acquire), RANGES[id].end.load(Ordering::Acquire))
+}
+
 /// Capacity of arena `id` in bytes (0 if it does not exist).
 pub fn capacity(id: ArenaId) -> u64 {
     RANGES[id].end.load(Ordering::Acquire) - RANGES[id].base.load(Ordering::Acquire)

@@ -9,7 +9,13 @@
 #![no_std]
 #![deny(unsafe_code)]
 
-pub use ipc::{CapRef, Cqe, IpcError, Sqe};
+pub use ipc::msg::{GRANT_READ, GRANT_WRITE};
+pub use ipc::{CapRef, Cqe, GrantRef, IpcError, Sqe};
+
+/// A grant of `buf` (this server's own memory) to the receiver of one call.
+pub fn grant(buf: &[u8], rights: u32) -> GrantRef {
+    GrantRef::own_memory(buf.as_ptr() as u64, buf.len() as u64, rights)
+}
 
 use core::fmt;
 
@@ -171,6 +177,11 @@ pub trait Kernel: Sync {
     fn reply_and_receive(&self, reply: &Cqe) -> Result<Sqe, IpcError>;
     /// Answers request `tag` without waiting.
     fn reply(&self, reply: &Cqe) -> Result<(), IpcError>;
+    /// Copies out of the memory granted with request `tag` (which this server is serving),
+    /// starting `offset` bytes into the grant. Fails with `BadGrant` once the request is answered.
+    fn grant_read(&self, tag: u64, offset: u64, buf: &mut [u8]) -> Result<(), IpcError>;
+    /// Copies into the memory granted with request `tag` (if the grant allows writing).
+    fn grant_write(&self, tag: u64, offset: u64, buf: &[u8]) -> Result<(), IpcError>;
     /// A capability for the endpoint named `name`, if this server may call it. Looking the same
     /// name up again refreshes the same slot (after a restart) instead of using a new one.
     fn lookup(&self, name: &str) -> Result<CapRef, IpcError>;

@@ -2,7 +2,11 @@
 //! reports `@@TEST-PASS <name>` or `@@TEST-FAIL <name>: <why>`. Every check compares real
 //! values (reply contents, counters, frame counts), never a constant.
 
-use crate::echo::{OP_COUNT, OP_ECHO, OP_FAULT, OP_HANG, OP_OVERFLOW, OP_PANIC};
+use crate::echo::{
+    OP_COUNT, OP_ECHO, OP_FAULT, OP_GRANT_AFTER_REPLY, OP_GRANT_REVERSE, OP_HANG, OP_LAST_REVOKED, OP_OVERFLOW,
+    OP_PANIC,
+};
+use alloc::vec::Vec;
 use server_rt::{call_named, kernel, log, IpcError, Sqe};
 
 type Outcome = Result<(), &'static str>;
@@ -30,6 +34,7 @@ pub fn main() {
         "server-stack-overflow" => misbehave(OP_OVERFLOW),
         "ipc-bench" => bench(),
         "ipc-random-kills" => random_kills(20),
+        "ipc-grant" => grants(),
         "restart-latency" => restart_latency(200),
         _ => Err("unknown test"),
     };
@@ -129,6 +134,43 @@ fn misbehave(op: u32) -> Outcome {
         return Err("wrong reply from the restarted server");
     }
     log!("contained: the server died and a new instance answered");
+    Ok(())
+}
+
+/// Bulk data by grant: an 8 KiB buffer read and rewritten by the server; a grant is refused
+/// after the reply, outside the sender's memory, and for writing when only reading was granted.
+fn grants() -> Outcome {
+    let k = kernel();
+    let cap = k.lookup("echo").map_err(|_| "lookup failed")?;
+    let mut buf: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+    let expected_sum: i64 = buf.iter().map(|&b| b as i64).sum();
+    let mut rq = req(OP_GRANT_REVERSE, 0);
+    rq.grant = server_rt::grant(&buf, server_rt::GRANT_READ | server_rt::GRANT_WRITE);
+    let sum = k.call(cap, &rq).map_err(|_| "grant call failed")?.result;
+    let reversed = buf.iter().rev().enumerate().all(|(i, &b)| b == (i as u32 * 7 % 251) as u8);
+    log!("grant: server summed {sum} (expected {expected_sum}), buffer reversed: {reversed}");
+    if sum != expected_sum || !reversed {
+        return Err("data through the grant is wrong");
+    }
+    let mut late = req(OP_GRANT_AFTER_REPLY, 0);
+    late.grant = server_rt::grant(&buf[..16], server_rt::GRANT_READ);
+    k.call(cap, &late).map_err(|_| "late-grant call failed")?;
+    if k.call(cap, &req(OP_LAST_REVOKED, 0)).map_err(|_| "revocation query failed")?.result != 1 {
+        return Err("a grant was still usable after the reply");
+    }
+    let mut forged = req(OP_GRANT_REVERSE, 0);
+    forged.grant = server_rt::GrantRef::own_memory(0x1000, 16, server_rt::GRANT_READ);
+    if k.call(cap, &forged) != Err(IpcError::BadGrant) {
+        return Err("a grant outside the sender's memory was accepted");
+    }
+    let mut read_only = req(OP_GRANT_REVERSE, 0);
+    read_only.grant = server_rt::grant(&buf, server_rt::GRANT_READ);
+    let r = k.call(cap, &read_only).map_err(|_| "read-only grant call failed")?.result;
+    if r != IpcError::BadGrant.code() {
+        return Err("writing through a read-only grant was allowed");
+    }
+    log!("grant: revoked after reply, forged range refused, read-only enforced");
+    buf.clear();
     Ok(())
 }
 

@@ -5,5 +5,7 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+extern crate alloc;
+
 pub mod driver;
 pub mod echo;
