@@ -234,7 +234,11 @@ pub static TESTS: &[GuestTest] = &[
     GuestTest {
         name: "ipc-grants",
         append: "test=ipc-grant",
-        expect: &["buffer reversed: true", "revoked after reply, forged range refused, read-only enforced", "@@TEST-PASS ipc-grant"],
+        expect: &[
+            "buffer reversed: true",
+            "revoked after reply, forged range refused, read-only enforced",
+            "@@TEST-PASS ipc-grant",
+        ],
         ..GuestTest::DEFAULT
     },
     GuestTest {
