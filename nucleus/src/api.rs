@@ -128,6 +128,16 @@ impl Kernel for NucleusApi {
         }
     }
 
+    fn set_tracing(&self, on: bool) -> bool {
+        let was = crate::trace::enabled();
+        crate::trace::set_enabled(on);
+        was
+    }
+
+    fn tracing(&self) -> bool {
+        crate::trace::enabled()
+    }
+
     fn poweroff(&self, code: u32) -> ! {
         crate::poweroff(code)
     }

@@ -59,7 +59,7 @@ pub const TICK_HZ: u32 = 100;
 
 /// Prints the power-off marker the host tooling keys on, then leaves the machine.
 pub fn poweroff(code: u32) -> ! {
-    if trace::enabled() {
+    if trace::enabled() || trace::has_records() {
         trace::set_enabled(false);
         trace::dump();
     }

@@ -72,6 +72,11 @@ fn record_on(kind: TraceKind, task: usize, endpoint: u32, opcode: u32, tag: u64,
     }
 }
 
+/// Whether anything was recorded (or lost) since the last dump.
+pub fn has_records() -> bool {
+    !RING.is_empty() || DROPPED.load(Ordering::Relaxed) != 0
+}
+
 pub fn name_task(slot: usize, name: &'static str) {
     if enabled() {
         arch::cpu::without_interrupts(|| TASK_NAMES.lock()[slot] = Some(name));

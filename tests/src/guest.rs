@@ -305,6 +305,24 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "trace-retry-after-death",
+        append: "test=ipc-retry trace=1",
+        expect: &[
+            "'echo' instance 1 died: killed",
+            "retry: the slow call was answered with 100",
+            "@@TEST-PASS ipc-retry",
+        ],
+        post_check: Some(trace_shows_retry),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "trace-guest-control",
+        overlay: &[("init", TRACE_CONTROL_SCRIPT, true)],
+        expect: &["tracing 0", "tracing 1", "cairn", "@@TRACE-END"],
+        post_check: Some(trace_has_read),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "busybox-script",
         overlay: &[("init", SHELL_SCRIPT, true)],
         expect: &[
@@ -369,6 +387,40 @@ fn trace_shows_death(transcript: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The trace shows the request that died with the server and the same request sent again.
+fn trace_shows_retry(transcript: &str) -> Result<(), String> {
+    let trace = trace_analyzer::load(transcript.as_bytes())?;
+    let analysis = trace_analyzer::analyze(&trace, &trace_analyzer::Options::default());
+    let report = trace_analyzer::report::full(&analysis, &Default::default());
+    for needle in ["DEATH    task", "DIED after", "RETRY"] {
+        if !report.contains(needle) {
+            return Err(format!("the trace report lacks {needle:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Tracing switched on and off from inside the guest (`/sys/kernel/tracing/tracing_on`).
+const TRACE_CONTROL_SCRIPT: &str = r#"#!/bin/sh
+echo "tracing $(cat /sys/kernel/tracing/tracing_on)"
+echo 1 > /sys/kernel/tracing/tracing_on
+echo "tracing $(cat /sys/kernel/tracing/tracing_on)"
+cat /etc/hostname
+echo 0 > /sys/kernel/tracing/tracing_on
+"#;
+
+/// The trace recorded between switching tracing on and off holds `cat`'s read chain.
+fn trace_has_read(transcript: &str) -> Result<(), String> {
+    let trace = trace_analyzer::load(transcript.as_bytes())?;
+    let analysis = trace_analyzer::analyze(&trace, &trace_analyzer::Options::default());
+    let chains = trace_analyzer::report::chains(&analysis, &Default::default());
+    if chains.lines().any(|l| l.starts_with("read (fd 3)")) {
+        Ok(())
+    } else {
+        Err("no read chain in the trace recorded under guest control".into())
+    }
 }
 
 /// rename (files and directories, into themselves refused), hard and symbolic links, chmod,

@@ -17,6 +17,8 @@ pub enum Device {
     Zero,
     Console,
     Random,
+    /// `/sys/kernel/tracing/tracing_on`: reads "0"/"1", writing "1" or "0" switches IPC tracing.
+    TraceControl,
 }
 
 pub enum Content {
@@ -110,6 +112,8 @@ impl Fs {
         ] {
             let _ = fs.create_path(&alloc::format!("/dev/{name}"), Content::Dev(dev), S_IFCHR | 0o666, 0);
         }
+        let _ =
+            fs.create_path("/sys/kernel/tracing/tracing_on", Content::Dev(Device::TraceControl), S_IFREG | 0o644, 0);
         fs
     }
 

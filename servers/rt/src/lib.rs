@@ -196,6 +196,10 @@ pub trait Kernel: Sync {
     /// Arranges for server `name` to suffer `kind` after `after_ns` (fault injection).
     fn inject(&self, name: &str, kind: FaultKind, after_ns: u64) -> Result<(), IpcError>;
     fn mem_stats(&self) -> MemStats;
+    /// Turns IPC tracing on or off at run time; returns whether it was on.
+    fn set_tracing(&self, on: bool) -> bool;
+    /// Whether IPC tracing is on.
+    fn tracing(&self) -> bool;
     /// Ends the machine (test drivers): prints the power-off marker.
     fn poweroff(&self, code: u32) -> !;
 

@@ -35,6 +35,7 @@ pub fn main() {
         "ipc-bench" => bench(),
         "ipc-random-kills" => random_kills(20),
         "ipc-grant" => grants(),
+        "ipc-retry" => retry(),
         "restart-latency" => restart_latency(200),
         _ => Err("unknown test"),
     };
@@ -134,6 +135,22 @@ fn misbehave(op: u32) -> Outcome {
         return Err("wrong reply from the restarted server");
     }
     log!("contained: the server died and a new instance answered");
+    Ok(())
+}
+
+/// A server killed while serving a request: the client runtime (`call_named`) sends the same
+/// request again to the new instance, which answers it.
+fn retry() -> Outcome {
+    let k = kernel();
+    echo(OP_ECHO, 0).map_err(|_| "echo not reachable")?;
+    k.inject("echo", server_rt::FaultKind::Kill, 20_000_000).map_err(|_| "inject failed")?;
+    let mut rq = req(crate::echo::OP_SLOW, 60);
+    rq.args[1] = 99;
+    let r = server_rt::call_named("echo", &rq, 64).map_err(|_| "the retried call failed")?.result;
+    log!("retry: the slow call was answered with {r} after the server died under it");
+    if r != 100 {
+        return Err("wrong answer after the retry");
+    }
     Ok(())
 }
 

@@ -16,6 +16,8 @@ pub const OP_GRANT_REVERSE: u32 = 7;
 pub const OP_GRANT_AFTER_REPLY: u32 = 8;
 /// 1 if the last OP_GRANT_AFTER_REPLY read was refused with BadGrant.
 pub const OP_LAST_REVOKED: u32 = 9;
+/// Sleeps `args[0]` milliseconds, then answers like OP_ECHO with `args[1]`.
+pub const OP_SLOW: u32 = 10;
 
 /// Recursion with a large frame; `black_box` keeps the frames real.
 fn recurse(depth: u64) -> u64 {
@@ -68,6 +70,10 @@ pub fn main() {
                 continue;
             }
             OP_LAST_REVOKED => last_revoked,
+            OP_SLOW => {
+                k.sleep_ns(req.args[0].min(10_000) * 1_000_000);
+                req.args[1].wrapping_add(1) as i64
+            }
             _ => -38, // ENOSYS
         };
         let reply = Cqe { tag: req.tag, result, ..Default::default() };

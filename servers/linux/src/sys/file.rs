@@ -86,6 +86,16 @@ fn read_object(l: &mut Linux, c: &Ctx, fd: u64, len: usize, at: Option<u64>) -> 
                 Content::Dir(_) => Err(Errno::EISDIR),
                 Content::Symlink(_) => Err(Errno::EINVAL),
                 Content::Dev(Device::Null) => Ok(Some(Vec::new())),
+                Content::Dev(Device::TraceControl) => {
+                    let on = l.k.tracing();
+                    let text: &[u8] = if on { b"1\n" } else { b"0\n" };
+                    let off = (at.unwrap_or(f.offset) as usize).min(text.len());
+                    let out = text[off..(off + len).min(text.len())].to_vec();
+                    if at.is_none() {
+                        f.offset += out.len() as u64;
+                    }
+                    Ok(Some(out))
+                }
                 Content::Dev(Device::Zero) => Ok(Some(alloc::vec![0; len])),
                 Content::Dev(Device::Random) => {
                     let mut x = l.k.now_ns() | 1;
@@ -185,6 +195,17 @@ fn write_object(l: &mut Linux, c: &Ctx, fd: u64, data: &[u8], at: Option<u64>) -
                     l.tty.write(l.k, data);
                     Outcome::Done(data.len() as i64)
                 }
+                Content::Dev(Device::TraceControl) => match data.first() {
+                    Some(b'1') => {
+                        l.k.set_tracing(true);
+                        Outcome::Done(data.len() as i64)
+                    }
+                    Some(b'0') => {
+                        l.k.set_tracing(false);
+                        Outcome::Done(data.len() as i64)
+                    }
+                    _ => Errno::EINVAL.into(),
+                },
                 Content::Dev(_) => Outcome::Done(data.len() as i64),
             }
         }
@@ -575,6 +596,7 @@ fn stat_of(l: &Linux, ino: Ino) -> Result<Stat, Errno> {
         Content::Dev(Device::Zero) => (1 << 8) | 5,
         Content::Dev(Device::Random) => (1 << 8) | 9,
         Content::Dev(Device::Console) => (5 << 8) | 1,
+        Content::Dev(Device::TraceControl) => 0,
         _ => 0,
     };
     let t = (n.mtime as i64, 0);
