@@ -47,5 +47,6 @@ for src in tests/guest/conformance/*.c; do
     fi
 done
 echo cairn > "$root/etc/hostname"
+ln -sfn /proc/mounts "$root/etc/mtab"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"

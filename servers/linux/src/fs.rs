@@ -19,6 +19,16 @@ pub enum Device {
     Random,
     /// `/sys/kernel/tracing/tracing_on`: reads "0"/"1", writing "1" or "0" switches IPC tracing.
     TraceControl,
+    /// A read-only file whose text is made when it is read (`/proc/...`).
+    Generated(Generated),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generated {
+    Mounts,
+    Meminfo,
+    Uptime,
+    Version,
 }
 
 pub enum Content {
@@ -114,6 +124,15 @@ impl Fs {
         }
         let _ =
             fs.create_path("/sys/kernel/tracing/tracing_on", Content::Dev(Device::TraceControl), S_IFREG | 0o644, 0);
+        for (name, g) in [
+            ("mounts", Generated::Mounts),
+            ("meminfo", Generated::Meminfo),
+            ("uptime", Generated::Uptime),
+            ("version", Generated::Version),
+        ] {
+            let _ =
+                fs.create_path(&alloc::format!("/proc/{name}"), Content::Dev(Device::Generated(g)), S_IFREG | 0o444, 0);
+        }
         fs
     }
 

@@ -86,6 +86,15 @@ fn read_object(l: &mut Linux, c: &Ctx, fd: u64, len: usize, at: Option<u64>) -> 
                 Content::Dir(_) => Err(Errno::EISDIR),
                 Content::Symlink(_) => Err(Errno::EINVAL),
                 Content::Dev(Device::Null) => Ok(Some(Vec::new())),
+                Content::Dev(Device::Generated(g)) => {
+                    let text = crate::sys::info::generated(l, *g);
+                    let off = (at.unwrap_or(f.offset) as usize).min(text.len());
+                    let out = text.as_bytes()[off..(off + len).min(text.len())].to_vec();
+                    if at.is_none() {
+                        f.offset += out.len() as u64;
+                    }
+                    Ok(Some(out))
+                }
                 Content::Dev(Device::TraceControl) => {
                     let on = l.k.tracing();
                     let text: &[u8] = if on { b"1\n" } else { b"0\n" };
@@ -206,6 +215,7 @@ fn write_object(l: &mut Linux, c: &Ctx, fd: u64, data: &[u8], at: Option<u64>) -
                     }
                     _ => Errno::EINVAL.into(),
                 },
+                Content::Dev(Device::Generated(_)) => Errno::EACCES.into(),
                 Content::Dev(_) => Outcome::Done(data.len() as i64),
             }
         }
@@ -596,7 +606,7 @@ fn stat_of(l: &Linux, ino: Ino) -> Result<Stat, Errno> {
         Content::Dev(Device::Zero) => (1 << 8) | 5,
         Content::Dev(Device::Random) => (1 << 8) | 9,
         Content::Dev(Device::Console) => (5 << 8) | 1,
-        Content::Dev(Device::TraceControl) => 0,
+        Content::Dev(Device::TraceControl) | Content::Dev(Device::Generated(_)) => 0,
         _ => 0,
     };
     let t = (n.mtime as i64, 0);

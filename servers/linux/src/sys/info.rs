@@ -7,6 +7,25 @@ use abi::Errno;
 /// Wall-clock time at boot (seconds since the epoch) until an RTC driver reads the real one.
 const BOOT_EPOCH_S: u64 = 1_795_000_000;
 
+/// The text of a generated `/proc` file, made at read time.
+pub fn generated(l: &Linux, g: crate::fs::Generated) -> alloc::string::String {
+    use crate::fs::Generated;
+    let m = l.k.mem_stats();
+    let kib = |frames: usize| frames as u64 * 4;
+    match g {
+        Generated::Mounts => "rootfs / rootfs rw 0 0\n".into(),
+        Generated::Meminfo => alloc::format!(
+            "MemTotal: {:>12} kB\nMemFree: {:>13} kB\nMemAvailable: {:>8} kB\nBuffers: {:>13} kB\nCached: {:>14} kB\nSwapTotal: {:>11} kB\nSwapFree: {:>12} kB\n",
+            kib(m.frames_total), kib(m.frames_free), kib(m.frames_free), 0, 0, 0, 0
+        ),
+        Generated::Uptime => {
+            let ns = l.k.now_ns();
+            alloc::format!("{}.{:02} 0.00\n", ns / 1_000_000_000, (ns / 10_000_000) % 100)
+        }
+        Generated::Version => "Linux version 6.1.0-cairn (Cairn capability microkernel) #1 SMP\n".into(),
+    }
+}
+
 /// Wall-clock seconds (file timestamps, `time`).
 pub fn wall_seconds(l: &Linux) -> u64 {
     BOOT_EPOCH_S + l.k.now_ns() / 1_000_000_000
