@@ -3,7 +3,7 @@
 #   just qemu-x86            boot x86_64 with the console on this terminal
 #   just qemu-arm64          the same on AArch64
 #   just test                host unit tests + guest tests on both architectures
-#   just bench               boot time and IPC round-trip numbers
+#   just bench               boot time, IPC round trips, Cairn against Linux
 #   just trace -- 'CMD'      run CMD traced and analyze the IPC trace (ARCH=arm64 for AArch64)
 #
 # Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
@@ -27,15 +27,34 @@ qemu-arm64: setup (kernel "aarch64") (initramfs "aarch64")
         --kernel build/aarch64/Image \
         --initrd build/aarch64/initramfs.cpio --append "{{APPEND}}"
 
-# Host unit tests, then every guest test on both architectures.
-test: setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")
+# Lint, host unit tests (with loom), then every guest test on both architectures.
+test: setup lint (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")
     cargo test --workspace --exclude kernel --exclude arch --exclude nucleus -q 2>&1 | tail -n 40
     RUSTFLAGS="--cfg loom" cargo test -q -p ipc --release --lib loom --target-dir target/loom 2>&1 | tail -n 5
     cargo run -q --release -p tests --bin guest-tests -- --arch all
 
-# Benchmarks: boot time and IPC round trips (wall and guest instructions), per architecture.
-bench ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")
+# Benchmarks: boot time, IPC round trips, Cairn against stock Debian Linux (tests/guest/bench).
+bench ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)
     cargo run -q --release -p tests --bin bench -- --arch {{ARCH}}
+
+# (bench) The Debian kernels (qemu/linux.sh) and the static benchmark programs, per architecture.
+_bench-guest ARCH:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "{{ARCH}}" in all) arches="x86_64 aarch64" ;; x86|amd64) arches=x86_64 ;; arm64|arm) arches=aarch64 ;; *) arches="{{ARCH}}" ;; esac
+    bash qemu/linux.sh $arches >/dev/null
+    for arch in $arches; do
+        case "$arch" in x86_64) cc=gcc ;; aarch64) cc=aarch64-linux-gnu-gcc ;; esac
+        out=build/$arch/bench/guest/bench
+        mkdir -p "$out"
+        for src in tests/guest/bench/*.c; do
+            name=$(basename "$src" .c)
+            [ "$name" != common ] || continue
+            if [ ! "$out/$name" -nt "$src" ] || [ ! "$out/$name" -nt tests/guest/bench/common.c ]; then
+                "$cc" -O2 -static -Wall -Wextra -o "$out/$name" "$src" tests/guest/bench/common.c
+            fi
+        done
+    done
 
 # Trace a shell command (`just trace -- 'cat /etc/passwd'`; ARCH=arm64 for AArch64): files in build/trace/.
 trace *CMD: setup

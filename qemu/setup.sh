@@ -10,6 +10,9 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have qemu-system-x86_64 || need_apt+=(qemu-system-x86)
 have qemu-system-aarch64 || need_apt+=(qemu-system-arm)
 have cpio || need_apt+=(cpio)
+# Static glibc programs (tests/guest): the compiler and libc.a.
+have gcc || need_apt+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)
 have mke2fs || need_apt+=(e2fsprogs)
 have musl-gcc || need_apt+=(musl-tools)
 have aarch64-linux-gnu-gcc || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
