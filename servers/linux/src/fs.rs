@@ -168,23 +168,29 @@ impl Fs {
         }
     }
 
-    /// Adds `name` in `dir` as a new node.
-    pub fn insert(&mut self, dir: Ino, name: &str, content: Content, mode: u32, mtime: u64) -> Result<Ino, Errno> {
-        if name.len() > 255 {
+    /// Adds the entry `name` → `ino` to directory `dir` (the one place names enter a directory).
+    fn add_entry(&mut self, dir: Ino, name: &str, ino: Ino) -> Result<(), Errno> {
+        if name_too_long(name) {
             return Err(Errno::ENAMETOOLONG);
         }
-        let is_dir = matches!(content, Content::Dir(_));
-        let ino = self.nodes.len();
         match self.node_mut(dir).map(|n| &mut n.content) {
             Some(Content::Dir(m)) => {
                 if m.contains_key(name) {
                     return Err(Errno::EEXIST);
                 }
                 m.insert(name.to_string(), ino);
+                Ok(())
             }
-            Some(_) => return Err(Errno::ENOTDIR),
-            None => return Err(Errno::ENOENT),
+            Some(_) => Err(Errno::ENOTDIR),
+            None => Err(Errno::ENOENT),
         }
+    }
+
+    /// Adds `name` in `dir` as a new node.
+    pub fn insert(&mut self, dir: Ino, name: &str, content: Content, mode: u32, mtime: u64) -> Result<Ino, Errno> {
+        let is_dir = matches!(content, Content::Dir(_));
+        let ino = self.nodes.len();
+        self.add_entry(dir, name, ino)?;
         if is_dir {
             if let Some(d) = self.node_mut(dir) {
                 d.nlink += 1;
@@ -231,19 +237,7 @@ impl Fs {
         if matches!(self.node(ino).map(|n| &n.content), Some(Content::Dir(_))) {
             return Err(Errno::EPERM);
         }
-        if name.len() > 255 {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        match self.node_mut(dir).map(|n| &mut n.content) {
-            Some(Content::Dir(m)) => {
-                if m.contains_key(name) {
-                    return Err(Errno::EEXIST);
-                }
-                m.insert(name.to_string(), ino);
-            }
-            Some(_) => return Err(Errno::ENOTDIR),
-            None => return Err(Errno::ENOENT),
-        }
+        self.add_entry(dir, name, ino)?;
         if let Some(n) = self.node_mut(ino) {
             n.nlink += 1;
         }

@@ -260,14 +260,12 @@ pub fn read_cstr(l: &Linux, pid: Pid, mut va: u64, max: usize) -> Result<String,
 
 /// Maps the not-yet-touched pages of `[va, va+len)` that a VMA allows (as a fault would).
 fn populate(l: &Linux, pid: Pid, va: u64, len: usize, write: bool) -> Result<(), Errno> {
+    check_user_range(l, pid, va, len, write)?;
     let p = l.procs.get(&pid).ok_or(Errno::ESRCH)?;
     let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
     let mut page = va & !(PAGE - 1);
     while page < end {
         let v = p.mm.find(page).ok_or(Errno::EFAULT)?;
-        if (write && !v.prot.write) || (!write && !v.prot.read) {
-            return Err(Errno::EFAULT);
-        }
         if l.k.aspace_read(p.aspace, page, &mut [0u8; 1]).is_err() {
             l.k.aspace_map(p.aspace, page, PAGE, v.prot).map_err(|_| Errno::ENOMEM)?;
         }
