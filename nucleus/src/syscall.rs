@@ -15,24 +15,36 @@ const EIO: i64 = 5;
 /// far from any valid result).
 pub const REGS_SET: i64 = server_rt::REGS_SET;
 
+/// The `linux` endpoint's index, found by name once (endpoints keep their index for good).
 fn linux_endpoint() -> Option<usize> {
-    arch::cpu::without_interrupts(|| {
+    static CACHED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(usize::MAX);
+    let e = CACHED.load(core::sync::atomic::Ordering::Relaxed);
+    if e != usize::MAX {
+        return Some(e);
+    }
+    let found = arch::cpu::without_interrupts(|| {
         sched::lock().endpoints.iter().position(|e| e.as_ref().is_some_and(|e| e.name == "linux"))
-    })
+    })?;
+    CACHED.store(found, core::sync::atomic::Ordering::Relaxed);
+    Some(found)
 }
 
 /// Sends `sqe` to `linux` with `frame` recorded as the thread's current frame.
 fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
     let cur = sched::current();
     let e = linux_endpoint().ok_or(IpcError::ServerDied)?;
-    arch::cpu::without_interrupts(|| {
-        if let Some(u) = sched::lock().task(cur).user.as_mut() {
-            u.frame = frame;
-            // User code may change its thread pointer without a system call (TPIDR_EL0 on
-            // AArch64): the register itself is the truth while the thread is in the kernel.
-            u.tp = arch::syscall::thread_pointer();
-        }
+    let is_user = arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let Some(u) = st.task(cur).user.as_mut() else { return false };
+        u.frame = frame;
+        // User code may change its thread pointer without a system call (TPIDR_EL0 on
+        // AArch64): the register itself is the truth while the thread is in the kernel.
+        u.tp = arch::syscall::thread_pointer();
+        true
     });
+    if !is_user {
+        return Err(IpcError::NotPermitted); // only user threads make system calls
+    }
     let result = call::call_endpoint(e, sqe).map(|c| c.result);
     arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
@@ -51,11 +63,6 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
 }
 
 pub fn on_syscall(frame: &mut TrapFrame) {
-    let is_user_thread = arch::cpu::without_interrupts(|| sched::lock().task(sched::current()).user.is_some());
-    if !is_user_thread {
-        frame.set_return((-ENOSYS) as u64);
-        return;
-    }
     let nr = frame.syscall_nr();
     let mut sqe = Sqe { opcode: nr.min(u32::MAX as u64) as u32, flags: user_request::SYSCALL, ..Default::default() };
     sqe.args = frame.syscall_args();
@@ -74,6 +81,7 @@ pub fn on_syscall(frame: &mut TrapFrame) {
         // (execve, signal delivery, rt_sigreturn): then it says `REGS_SET` and the frame stands.
         Ok(v) if v == REGS_SET => {}
         Ok(v) => frame.set_return(v as u64),
+        Err(IpcError::NotPermitted) => frame.set_return((-ENOSYS) as u64),
         Err(_) => frame.set_return((-EIO) as u64),
     }
 }

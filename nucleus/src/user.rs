@@ -297,15 +297,19 @@ pub fn root_of(index: usize) -> Option<u64> {
     ASPACES.lock().get(index).and_then(|s| s.space.as_ref()).map(|s| s.root())
 }
 
+/// Thread references carry the slot and the low 24 bits of its generation: the same as a
+/// request tag, so that the thread behind a request is known without taking a lock.
 fn thread_ref(t: &Task) -> ThreadRef {
-    ThreadRef(((t.id.generation as u64) << 32) | t.id.index as u64)
+    ThreadRef(((t.id.generation as u64 & 0xff_ffff) << 32) | t.id.index as u64)
 }
 
 fn thread_slot(st: &mut sched::State, t: ThreadRef) -> Result<usize, MemError> {
     let index = (t.0 & 0xffff_ffff) as usize;
     match st.tasks.get(index).and_then(|x| x.as_ref()) {
         Some(task)
-            if task.id.generation as u64 == t.0 >> 32 && task.user.is_some() && task.state != TaskState::Dead =>
+            if (task.id.generation as u64 & 0xff_ffff) == t.0 >> 32
+                && task.user.is_some()
+                && task.state != TaskState::Dead =>
         {
             Ok(index)
         }
@@ -315,13 +319,7 @@ fn thread_slot(st: &mut sched::State, t: ThreadRef) -> Result<usize, MemError> {
 
 pub fn thread_of(tag: u64) -> ThreadRef {
     let (index, generation) = crate::task::tag_caller(tag);
-    arch::cpu::without_interrupts(|| {
-        let st = sched::lock();
-        match st.tasks.get(index).and_then(|t| t.as_ref()) {
-            Some(t) if t.id.generation & 0xff_ffff == generation => thread_ref(t),
-            _ => ThreadRef(u64::MAX),
-        }
-    })
+    ThreadRef(((generation as u64) << 32) | index as u64)
 }
 
 /// Stack size of a user thread's kernel stack.

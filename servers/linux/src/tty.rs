@@ -187,6 +187,13 @@ impl Default for Tty {
     }
 }
 
+impl Tty {
+    /// Whether console input raised a signal not yet delivered.
+    pub fn has_pending_signal(&self) -> bool {
+        self.pending_signal.is_some()
+    }
+}
+
 /// Delivers a signal raised by console input to the foreground process group.
 pub fn deliver_signals(l: &mut Linux) {
     if let Some(sig) = l.tty.pending_signal.take() {

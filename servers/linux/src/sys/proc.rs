@@ -153,6 +153,11 @@ pub fn wait4(l: &mut Linux, c: &Ctx) -> Outcome {
     }
 }
 
+/// Calls that succeed with 0 and change nothing here (one user and group: root).
+pub fn zero(_l: &mut Linux, _c: &Ctx) -> Outcome {
+    Outcome::Done(0)
+}
+
 pub fn getpid(_l: &mut Linux, c: &Ctx) -> Outcome {
     Outcome::Done(c.pid as i64)
 }
