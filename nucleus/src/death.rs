@@ -124,6 +124,7 @@ pub fn reap() {
         }
         TO_REAP.fetch_sub(1, Ordering::Relaxed);
         let Some(task) = st.tasks[i].take() else { continue };
+        crate::user::fpu_forget(i);
         st.generations[i] = st.generations[i].wrapping_add(1);
         drop(st);
         if let Some(a) = task.arena {

@@ -156,7 +156,7 @@ pub fn switch_to(mut st: MutexGuard<'static, State>, next: usize) {
         st.task(cur).state = TaskState::Running;
         return;
     }
-    crate::user::on_switch_from(st.task(cur));
+    crate::user::fpu_switch(&mut st, next);
     crate::trace::record(ipc::trace::TraceKind::Switch, cur, next as u32, 0, 0, 0, 0);
     let t = st.task(next);
     t.state = TaskState::Running;

@@ -53,10 +53,14 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
         if let Some((space, pc, sp)) = u.exec.take() {
             u.aspace = space;
             u.tp = 0;
+            // A fresh FP state for the new program, loaded now: no switch happens before the
+            // thread returns to user mode.
             *u.fpu = arch::user::FpuState::new();
+            u.fpu.restore();
             *frame = TrapFrame::new_user(pc, sp);
             let t = st.task(cur);
             crate::user::on_switch_to(t);
+            crate::user::fpu_claim(cur);
         }
     });
     result

@@ -15,6 +15,7 @@ use crate::task::{Task, TaskState, MAX_TASKS};
 use arch::mm::PAGE_SIZE;
 use arch::trap::TrapFrame;
 use arch::user::{AddressSpace, FpuState, PageFlags, USER_TOP};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use server_rt::{AspaceRef, MemError, Prot, ThreadRef};
 use spin::Mutex;
 
@@ -23,6 +24,8 @@ pub const MAX_ASPACES: usize = 128;
 /// Per-thread user state, kept in its task.
 pub struct UserCtx {
     pub aspace: usize,
+    /// The page-table root of `aspace` (cached: it never changes while the space lives).
+    pub root: u64,
     /// The thread pointer (FS base / TPIDR_EL0).
     pub tp: u64,
     /// The trap frame of the system call or fault being handled (null otherwise).
@@ -348,7 +351,9 @@ fn create_thread(aspace: usize, frame: TrapFrame, tp: u64, fpu: FpuState) -> Res
         let mut task = Task::new(index, generation, "user", context);
         task.priority = 2;
         task.stack = Some(stack);
-        task.user = Some(UserCtx { aspace, tp, frame: core::ptr::null_mut(), start: Some(frame), exec: None, fpu });
+        let root = root_of(aspace).ok_or(MemError::BadHandle)?;
+        task.user =
+            Some(UserCtx { aspace, root, tp, frame: core::ptr::null_mut(), start: Some(frame), exec: None, fpu });
         task.state = TaskState::Sleeping { until_ns: 0 };
         st.tasks[index] = Some(task);
         st.make_ready(index);
@@ -382,6 +387,10 @@ pub fn thread_fork(tag: u64, a: AspaceRef, sp: Option<u64>, tp: Option<u64>) -> 
     let (mut frame, parent_tp, fpu) = arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let p = requester(&mut st, tag)?;
+        if FPU_OWNER.load(Ordering::Relaxed) == p {
+            // The parent's FP state is live in the CPU (lazy switching): bring its copy up to date.
+            st.task(p).user.as_mut().expect("requester is a user thread").fpu.save();
+        }
         let u = st.task(p).user.as_ref().expect("requester is a user thread");
         // SAFETY: the parent is blocked inside the system call whose frame this is.
         Ok::<_, MemError>((unsafe { (*u.frame).clone() }, u.tp, (*u.fpu).clone()))
@@ -402,6 +411,7 @@ pub fn thread_exec(tag: u64, a: AspaceRef, pc: u64, sp: u64) -> Result<(), MemEr
         // The thread belongs to the new address space from now on, so that destroying the old
         // one (which kills its threads) spares it; its frame is replaced when the call returns.
         u.aspace = space;
+        u.root = root_of(space).ok_or(MemError::BadHandle)?;
         u.exec = Some((space, pc, sp));
         Ok(())
     })
@@ -431,24 +441,43 @@ pub fn thread_kill(t: ThreadRef) {
     })
 }
 
-/// Loads the user state of task `t` on the CPU (called by the scheduler on a switch).
-/// Saves the user state of task `t` that lives only in the CPU (called before switching away).
-pub fn on_switch_from(t: &mut Task) {
-    if let Some(u) = t.user.as_mut() {
+/// The task whose user FP/SIMD state is in the CPU registers now (`usize::MAX`: none).
+/// Switching is lazy: servers never touch these registers, so a system call into a server and
+/// back costs no save or restore; only a switch to a *different* user thread does.
+static FPU_OWNER: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Makes the CPU's FP/SIMD registers hold user thread `next`'s state (before switching to it).
+pub fn fpu_switch(st: &mut sched::State, next: usize) {
+    if st.task(next).user.is_none() {
+        return;
+    }
+    let owner = FPU_OWNER.load(Ordering::Relaxed);
+    if owner == next {
+        return;
+    }
+    if let Some(u) = st.tasks.get_mut(owner).and_then(|t| t.as_mut()).and_then(|t| t.user.as_mut()) {
         u.fpu.save();
     }
+    st.task(next).user.as_ref().expect("checked").fpu.restore();
+    FPU_OWNER.store(next, Ordering::Relaxed);
 }
 
+/// Records that the CPU's FP registers now hold task `slot`'s state.
+pub fn fpu_claim(slot: usize) {
+    FPU_OWNER.store(slot, Ordering::Relaxed);
+}
+
+/// Forgets the CPU's FP state if it belongs to task slot `slot` (it died or started over).
+pub fn fpu_forget(slot: usize) {
+    let _ = FPU_OWNER.compare_exchange(slot, usize::MAX, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// Loads the user state of task `t` on the CPU (called by the scheduler on a switch).
 pub fn on_switch_to(t: &Task) {
     if let (Some(u), Some(stack)) = (&t.user, &t.stack) {
-        {
-            if let Some(root) = root_of(u.aspace) {
-                arch::user::activate_root(root);
-            }
-            arch::syscall::set_kernel_stack(stack.top());
-            arch::syscall::set_thread_pointer(u.tp);
-            u.fpu.restore();
-        }
+        arch::user::activate_root(u.root);
+        arch::syscall::set_kernel_stack(stack.top());
+        arch::syscall::set_thread_pointer(u.tp);
     }
 }
 

@@ -323,6 +323,12 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "fpu-state-per-process",
+        overlay: &[("init", FPU_SCRIPT, true)],
+        expect: &["13.188755\n13.188755\n13.188755\n", "@@POWEROFF 0"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "busybox-script",
         overlay: &[("init", SHELL_SCRIPT, true)],
         expect: &[
@@ -353,6 +359,15 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
 ];
+
+/// Three processes computing with floating point at once (preempted against each other): each
+/// must keep its own FP/SIMD registers (the harmonic sum H(300000) = 13.188755...).
+const FPU_SCRIPT: &str = r#"#!/bin/sh
+f() { awk 'BEGIN { s = 0; for (i = 1; i <= 300000; i++) s += 1.0 / i; printf "%.6f\n", s }'; }
+f > /tmp/a & f > /tmp/b & f > /tmp/c
+wait
+cat /tmp/a /tmp/b /tmp/c
+"#;
 
 /// The IPC trace of `cat /etc/passwd` must show the openat, read and close system calls each
 /// reaching the `linux` server, and no request left unanswered.
