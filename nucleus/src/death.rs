@@ -60,7 +60,9 @@ pub fn kill(mut st: MutexGuard<'static, State>, i: usize, cause: DeathCause) {
         failed as u64,
         0,
     );
-    if let Some(server) = spec {
+    // The supervisor's own death is handled by the nucleus (see `reap`), not reported to it.
+    let is_supervisor = spec.is_some_and(|s| crate::servers::specs().get(s).is_some_and(|s| s.supervisor));
+    if let Some(server) = spec.filter(|_| !is_supervisor) {
         let instance = crate::servers::instance(server);
         post_notice(&mut st, DeathNotice { server, instance, cause, failed_requests: failed });
     }
@@ -130,6 +132,39 @@ pub fn reap() {
         if let Some(a) = task.arena {
             crate::mem::arena::destroy(a);
         }
+        let spec = task.spec;
+        let cause = task.death;
         drop(task); // frees the stack
+        if let Some(s) = spec.filter(|&s| crate::servers::specs().get(s).is_some_and(|s| s.supervisor)) {
+            restart_supervisor(s, cause);
+        }
+    }
+}
+
+/// Restarts of the supervisor within the current window, and when the window began.
+static SUPERVISOR_RESTARTS: AtomicUsize = AtomicUsize::new(0);
+static SUPERVISOR_WINDOW_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+const SUPERVISOR_LIMIT: usize = 5;
+const SUPERVISOR_WINDOW: u64 = 10_000_000_000;
+
+/// The nucleus supervises the supervisor: a dead supervisor is started again at once (death
+/// notices posted meanwhile wait in the nucleus for the new instance), at most
+/// `SUPERVISOR_LIMIT` times in `SUPERVISOR_WINDOW`; past that it stays down, visibly, and
+/// servers that die are no longer restarted.
+fn restart_supervisor(spec: usize, cause: Option<DeathCause>) {
+    let now = arch::timer::now_ns();
+    if now.saturating_sub(SUPERVISOR_WINDOW_NS.load(Ordering::Relaxed)) > SUPERVISOR_WINDOW {
+        SUPERVISOR_WINDOW_NS.store(now, Ordering::Relaxed);
+        SUPERVISOR_RESTARTS.store(0, Ordering::Relaxed);
+    }
+    let n = SUPERVISOR_RESTARTS.fetch_add(1, Ordering::Relaxed) + 1;
+    let why = cause.map_or(DeathCause::Killed, |c| c);
+    if n > SUPERVISOR_LIMIT {
+        crate::kprintln!("nucleus: the supervisor died again ({why}); {n} deaths in 10 s: not restarting it");
+        return;
+    }
+    match crate::servers::spawn(spec) {
+        Ok(instance) => crate::kprintln!("nucleus: the supervisor died ({why}); restarted as instance {instance}"),
+        Err(e) => crate::kprintln!("nucleus: the supervisor died ({why}) and cannot be restarted: {e}"),
     }
 }

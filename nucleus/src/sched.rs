@@ -154,6 +154,8 @@ pub fn switch_to(mut st: MutexGuard<'static, State>, next: usize) {
     let cur = current();
     if next == cur {
         st.task(cur).state = TaskState::Running;
+        drop(st);
+        crate::death::reap();
         return;
     }
     crate::user::fpu_switch(&mut st, next);

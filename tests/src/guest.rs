@@ -242,6 +242,16 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "supervisor-killed",
+        append: "test=supervisor-kill",
+        expect: &[
+            "nucleus: the supervisor died (killed); restarted as instance 2",
+            "supervisor-kill: the new supervisor restarted echo",
+            "@@TEST-PASS supervisor-kill",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "fault-injection-random-kills",
         append: "test=ipc-random-kills fi=echo:20:42",
         expect: &[

@@ -36,6 +36,7 @@ pub fn main() {
         "ipc-random-kills" => random_kills(20),
         "ipc-grant" => grants(),
         "ipc-retry" => retry(),
+        "supervisor-kill" => supervisor_kill(),
         "restart-latency" => restart_latency(200),
         _ => Err("unknown test"),
     };
@@ -135,6 +136,35 @@ fn misbehave(op: u32) -> Outcome {
         return Err("wrong reply from the restarted server");
     }
     log!("contained: the server died and a new instance answered");
+    Ok(())
+}
+
+/// The supervisor itself is killed; the nucleus starts a new one, which then restarts a
+/// server that dies afterwards.
+fn supervisor_kill() -> Outcome {
+    let k = kernel();
+    let sup = k.servers().iter().position(|s| s.supervisor).ok_or("no supervisor")?;
+    echo(OP_ECHO, 0).map_err(|_| "echo not reachable")?;
+    k.inject("supervisor", server_rt::FaultKind::Kill, 0).map_err(|_| "inject failed")?;
+    let mut state = k.server_state(sup).ok_or("no supervisor state")?;
+    for _ in 0..50 {
+        if state == (2, true) {
+            break;
+        }
+        k.sleep_ns(1_000_000);
+        state = k.server_state(sup).ok_or("no supervisor state")?;
+    }
+    let (instance, alive) = state;
+    log!("supervisor-kill: supervisor instance {instance}, alive {alive}");
+    if instance != 2 || !alive {
+        return Err("the supervisor was not restarted");
+    }
+    k.inject("echo", server_rt::FaultKind::Kill, 0).map_err(|_| "inject failed")?;
+    let r = echo(OP_ECHO, 5).map_err(|_| "echo was not restarted by the new supervisor")?;
+    if r != 6 {
+        return Err("wrong reply");
+    }
+    log!("supervisor-kill: the new supervisor restarted echo");
     Ok(())
 }
 
