@@ -252,6 +252,12 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "crash-loop-held",
+        append: "test=crash-loop",
+        expect: &["crash loop, holding it", "crash-loop: echo held after", "@@TEST-PASS crash-loop"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "fault-injection-random-kills",
         append: "test=ipc-random-kills fi=echo:20:42",
         expect: &[

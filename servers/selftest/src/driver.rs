@@ -37,6 +37,7 @@ pub fn main() {
         "ipc-grant" => grants(),
         "ipc-retry" => retry(),
         "supervisor-kill" => supervisor_kill(),
+        "crash-loop" => crash_loop(),
         "restart-latency" => restart_latency(200),
         _ => Err("unknown test"),
     };
@@ -137,6 +138,35 @@ fn misbehave(op: u32) -> Outcome {
     }
     log!("contained: the server died and a new instance answered");
     Ok(())
+}
+
+/// A server that panics on every request is restarted with growing back-off until it has
+/// failed more than the supervisor's limit, then held: its clients get `ServerDied` for good.
+fn crash_loop() -> Outcome {
+    let k = kernel();
+    let echo_index = k.servers().iter().position(|s| s.name == "echo").ok_or("no echo server")?;
+    let mut panics = 0;
+    for _ in 0..20 {
+        match server_rt::call_named("echo", &req(OP_PANIC, 0), 12) {
+            Err(IpcError::ServerDied) | Err(IpcError::StaleGeneration) if panics > 0 => {
+                // No instance answered even after retries: held (or still backing off).
+            }
+            Err(IpcError::ServerDied) => {}
+            _ => return Err("a panicking request was answered"),
+        }
+        panics += 1;
+        if let Some((_, false)) = k.server_state(echo_index) {
+            k.sleep_ns(50_000_000);
+            if let Some((instance, false)) = k.server_state(echo_index) {
+                log!("crash-loop: echo held after {instance} instances; calls fail with ServerDied");
+                return match server_rt::call_named("echo", &req(OP_ECHO, 1), 4) {
+                    Err(IpcError::ServerDied) | Err(IpcError::StaleGeneration) => Ok(()),
+                    _ => Err("a held server answered"),
+                };
+            }
+        }
+    }
+    Err("the crash loop was never held")
 }
 
 /// The supervisor itself is killed; the nucleus starts a new one, which then restarts a
