@@ -51,6 +51,7 @@ pub fn call_endpoint(e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
 
 fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
     st.task(cur).grant = crate::grant::check_grant(st.task(cur), &req.grant)?;
+    st.task(cur).call_started_ns = arch::timer::now_ns();
     let mut sqe = *req;
     sqe.tag = st.task(cur).next_tag();
     st.task(cur).reply = None;

@@ -81,9 +81,41 @@ pub fn schedule(server: usize, kind: FaultKind, after_ns: u64) -> bool {
     })
 }
 
+/// How long a server may hold a request without answering before it counts as hung.
+pub const HANG_DEADLINE_NS: u64 = 2_000_000_000;
+
+/// A server that has held a caller's request past the deadline without answering, while not
+/// waiting for requests itself (so a server that deliberately defers replies, like `linux`
+/// with blocked system calls, is never hung), is killed as hung; the supervisor restarts it.
+fn check_hung(now: u64) {
+    let st = sched::lock();
+    let mut hung = None;
+    for t in st.tasks.iter().flatten() {
+        let TaskState::BlockedReply { endpoint, .. } = t.state else { continue };
+        if t.user.is_some() || now.saturating_sub(t.call_started_ns) < HANG_DEADLINE_NS {
+            continue;
+        }
+        let server = st.endpoints.get(endpoint).and_then(|e| e.as_ref()).and_then(|e| e.server);
+        if let Some(s) = server {
+            let busy = st.tasks[s.index].as_ref().is_some_and(|x| {
+                !matches!(x.state, TaskState::BlockedReceive { .. } | TaskState::Dead) && x.spec.is_some()
+            });
+            if busy {
+                hung = Some((s.index, (now - t.call_started_ns) / 1_000_000));
+                break;
+            }
+        }
+    }
+    match hung {
+        Some((victim, ms)) => death::kill(st, victim, DeathCause::Hung { ms }),
+        None => drop(st),
+    }
+}
+
 /// Called from the timer tick (interrupts masked): fires due injections.
 pub fn on_tick() {
     let now = arch::timer::now_ns();
+    check_hung(now);
     let random = {
         let mut r = RANDOM.lock();
         match r.as_mut() {

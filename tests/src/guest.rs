@@ -258,6 +258,12 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "hung-server-restarted",
+        append: "test=hung-server",
+        expect: &["died: hung: held a request", "@@TEST-PASS hung-server"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "fault-injection-random-kills",
         append: "test=ipc-random-kills fi=echo:20:42",
         expect: &[

@@ -50,6 +50,8 @@ pub enum DeathCause {
     StackOverflow { addr: u64 },
     /// Killed by `kill` or fault injection.
     Killed,
+    /// Held a request for `ms` milliseconds without answering (the nucleus's deadline).
+    Hung { ms: u64 },
     /// Its entry function returned.
     Exited,
 }
@@ -63,6 +65,7 @@ impl fmt::Display for DeathCause {
             DeathCause::Fault { name, pc, addr } => write!(f, "fault: {name} at pc={pc:#x} addr={addr:#x}"),
             DeathCause::StackOverflow { addr } => write!(f, "stack overflow (guard page hit at {addr:#x})"),
             DeathCause::Killed => write!(f, "killed"),
+            DeathCause::Hung { ms } => write!(f, "hung: held a request {ms} ms without answering"),
             DeathCause::Exited => write!(f, "exited"),
         }
     }

@@ -38,6 +38,7 @@ pub fn main() {
         "ipc-retry" => retry(),
         "supervisor-kill" => supervisor_kill(),
         "crash-loop" => crash_loop(),
+        "hung-server" => hung_server(),
         "restart-latency" => restart_latency(200),
         _ => Err("unknown test"),
     };
@@ -137,6 +138,24 @@ fn misbehave(op: u32) -> Outcome {
         return Err("wrong reply from the restarted server");
     }
     log!("contained: the server died and a new instance answered");
+    Ok(())
+}
+
+/// A server that stops answering is noticed by the nucleus's deadline, killed as hung, and
+/// restarted; the caller gets `ServerDied` and the next call is served.
+fn hung_server() -> Outcome {
+    let k = kernel();
+    let cap = k.lookup("echo").map_err(|_| "lookup failed")?;
+    let t0 = k.now_ns();
+    match k.call(cap, &req(OP_HANG, 0)) {
+        Err(IpcError::ServerDied) => {}
+        _ => return Err("the hung call did not fail with ServerDied"),
+    }
+    log!("hung-server: the call failed after {} ms", (k.now_ns() - t0) / 1_000_000);
+    let r = echo(OP_ECHO, 8).map_err(|_| "echo was not restarted")?;
+    if r != 9 {
+        return Err("wrong reply after the restart");
+    }
     Ok(())
 }
 
