@@ -264,6 +264,10 @@ impl Kernel for NucleusApi {
         servers::spawn(server)
     }
 
+    fn server_info(&self, server: usize) -> Option<server_rt::ServerInfo> {
+        servers::info(server)
+    }
+
     fn server_state(&self, server: usize) -> Option<(u32, bool)> {
         servers::state(server)
     }

@@ -28,6 +28,9 @@ pub fn kill(mut st: MutexGuard<'static, State>, i: usize, cause: DeathCause) {
     t.state = TaskState::Dead;
     t.death = Some(cause);
     let spec = t.spec;
+    if let Some(s) = spec {
+        crate::servers::record_death(s, cause);
+    }
     let endpoint = t.endpoint;
     if was_ready {
         st.run_queues[priority.min(sched::PRIORITIES - 1)].remove(i);

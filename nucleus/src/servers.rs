@@ -17,6 +17,39 @@ pub const MAX_SERVERS: usize = 32;
 
 static SPECS: Once<&'static [ServerSpec]> = Once::new();
 static INSTANCES: [AtomicU32; MAX_SERVERS] = [const { AtomicU32::new(0) }; MAX_SERVERS];
+static DEATHS: [AtomicU32; MAX_SERVERS] = [const { AtomicU32::new(0) }; MAX_SERVERS];
+static LAST_DEATH: spin::Mutex<[Option<server_rt::DeathCause>; MAX_SERVERS]> = spin::Mutex::new([None; MAX_SERVERS]);
+
+/// Records the death of server `spec` (called by `death::kill`, under the state lock).
+pub fn record_death(spec: usize, cause: server_rt::DeathCause) {
+    if spec < MAX_SERVERS {
+        DEATHS[spec].fetch_add(1, Ordering::Relaxed);
+        LAST_DEATH.lock()[spec] = Some(cause);
+    }
+}
+
+/// Status of server `spec`.
+pub fn info(spec: usize) -> Option<server_rt::ServerInfo> {
+    specs().get(spec)?;
+    arch::cpu::without_interrupts(|| {
+        let st = sched::lock();
+        let me = st.tasks.iter().flatten().find(|t| t.spec == Some(spec) && t.state != TaskState::Dead);
+        let in_flight = me.and_then(|t| t.endpoint).map_or(0, |e| {
+            st.tasks
+                .iter()
+                .flatten()
+                .filter(|w| matches!(w.state, TaskState::BlockedReply { endpoint, .. } if endpoint == e))
+                .count() as u32
+        });
+        Some(server_rt::ServerInfo {
+            instance: instance(spec),
+            alive: me.is_some(),
+            deaths: DEATHS[spec].load(Ordering::Relaxed),
+            last_death: LAST_DEATH.lock()[spec],
+            in_flight,
+        })
+    })
+}
 
 pub fn install_table(specs: &'static [ServerSpec]) {
     assert!(specs.len() <= MAX_SERVERS, "server table too large");

@@ -264,6 +264,17 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "servers-sysfs-inject",
+        overlay: &[("init", SERVERS_SYSFS_SCRIPT, true)],
+        expect: &[
+            "state: running\ninstance: 1\nrestarts: 0\npolicy: transparent",
+            "'echo' instance 1 died: killed",
+            "instance: 2\nlast-death: killed",
+            "echo linux supervisor testdriver",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "fault-injection-random-kills",
         append: "test=ipc-random-kills fi=echo:20:42",
         expect: &[
@@ -389,6 +400,15 @@ f() { awk 'BEGIN { s = 0; for (i = 1; i <= 300000; i++) s += 1.0 / i; printf "%.
 f > /tmp/a & f > /tmp/b & f > /tmp/c
 wait
 cat /tmp/a /tmp/b /tmp/c
+"#;
+
+/// Per-server status files, and a fault injected from inside the guest.
+const SERVERS_SYSFS_SCRIPT: &str = r#"#!/bin/sh
+cat /sys/kernel/servers/echo/status
+echo kill > /sys/kernel/servers/echo/fault
+sleep 1
+grep -E "instance|last-death" /sys/kernel/servers/echo/status
+echo $(ls /sys/kernel/servers)
 "#;
 
 /// The IPC trace of `cat /etc/passwd` must show the openat, read and close system calls each

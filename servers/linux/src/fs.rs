@@ -21,6 +21,9 @@ pub enum Device {
     TraceControl,
     /// A read-only file whose text is made when it is read (`/proc/...`).
     Generated(Generated),
+    /// `/sys/kernel/servers/<name>/fault`: writing `kill` or `fault` injects that fault into
+    /// server index `.0` (fault injection from inside the guest).
+    ServerFault(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub enum Generated {
     Meminfo,
     Uptime,
     Version,
+    /// `/sys/kernel/servers/<name>/status` of server index `.0`.
+    ServerStatus(usize),
 }
 
 pub enum Content {
@@ -134,6 +139,17 @@ impl Fs {
                 fs.create_path(&alloc::format!("/proc/{name}"), Content::Dev(Device::Generated(g)), S_IFREG | 0o444, 0);
         }
         fs
+    }
+
+    /// `/sys/kernel/servers/<name>/{status,fault}` for every server, by index.
+    pub fn add_server_files<'a>(&mut self, names: impl Iterator<Item = &'a str>) {
+        for (i, name) in names.enumerate() {
+            let dir = alloc::format!("/sys/kernel/servers/{name}");
+            let status = Content::Dev(Device::Generated(Generated::ServerStatus(i)));
+            let _ = self.create_path(&alloc::format!("{dir}/status"), status, S_IFREG | 0o444, 0);
+            let fault = Content::Dev(Device::ServerFault(i));
+            let _ = self.create_path(&alloc::format!("{dir}/fault"), fault, S_IFREG | 0o200, 0);
+        }
     }
 
     /// Creates `path` (and missing parent directories), replacing nothing.

@@ -89,9 +89,11 @@ pub struct Linux {
 impl Linux {
     fn new() -> Linux {
         let k = kernel();
+        let mut fs = fs::Fs::from_cpio(k.initrd());
+        fs.add_server_files(k.servers().iter().map(|s| s.name));
         Linux {
             k,
-            fs: fs::Fs::from_cpio(k.initrd()),
+            fs,
             procs: BTreeMap::new(),
             threads: BTreeMap::new(),
             next_pid: 1,

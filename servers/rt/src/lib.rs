@@ -83,6 +83,19 @@ pub struct DeathNotice {
     pub failed_requests: u32,
 }
 
+/// What the nucleus knows about one server (for `/sys/kernel/servers/<name>/status`).
+#[derive(Clone, Copy, Debug)]
+pub struct ServerInfo {
+    /// Number of the newest instance (1 = the first start; 0 = never started).
+    pub instance: u32,
+    pub alive: bool,
+    /// Deaths so far.
+    pub deaths: u32,
+    pub last_death: Option<DeathCause>,
+    /// Requests now waiting on its endpoint (queued or being served).
+    pub in_flight: u32,
+}
+
 /// Memory accounting, for leak checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemStats {
@@ -248,6 +261,8 @@ pub trait Kernel: Sync {
     fn spawn(&self, server: usize) -> Result<u32, IpcError>;
     /// Instance number and whether it is alive, per server.
     fn server_state(&self, server: usize) -> Option<(u32, bool)>;
+    /// Everything known about server `server` (any server may ask).
+    fn server_info(&self, server: usize) -> Option<ServerInfo>;
 }
 
 static KERNEL: spin::Once<&'static dyn Kernel> = spin::Once::new();

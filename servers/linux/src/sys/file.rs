@@ -86,6 +86,7 @@ fn read_object(l: &mut Linux, c: &Ctx, fd: u64, len: usize, at: Option<u64>) -> 
                 Content::Dir(_) => Err(Errno::EISDIR),
                 Content::Symlink(_) => Err(Errno::EINVAL),
                 Content::Dev(Device::Null) => Ok(Some(Vec::new())),
+                Content::Dev(Device::ServerFault(_)) => Err(Errno::EACCES),
                 Content::Dev(Device::Generated(g)) => {
                     let text = crate::sys::info::generated(l, *g);
                     let off = (at.unwrap_or(f.offset) as usize).min(text.len());
@@ -216,6 +217,23 @@ fn write_object(l: &mut Linux, c: &Ctx, fd: u64, data: &[u8], at: Option<u64>) -
                     _ => Errno::EINVAL.into(),
                 },
                 Content::Dev(Device::Generated(_)) => Errno::EACCES.into(),
+                Content::Dev(Device::ServerFault(i)) => {
+                    let i = *i;
+                    let kind = match core::str::from_utf8(data).unwrap_or("").trim() {
+                        "kill" => server_rt::FaultKind::Kill,
+                        "fault" => server_rt::FaultKind::BadAccess,
+                        _ => return Errno::EINVAL.into(),
+                    };
+                    drop(f);
+                    let name = l.k.servers().get(i).map(|s| s.name).unwrap_or("");
+                    // Killing this very server from its own request would lose the answer: a
+                    // zero delay still fires on the next tick, after the reply.
+                    let delay = if name == "linux" { 1 } else { 0 };
+                    match l.k.inject(name, kind, delay) {
+                        Ok(()) => Outcome::Done(data.len() as i64),
+                        Err(_) => Errno::EINVAL.into(),
+                    }
+                }
                 Content::Dev(_) => Outcome::Done(data.len() as i64),
             }
         }
@@ -606,7 +624,9 @@ fn stat_of(l: &Linux, ino: Ino) -> Result<Stat, Errno> {
         Content::Dev(Device::Zero) => (1 << 8) | 5,
         Content::Dev(Device::Random) => (1 << 8) | 9,
         Content::Dev(Device::Console) => (5 << 8) | 1,
-        Content::Dev(Device::TraceControl) | Content::Dev(Device::Generated(_)) => 0,
+        Content::Dev(Device::TraceControl)
+        | Content::Dev(Device::Generated(_))
+        | Content::Dev(Device::ServerFault(_)) => 0,
         _ => 0,
     };
     let t = (n.mtime as i64, 0);

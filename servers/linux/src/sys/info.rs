@@ -23,6 +23,30 @@ pub fn generated(l: &Linux, g: crate::fs::Generated) -> alloc::string::String {
             alloc::format!("{}.{:02} 0.00\n", ns / 1_000_000_000, (ns / 10_000_000) % 100)
         }
         Generated::Version => "Linux version 6.1.0-cairn (Cairn capability microkernel) #1 SMP\n".into(),
+        Generated::ServerStatus(i) => {
+            let spec = l.k.servers().get(i);
+            match (spec, l.k.server_info(i)) {
+                (Some(s), Some(info)) => {
+                    let policy = match s.policy {
+                        server_rt::RestartPolicy::Transparent => "transparent",
+                        server_rt::RestartPolicy::Reset => "reset",
+                        server_rt::RestartPolicy::Never => "never",
+                    };
+                    let death = info.last_death.map_or(alloc::string::String::from("none"), |d| alloc::format!("{d}"));
+                    alloc::format!(
+                        "name: {}\nstate: {}\ninstance: {}\nrestarts: {}\npolicy: {}\nin-flight: {}\nlast-death: {}\n",
+                        s.name,
+                        if info.alive { "running" } else { "dead" },
+                        info.instance,
+                        info.instance.saturating_sub(1),
+                        policy,
+                        info.in_flight,
+                        death
+                    )
+                }
+                _ => "no such server\n".into(),
+            }
+        }
     }
 }
 
