@@ -57,6 +57,10 @@ impl Kernel for NucleusApi {
         call::reply_and_receive(reply)
     }
 
+    fn reply_and_receive_timeout(&self, reply: &Cqe, ns: u64) -> Result<Option<Sqe>, IpcError> {
+        call::reply_and_receive_timeout(reply, ns)
+    }
+
     fn reply(&self, reply: &Cqe) -> Result<(), IpcError> {
         call::reply(reply)
     }

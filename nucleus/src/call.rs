@@ -127,7 +127,7 @@ pub fn receive_timeout(ns: u64) -> Result<Option<Sqe>, IpcError> {
     receive_until(arch::timer::now_ns().saturating_add(ns))
 }
 
-fn receive_until(until_ns: u64) -> Result<Option<Sqe>, IpcError> {
+pub(crate) fn receive_until(until_ns: u64) -> Result<Option<Sqe>, IpcError> {
     arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let cur = sched::current();
@@ -207,6 +207,15 @@ pub fn reply(reply: &Cqe) -> Result<(), IpcError> {
 }
 
 pub fn reply_and_receive(reply: &Cqe) -> Result<Sqe, IpcError> {
+    reply_and_receive_until(reply, u64::MAX).and_then(|r| r.ok_or(IpcError::ServerDied))
+}
+
+/// Answers `reply` and waits at most `ns` for the next request (`Ok(None)` when the time is up).
+pub fn reply_and_receive_timeout(reply: &Cqe, ns: u64) -> Result<Option<Sqe>, IpcError> {
+    reply_and_receive_until(reply, arch::timer::now_ns().saturating_add(ns))
+}
+
+fn reply_and_receive_until(reply: &Cqe, until_ns: u64) -> Result<Option<Sqe>, IpcError> {
     let direct = arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let cur = sched::current();
@@ -214,7 +223,7 @@ pub fn reply_and_receive(reply: &Cqe) -> Result<Sqe, IpcError> {
             Ok(c) => c,
             Err(e) => return Err(e),
         };
-        match fastpath::reply_and_wait(st, cur, caller) {
+        match fastpath::reply_and_wait(st, cur, caller, until_ns) {
             Ok(()) => Ok(true),
             Err(mut st) => {
                 st.make_ready(caller);
@@ -224,7 +233,7 @@ pub fn reply_and_receive(reply: &Cqe) -> Result<Sqe, IpcError> {
     });
     match direct {
         // A bad reply must not lose the server's turn: it still receives next.
-        Err(IpcError::BadTag) | Ok(_) => receive(),
+        Err(IpcError::BadTag) | Ok(_) => receive_until(until_ns),
         Err(e) => Err(e),
     }
 }

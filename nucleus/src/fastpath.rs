@@ -36,7 +36,7 @@ pub fn call(mut st: Guard, cur: usize, e: usize, sqe: &Sqe, blocked: TaskState) 
     Ok(())
 }
 
-pub fn reply_and_wait(mut st: Guard, cur: usize, caller: usize) -> Result<(), Guard> {
+pub fn reply_and_wait(mut st: Guard, cur: usize, caller: usize, until_ns: u64) -> Result<(), Guard> {
     if !ENABLED.load(Ordering::Relaxed) {
         return Err(st);
     }
@@ -45,7 +45,7 @@ pub fn reply_and_wait(mut st: Guard, cur: usize, caller: usize) -> Result<(), Gu
     if queued || st.task(cur).request.is_some() {
         return Err(st);
     }
-    st.task(cur).state = TaskState::BlockedReceive { until_ns: u64::MAX };
+    st.task(cur).state = TaskState::BlockedReceive { until_ns };
     sched::switch_to(st, caller);
     Ok(())
 }

@@ -84,6 +84,8 @@ pub struct Linux {
     strace: bool,
     /// System call handlers by number.
     pub handlers: [Option<sys::Handler>; sys::MAX_NR],
+    /// Which numbers cannot unblock another request (`sys::PURE`).
+    pure: [bool; sys::MAX_NR],
 }
 
 impl Linux {
@@ -102,6 +104,7 @@ impl Linux {
             reported: Vec::new(),
             strace: k.cmdline_get("strace") == Some("1"),
             handlers: sys::table(),
+            pure: sys::pure_table(),
         }
     }
 
@@ -193,13 +196,21 @@ impl Linux {
             let batch_start = self.k.now_ns();
             while let Some(sqe) = next.take() {
                 let now = self.k.now_ns();
-                let fast = self.pending.is_empty() && now < batch_start + 10_000_000;
-                match self.handle(&sqe, now) {
+                let fast = now < batch_start + 10_000_000;
+                let outcome = self.handle(&sqe, now);
+                // What this request did may unblock others (a child's exit, data in a pipe).
+                let pure = sqe.flags == user_request::SYSCALL && self.pure.get(sqe.opcode as usize) == Some(&true);
+                if !self.pending.is_empty() && !pure {
+                    self.retry_pending();
+                }
+                match outcome {
                     Outcome::Block => self.pending.push((sqe, now)),
                     Outcome::Done(result) if fast && !self.tty.has_pending_signal() => {
+                        // With requests blocked, wake within a tick anyway to look at them.
+                        let wait = if self.pending.is_empty() { u64::MAX } else { 1_000_000 };
                         let reply = Cqe { tag: sqe.tag, result, ..Default::default() };
-                        match self.k.reply_and_receive(&reply) {
-                            Ok(r) => next = Some(r),
+                        match self.k.reply_and_receive_timeout(&reply, wait) {
+                            Ok(r) => next = r,
                             Err(e) => panic!("linux: receive failed: {e}"),
                         }
                     }

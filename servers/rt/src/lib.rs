@@ -191,6 +191,8 @@ pub trait Kernel: Sync {
     fn poll_receive(&self) -> Option<Sqe>;
     /// Answers request `tag` (from `Sqe::tag`) and waits for the next request.
     fn reply_and_receive(&self, reply: &Cqe) -> Result<Sqe, IpcError>;
+    /// Answers, then waits at most `ns` for the next request (`Ok(None)` when the time is up).
+    fn reply_and_receive_timeout(&self, reply: &Cqe, ns: u64) -> Result<Option<Sqe>, IpcError>;
     /// Answers request `tag` without waiting.
     fn reply(&self, reply: &Cqe) -> Result<(), IpcError>;
     /// Copies out of the memory granted with request `tag` (which this server is serving),

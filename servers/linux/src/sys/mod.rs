@@ -32,6 +32,65 @@ pub fn table() -> [Option<Handler>; MAX_NR] {
     t
 }
 
+/// System calls that cannot unblock another request (they change no pipe, process, signal,
+/// file or terminal state another call waits on): after them the server does not re-run its
+/// blocked requests. Anything not listed is assumed to be able to.
+const PURE: &[&str] = &[
+    "getpid",
+    "getppid",
+    "gettid",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "getpgid",
+    "getpgrp",
+    "getsid",
+    "clock_gettime",
+    "gettimeofday",
+    "time",
+    "uname",
+    "sysinfo",
+    "getrandom",
+    "getcwd",
+    "brk",
+    "mmap",
+    "munmap",
+    "mprotect",
+    "fstat",
+    "stat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "statfs",
+    "fstatfs",
+    "lseek",
+    "readlink",
+    "readlinkat",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "prlimit64",
+    "getrlimit",
+    "arch_prctl",
+    "set_tid_address",
+    "set_robust_list",
+    "rseq",
+    "prctl",
+    "umask",
+    "getdents64",
+    "pread64",
+];
+
+/// `table()`'s companion: whether number `nr` is one of the [`PURE`] calls.
+pub fn pure_table() -> [bool; MAX_NR] {
+    let mut t = [false; MAX_NR];
+    for (nr, slot) in t.iter_mut().enumerate() {
+        *slot = abi::syscall::name(abi::syscall::CURRENT, nr).is_some_and(|n| PURE.contains(&n));
+    }
+    t
+}
+
 /// Runs system call `c.nr` (ENOSYS, logged once, for those without a handler).
 pub fn dispatch(l: &mut Linux, c: &Ctx) -> Outcome {
     match l.handlers.get(c.nr as usize).copied().flatten() {
