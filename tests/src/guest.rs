@@ -362,6 +362,16 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "select-poll-pipe",
+        overlay: &[("init", "#!/bin/sh\n/usr/libexec/cairn/select_pipe\n", true)],
+        // Recorded on Linux (the program runs unchanged there).
+        expect: &[
+            "empty: 0\nafter write: 1 readable=1\nwritable: 1\npoll: 1 revents=0x1\npoll after close: 1 hup=1\nclosed fd: -1 EBADF\n",
+            "@@POWEROFF 0",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "busybox-script",
         overlay: &[("init", SHELL_SCRIPT, true)],
         expect: &[

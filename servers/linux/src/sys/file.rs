@@ -943,6 +943,133 @@ const POLLOUT: u16 = 4;
 const POLLHUP: u16 = 0x10;
 const POLLNVAL: u16 = 0x20;
 
+const POLLERR: u16 = 8;
+
+/// The poll(2) events descriptor `fd` of `pid` has now (`POLLNVAL` if it is not open).
+fn readiness(l: &Linux, pid: Pid, fd: u64) -> u16 {
+    let Some(p) = l.procs.get(&pid) else { return POLLNVAL };
+    let Ok(f) = p.fds.get(fd) else { return POLLNVAL };
+    let object = &f.file.borrow().object;
+    match object {
+        Object::PipeRead(pipe) => {
+            let pipe = pipe.borrow();
+            let mut rev = 0;
+            if !pipe.buf.is_empty() {
+                rev |= POLLIN;
+            }
+            if pipe.writers == 0 {
+                rev |= POLLHUP;
+            }
+            rev
+        }
+        Object::PipeWrite(pipe) => {
+            if pipe.borrow().readers == 0 {
+                POLLERR
+            } else {
+                POLLOUT
+            }
+        }
+        Object::Node(ino) => {
+            let console = matches!(l.fs.node(*ino).map(|n| &n.content), Some(Content::Dev(Device::Console)));
+            if !console || !l.tty.ready.is_empty() || l.tty.eof {
+                POLLOUT | POLLIN
+            } else {
+                POLLOUT
+            }
+        }
+    }
+}
+
+/// select/pselect6 on up to `nfds` descriptors: the fd_set bitmaps are read, the ready bits
+/// kept, and the count returned; a closed descriptor in a set is EBADF, as on Linux.
+fn select_fds(l: &mut Linux, c: &Ctx, nfds: u64, sets: [u64; 3], timeout_ms: Option<u64>) -> Outcome {
+    if nfds > 1024 {
+        return Errno::EINVAL.into();
+    }
+    let bytes = (nfds as usize).div_ceil(64) * 8;
+    let mut bits: [Vec<u8>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for (i, &ptr) in sets.iter().enumerate() {
+        if ptr != 0 {
+            match read_bytes(l, c.pid, ptr, bytes) {
+                Ok(b) => bits[i] = b,
+                Err(e) => return e.into(),
+            }
+        }
+    }
+    let mut out: [Vec<u8>; 3] = [alloc::vec![0; bytes], alloc::vec![0; bytes], alloc::vec![0; bytes]];
+    let mut ready = 0i64;
+    for fd in 0..nfds as usize {
+        let wanted = |i: usize| bits[i].get(fd / 8).is_some_and(|b| b & (1 << (fd % 8)) != 0);
+        if !(wanted(0) || wanted(1) || wanted(2)) {
+            continue;
+        }
+        let rev = readiness(l, c.pid, fd as u64);
+        if rev & POLLNVAL != 0 {
+            return Errno::EBADF.into();
+        }
+        let hits = [rev & (POLLIN | POLLHUP) != 0, rev & (POLLOUT | POLLERR) != 0, false];
+        for i in 0..3 {
+            if wanted(i) && hits[i] {
+                out[i][fd / 8] |= 1 << (fd % 8);
+                ready += 1;
+            }
+        }
+    }
+    let expired = timeout_ms.is_some_and(|t| l.k.now_ns() >= c.started_ns.saturating_add(t.saturating_mul(1_000_000)));
+    if ready == 0 && !expired {
+        return Outcome::Block;
+    }
+    for (i, &ptr) in sets.iter().enumerate() {
+        if ptr != 0 {
+            if let Err(e) = write_bytes(l, c.pid, ptr, &out[i]) {
+                return e.into();
+            }
+        }
+    }
+    Outcome::Done(ready)
+}
+
+/// select(nfds, readfds, writefds, exceptfds, struct timeval *timeout).
+pub fn select(l: &mut Linux, c: &Ctx) -> Outcome {
+    let timeout = if c.args[4] == 0 {
+        None
+    } else {
+        match read_bytes(l, c.pid, c.args[4], 16) {
+            Ok(b) => {
+                let s = i64::from_le_bytes(b[..8].try_into().unwrap_or_default());
+                let us = i64::from_le_bytes(b[8..].try_into().unwrap_or_default());
+                if s < 0 || us < 0 {
+                    return Errno::EINVAL.into();
+                }
+                Some((s as u64).saturating_mul(1000).saturating_add(us as u64 / 1000))
+            }
+            Err(e) => return e.into(),
+        }
+    };
+    select_fds(l, c, c.args[0], [c.args[1], c.args[2], c.args[3]], timeout)
+}
+
+/// pselect6(nfds, readfds, writefds, exceptfds, struct timespec *timeout, sigmask): the mask is
+/// not applied (signals are delivered on return either way).
+pub fn pselect6(l: &mut Linux, c: &Ctx) -> Outcome {
+    let timeout = if c.args[4] == 0 {
+        None
+    } else {
+        match read_bytes(l, c.pid, c.args[4], 16) {
+            Ok(b) => {
+                let s = i64::from_le_bytes(b[..8].try_into().unwrap_or_default());
+                let ns = i64::from_le_bytes(b[8..].try_into().unwrap_or_default());
+                if s < 0 || !(0..1_000_000_000).contains(&ns) {
+                    return Errno::EINVAL.into();
+                }
+                Some((s as u64).saturating_mul(1000).saturating_add(ns as u64 / 1_000_000))
+            }
+            Err(e) => return e.into(),
+        }
+    };
+    select_fds(l, c, c.args[0], [c.args[1], c.args[2], c.args[3]], timeout)
+}
+
 fn poll_fds(l: &mut Linux, c: &Ctx, fds_ptr: u64, nfds: u64, timeout_ms: Option<u64>) -> Outcome {
     if nfds > 1024 {
         return Errno::EINVAL.into();
@@ -957,37 +1084,7 @@ fn poll_fds(l: &mut Linux, c: &Ctx, fds_ptr: u64, nfds: u64, timeout_ms: Option<
         let events = u16::from_le_bytes([e[4], e[5]]);
         let mut rev = 0u16;
         if fd >= 0 {
-            let Some(p) = l.procs.get(&c.pid) else { return Errno::ESRCH.into() };
-            match p.fds.get(fd as u64) {
-                Err(_) => rev = POLLNVAL,
-                Ok(f) => match &f.file.borrow().object {
-                    Object::PipeRead(pipe) => {
-                        let pipe = pipe.borrow();
-                        if !pipe.buf.is_empty() {
-                            rev |= POLLIN;
-                        }
-                        if pipe.writers == 0 {
-                            rev |= POLLHUP;
-                        }
-                    }
-                    Object::PipeWrite(pipe) => {
-                        if pipe.borrow().readers == 0 {
-                            rev |= 8; // POLLERR
-                        } else {
-                            rev |= POLLOUT;
-                        }
-                    }
-                    Object::Node(ino) => {
-                        rev |= POLLOUT;
-                        let console =
-                            matches!(l.fs.node(*ino).map(|n| &n.content), Some(Content::Dev(Device::Console)));
-                        if !console || !l.tty.ready.is_empty() || l.tty.eof {
-                            rev |= POLLIN;
-                        }
-                    }
-                },
-            }
-            rev &= events | POLLHUP | POLLNVAL | 8;
+            rev = readiness(l, c.pid, fd as u64) & (events | POLLHUP | POLLNVAL | POLLERR);
         }
         e[6..8].copy_from_slice(&rev.to_le_bytes());
         if rev != 0 {

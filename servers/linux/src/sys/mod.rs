@@ -165,6 +165,8 @@ fn handler(name: &str) -> Option<Handler> {
         "fstatfs" => file::fstatfs,
         "statx" => file::statx,
         "ppoll" => file::ppoll,
+        "select" => file::select,
+        "pselect6" => file::pselect6,
         // memory
         "brk" => mem::brk,
         "mmap" => mem::mmap,
