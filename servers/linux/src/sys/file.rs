@@ -1029,45 +1029,36 @@ fn select_fds(l: &mut Linux, c: &Ctx, nfds: u64, sets: [u64; 3], timeout_ms: Opt
     Outcome::Done(ready)
 }
 
+/// A user `timeval` (`per_second` = 1,000,000) or `timespec` (1,000,000,000) at `ptr`, in
+/// milliseconds; a null pointer means no timeout. Negative or out-of-range parts are EINVAL.
+fn user_timeout_ms(l: &Linux, pid: Pid, ptr: u64, per_second: i64) -> Result<Option<u64>, Errno> {
+    if ptr == 0 {
+        return Ok(None);
+    }
+    let b = read_bytes(l, pid, ptr, 16)?;
+    let s = i64::from_le_bytes(b[..8].try_into().unwrap_or_default());
+    let frac = i64::from_le_bytes(b[8..].try_into().unwrap_or_default());
+    if s < 0 || !(0..per_second).contains(&frac) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some((s as u64).saturating_mul(1000).saturating_add((frac / (per_second / 1000)) as u64)))
+}
+
 /// select(nfds, readfds, writefds, exceptfds, struct timeval *timeout).
 pub fn select(l: &mut Linux, c: &Ctx) -> Outcome {
-    let timeout = if c.args[4] == 0 {
-        None
-    } else {
-        match read_bytes(l, c.pid, c.args[4], 16) {
-            Ok(b) => {
-                let s = i64::from_le_bytes(b[..8].try_into().unwrap_or_default());
-                let us = i64::from_le_bytes(b[8..].try_into().unwrap_or_default());
-                if s < 0 || us < 0 {
-                    return Errno::EINVAL.into();
-                }
-                Some((s as u64).saturating_mul(1000).saturating_add(us as u64 / 1000))
-            }
-            Err(e) => return e.into(),
-        }
-    };
-    select_fds(l, c, c.args[0], [c.args[1], c.args[2], c.args[3]], timeout)
+    match user_timeout_ms(l, c.pid, c.args[4], 1_000_000) {
+        Ok(t) => select_fds(l, c, c.args[0], [c.args[1], c.args[2], c.args[3]], t),
+        Err(e) => e.into(),
+    }
 }
 
 /// pselect6(nfds, readfds, writefds, exceptfds, struct timespec *timeout, sigmask): the mask is
 /// not applied (signals are delivered on return either way).
 pub fn pselect6(l: &mut Linux, c: &Ctx) -> Outcome {
-    let timeout = if c.args[4] == 0 {
-        None
-    } else {
-        match read_bytes(l, c.pid, c.args[4], 16) {
-            Ok(b) => {
-                let s = i64::from_le_bytes(b[..8].try_into().unwrap_or_default());
-                let ns = i64::from_le_bytes(b[8..].try_into().unwrap_or_default());
-                if s < 0 || !(0..1_000_000_000).contains(&ns) {
-                    return Errno::EINVAL.into();
-                }
-                Some((s as u64).saturating_mul(1000).saturating_add(ns as u64 / 1_000_000))
-            }
-            Err(e) => return e.into(),
-        }
-    };
-    select_fds(l, c, c.args[0], [c.args[1], c.args[2], c.args[3]], timeout)
+    match user_timeout_ms(l, c.pid, c.args[4], 1_000_000_000) {
+        Ok(t) => select_fds(l, c, c.args[0], [c.args[1], c.args[2], c.args[3]], t),
+        Err(e) => e.into(),
+    }
 }
 
 fn poll_fds(l: &mut Linux, c: &Ctx, fds_ptr: u64, nfds: u64, timeout_ms: Option<u64>) -> Outcome {
@@ -1104,19 +1095,10 @@ pub fn poll(l: &mut Linux, c: &Ctx) -> Outcome {
 }
 
 pub fn ppoll(l: &mut Linux, c: &Ctx) -> Outcome {
-    let timeout = if c.args[2] == 0 {
-        None
-    } else {
-        match read_bytes(l, c.pid, c.args[2], 16) {
-            Ok(b) => {
-                let s = u64::from_le_bytes(b[..8].try_into().unwrap_or_default());
-                let ns = u64::from_le_bytes(b[8..].try_into().unwrap_or_default());
-                Some(s.saturating_mul(1000).saturating_add(ns / 1_000_000))
-            }
-            Err(e) => return e.into(),
-        }
-    };
-    poll_fds(l, c, c.args[0], c.args[1], timeout)
+    match user_timeout_ms(l, c.pid, c.args[2], 1_000_000_000) {
+        Ok(t) => poll_fds(l, c, c.args[0], c.args[1], t),
+        Err(e) => e.into(),
+    }
 }
 
 /// sendfile(out, in, offset*, count): copies through the server (no zero-copy in v0). The
