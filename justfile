@@ -67,11 +67,17 @@ trace *CMD: setup
     printf '#!/bin/sh\n%s\n' "$cmd" > "$out/overlay/init"; chmod +x "$out/overlay/init"
     cargo run -q --release -p qemu-tools --bin mkcpio -- -o "$out/initramfs.cpio" "build/$arch/rootfs" "$out/overlay"
     kernel=$([ "$arch" = aarch64 ] && echo build/aarch64/Image || echo target/x86_64-unknown-none/release/kernel)
+    # x86_64 streams the records over a second serial port while the guest runs; AArch64 dumps
+    # them on the console at power-off.
+    rm -f "$out/trace.bin"; port=()
+    [ "$arch" = x86_64 ] && port=(-- -serial "file:$out/trace.bin")
     cargo run -q --release -p tests --bin run -- --arch "$arch" --kernel "$kernel" --initrd "$out/initramfs.cpio" \
-        --append "trace=1" < /dev/null > "$out/console.txt" || true
+        --append "trace=1" "${port[@]}" < /dev/null > "$out/console.txt" || true
     grep -v '^@@TRACE' "$out/console.txt" | sed -n '/linux: started/,$p'
-    cargo run -q --release -p trace-analyzer -- --chrome "$out/trace.json" --html "$out/trace.html" "$out/console.txt" | tee "$out/report.txt"
-    echo "trace files: $out/console.txt (raw), $out/report.txt, $out/trace.json (Perfetto), $out/trace.html"
+    grep '^@@TRACE-NAME' "$out/console.txt" | sed 's/^@@TRACE-NAME //' > "$out/names.txt" || true
+    input="$out/console.txt"; [ -s "$out/trace.bin" ] && input="$out/trace.bin"
+    cargo run -q --release -p trace-analyzer -- --names "$out/names.txt" --chrome "$out/trace.json" --html "$out/trace.html" "$input" | tee "$out/report.txt"
+    echo "trace files: $input (raw), $out/report.txt, $out/trace.json (Perfetto), $out/trace.html"
 
 # Install build dependencies (idempotent).
 setup:

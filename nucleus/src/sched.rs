@@ -255,6 +255,11 @@ pub fn idle_loop() -> ! {
             arch::cpu::enable_interrupts();
         } else {
             drop(st);
+            if crate::trace::streamable() {
+                arch::cpu::enable_interrupts();
+                crate::trace::stream();
+                continue;
+            }
             arch::cpu::wait_for_interrupt();
         }
     }

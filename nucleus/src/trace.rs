@@ -6,10 +6,11 @@
 //! point costs one relaxed atomic load. A full ring drops records and counts them; the count is
 //! itself recorded (a `Dropped` record) before the next record that fits.
 //!
-//! Transport (v0): at power-off the ring is written to the console as `@@TRACE <base64>` lines
-//! (a stream header, then records), preceded by `@@TRACE-NAME` lines naming tasks and
-//! endpoints; the host analyzer (`ipc/analyzer`) reads a console transcript directly. Streaming
-//! over a second serial port while the guest runs is future work (docs/caveats.md).
+//! Transport: where the machine has a second UART (x86_64 COM2, QEMU `-serial` given twice),
+//! records stream to it as a binary stream (a header, then records) while the guest runs: the
+//! idle loop drains the ring. Otherwise (AArch64 `virt`), at power-off the ring is written to
+//! the console as `@@TRACE <base64>` lines preceded by `@@TRACE-NAME` lines naming tasks and
+//! endpoints. The host analyzer (`ipc/analyzer`) reads either form.
 //!
 //! Record semantics are documented in `ipc/analyzer`; the fields filled here follow them.
 
@@ -72,6 +73,37 @@ fn record_on(kind: TraceKind, task: usize, endpoint: u32, opcode: u32, tag: u64,
     }
 }
 
+static STREAM_STARTED: AtomicBool = AtomicBool::new(false);
+static PORT: spin::Once<bool> = spin::Once::new();
+
+/// Whether the machine has a trace port (probed once).
+fn port_present() -> bool {
+    *PORT.call_once(arch::console::trace_port_present)
+}
+
+/// Whether the idle loop has records to stream (a port exists and the ring is not empty).
+pub fn streamable() -> bool {
+    !RING.is_empty() && port_present()
+}
+static STREAMED: AtomicU64 = AtomicU64::new(0);
+
+/// Moves recorded events to the trace port while the guest runs (from the idle loop). Returns
+/// false when there is no port (the records stay for the power-off dump).
+pub fn stream() -> bool {
+    if !port_present() {
+        return false;
+    }
+    if !STREAM_STARTED.swap(true, Ordering::Relaxed) {
+        arch::console::trace_port_write(&StreamHeader::new(1).encode());
+    }
+    while let Some(mut r) = RING.try_pop() {
+        r.timestamp_ns = arch::timer::ticks_to_ns(r.timestamp_ns);
+        arch::console::trace_port_write(&r.encode()[..RECORD_SIZE]);
+        STREAMED.fetch_add(1, Ordering::Relaxed);
+    }
+    true
+}
+
 /// Whether anything was recorded (or lost) since the last dump.
 pub fn has_records() -> bool {
     !RING.is_empty() || DROPPED.load(Ordering::Relaxed) != 0
@@ -105,7 +137,8 @@ fn base64_line(input: &[u8], out: &mut [u8; 76]) -> usize {
     n
 }
 
-/// Writes everything recorded so far to the console (`@@TRACE` lines) and empties the ring.
+/// Writes everything recorded so far to the trace port, or to the console (`@@TRACE` lines)
+/// when there is none, and empties the ring.
 pub fn dump() {
     let log = |args: core::fmt::Arguments| crate::log::print_unlocked(args);
     log(format_args!("@@TRACE-NAME task {} idle\n", crate::task::IDLE));
@@ -118,6 +151,14 @@ pub fn dump() {
         if let Some(n) = n {
             log(format_args!("@@TRACE-NAME endpoint {i} {n}\n"));
         }
+    }
+    if stream() {
+        log(format_args!(
+            "@@TRACE-STREAMED {} records on the trace port, {} dropped\n",
+            STREAMED.load(Ordering::Relaxed),
+            DROPPED.load(Ordering::Relaxed)
+        ));
+        return;
     }
     let mut pending = [0u8; 57];
     let mut len = 0;

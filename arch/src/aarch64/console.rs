@@ -90,3 +90,13 @@ impl core::fmt::Write for RawWriter {
         Ok(())
     }
 }
+
+/// `virt` has a single PL011: no separate trace port (traces are dumped on the console).
+pub fn trace_port_present() -> bool {
+    false
+}
+
+/// No trace port on this machine: writes nothing.
+pub fn trace_port_write(_bytes: &[u8]) -> bool {
+    false
+}

@@ -52,3 +52,33 @@ impl core::fmt::Write for RawWriter {
         Ok(())
     }
 }
+
+/// The second UART (COM2, 0x2f8), used as the trace transport when QEMU provides it.
+static COM2: Mutex<Option<SerialPort>> = Mutex::new(None);
+
+/// Whether a UART answers at COM2 (its scratch register keeps a written value; an absent port
+/// reads back 0xff).
+pub fn trace_port_present() -> bool {
+    super::cpu::without_interrupts(|| {
+        super::io::outb(0x2f8 + 7, 0x5a);
+        let a = super::io::inb(0x2f8 + 7);
+        super::io::outb(0x2f8 + 7, 0xa5);
+        a == 0x5a && super::io::inb(0x2f8 + 7) == 0xa5
+    })
+}
+
+/// Writes raw bytes to the trace port (COM2). Returns false (writing nothing) without one.
+pub fn trace_port_write(bytes: &[u8]) -> bool {
+    super::cpu::without_interrupts(|| {
+        let mut guard = COM2.lock();
+        let port = guard.get_or_insert_with(|| {
+            // SAFETY: 0x2f8 is COM2 on the PC machines QEMU emulates; the nucleus's trace
+            // module is its only user.
+            let mut p = unsafe { SerialPort::new(0x2f8) };
+            p.init();
+            p
+        });
+        bytes.iter().for_each(|&b| port.send_raw(b));
+        true
+    })
+}
