@@ -401,7 +401,48 @@ pub static TESTS: &[GuestTest] = &[
         expect: &["got USR1", "after-usr1", "got TERM", "after-term", "sleep status 143", "child status 6", "end"],
         ..GuestTest::DEFAULT
     },
+    GuestTest {
+        name: "busybox-vs-linux",
+        overlay: &[("init", SESSION_SCRIPT, true)],
+        expect: &["== echo", "SESSION-END", "@@POWEROFF 0"],
+        timeout: Duration::from_secs(300),
+        post_check: Some(session_matches_linux),
+        ..GuestTest::DEFAULT
+    },
 ];
+
+/// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what
+/// Linux printed for it, recorded by `tests/guest/applets/record.sh` into `expected.txt`.
+const SESSION_SCRIPT: &str = include_str!("../guest/applets/session.sh");
+const SESSION_EXPECTED: &str = include_str!("../guest/applets/expected.txt");
+
+/// The transcript from the first `== ` line through `SESSION-END` (`\r` and `linux: ` kernel
+/// log lines removed) must equal [`SESSION_EXPECTED`] line by line.
+fn session_matches_linux(transcript: &str) -> Result<(), String> {
+    let text = transcript.replace('\r', "");
+    let got: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("== "))
+        .filter(|l| !l.starts_with("linux: "))
+        .scan(false, |done, l| {
+            if *done {
+                return None;
+            }
+            *done = l == "SESSION-END";
+            Some(l)
+        })
+        .collect();
+    let want: Vec<&str> = SESSION_EXPECTED.lines().collect();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        if g != w {
+            return Err(format!("session line {}: got {g:?}, Linux printed {w:?}", i + 1));
+        }
+    }
+    if got.len() != want.len() {
+        return Err(format!("session has {} lines, Linux printed {}", got.len(), want.len()));
+    }
+    Ok(())
+}
 
 /// Three processes computing with floating point at once (preempted against each other): each
 /// must keep its own FP/SIMD registers (the harmonic sum H(300000) = 13.188755...).
