@@ -10,7 +10,7 @@ const PRIO_SUPERVISOR: u8 = 0;
 const PRIO_SERVER: u8 = 1;
 const PRIO_CLIENT: u8 = 2;
 
-pub static SERVERS: [ServerSpec; 4] = [
+pub static SERVERS: [ServerSpec; 6] = [
     ServerSpec {
         name: "supervisor",
         entry: supervisor::main,
@@ -23,6 +23,7 @@ pub static SERVERS: [ServerSpec; 4] = [
         autostart: true,
         supervisor: true,
         user_memory: false,
+        state_bytes: 0,
     },
     ServerSpec {
         name: "linux",
@@ -37,6 +38,7 @@ pub static SERVERS: [ServerSpec; 4] = [
         autostart: true,
         supervisor: false,
         user_memory: true,
+        state_bytes: 0,
     },
     ServerSpec {
         name: "echo",
@@ -50,6 +52,7 @@ pub static SERVERS: [ServerSpec; 4] = [
         autostart: true,
         supervisor: false,
         user_memory: false,
+        state_bytes: 0,
     },
     ServerSpec {
         name: "testdriver",
@@ -59,9 +62,38 @@ pub static SERVERS: [ServerSpec; 4] = [
         arena_bytes: 256 * 1024,
         policy: RestartPolicy::Never,
         serves: false,
-        may_call: &["echo"],
+        may_call: &["echo", "relay", "keeper"],
         autostart: false,
         supervisor: false,
         user_memory: false,
+        state_bytes: 0,
+    },
+    ServerSpec {
+        name: "relay",
+        entry: selftest_servers::relay::main,
+        priority: PRIO_SERVER,
+        stack_bytes: 32 * 1024,
+        arena_bytes: 64 * 1024,
+        policy: RestartPolicy::Transparent,
+        serves: true,
+        may_call: &["echo"],
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
+        state_bytes: 0,
+    },
+    ServerSpec {
+        name: "keeper",
+        entry: selftest_servers::keeper::main,
+        priority: PRIO_SERVER,
+        stack_bytes: 32 * 1024,
+        arena_bytes: 64 * 1024,
+        policy: RestartPolicy::Transparent,
+        serves: true,
+        may_call: &[],
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
+        state_bytes: 4096,
     },
 ];

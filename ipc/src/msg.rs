@@ -108,24 +108,48 @@ impl EndpointId {
     }
 }
 
-/// A grant: the right to access `len` bytes at `offset` inside the memory object that `cap`
-/// names (Hubris's "lease"). `len == 0` means no grant. The nucleus checks the range against
-/// the object and revokes the grant when the reply is sent.
+/// A grant: the right, for the duration of one request, to copy into or out of `len` bytes of
+/// memory that the sender names (Hubris's "lease"). `kind` says what memory:
+///
+/// * [`GrantKind::OWN`]: the sender's own heap arena or stack; `offset` is the address.
+/// * [`GrantKind::FORWARD`]: a sub-range of the grant that came with request `source`, which the
+///   sender is serving; `offset` is relative to that grant. Lends a client's buffer on to the
+///   next server without a copy (linux → vfs → ramfs).
+/// * [`GrantKind::USER`]: user memory of address space `source` (an `AspaceRef` word), at user
+///   address `offset`; only servers that own user memory (the Linux ABI server) may send it.
+///
+/// The nucleus checks the grant when the request is sent, copies through it only while the
+/// request (and, for a forwarded grant, every request it came from) is outstanding, and
+/// revokes it with the reply. `len == 0` means no grant.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct GrantRef {
-    /// Capability to the memory object (pages, or a pinned user buffer).
-    pub cap: CapRef,
-    /// Byte offset of the range inside the object.
+    /// One of the [`GrantKind`] values (0 = no grant).
+    pub kind: u32,
+    /// [`GRANT_READ`] | [`GRANT_WRITE`]: what the receiver may do.
+    pub rights: u32,
+    /// FORWARD: the tag of the request whose grant is lent on; USER: the address space.
+    pub source: u64,
+    /// OWN: the address; FORWARD: the offset inside the forwarded grant; USER: the user address.
     pub offset: u64,
     /// Length of the range in bytes; 0 = no grant.
     pub len: u64,
 }
 
-/// `GrantRef::cap.slot` naming the sender's own memory (its heap arena or its stack); `offset`
-/// is then the address of the range, and `cap.generation` holds the rights
-/// ([`GRANT_READ`] | [`GRANT_WRITE`]).
-pub const GRANT_OWN_MEMORY: u32 = u32::MAX;
+/// The values of [`GrantRef::kind`].
+pub struct GrantKind;
+
+impl GrantKind {
+    /// No grant.
+    pub const NONE: u32 = 0;
+    /// The sender's own arena or stack.
+    pub const OWN: u32 = 1;
+    /// A sub-range of a grant the sender received.
+    pub const FORWARD: u32 = 2;
+    /// User memory of an address space.
+    pub const USER: u32 = 3;
+}
+
 /// The receiver may copy out of the range.
 pub const GRANT_READ: u32 = 1;
 /// The receiver may copy into the range.
@@ -133,16 +157,27 @@ pub const GRANT_WRITE: u32 = 2;
 
 impl GrantRef {
     /// No grant.
-    pub const NONE: GrantRef = GrantRef { cap: CapRef::NULL, offset: 0, len: 0 };
+    pub const NONE: GrantRef = GrantRef { kind: GrantKind::NONE, rights: 0, source: 0, offset: 0, len: 0 };
 
     /// A grant of `len` bytes of the sender's own memory at `addr`, with `rights`.
     pub const fn own_memory(addr: u64, len: u64, rights: u32) -> GrantRef {
-        GrantRef { cap: CapRef { slot: GRANT_OWN_MEMORY, generation: rights }, offset: addr, len }
+        GrantRef { kind: GrantKind::OWN, rights, source: 0, offset: addr, len }
+    }
+
+    /// Lends on `len` bytes at `offset` of the grant that came with request `tag`.
+    pub const fn forward(tag: u64, offset: u64, len: u64, rights: u32) -> GrantRef {
+        GrantRef { kind: GrantKind::FORWARD, rights, source: tag, offset, len }
+    }
+
+    /// A grant of `len` bytes of user memory at `va` in the address space whose handle word
+    /// is `aspace`.
+    pub const fn user(aspace: u64, va: u64, len: u64, rights: u32) -> GrantRef {
+        GrantRef { kind: GrantKind::USER, rights, source: aspace, offset: va, len }
     }
 
     /// Whether this grants nothing.
     pub const fn is_none(&self) -> bool {
-        self.len == 0
+        self.len == 0 || self.kind == GrantKind::NONE
     }
 
     /// The end of the range (`offset + len`), or `None` if it overflows — which a receiver
@@ -167,14 +202,29 @@ pub struct Sqe {
     pub args: [u64; 6],
     /// Memory lent to the server for this request, if any.
     pub grant: GrantRef,
+    /// The originator's request id, for at-most-once execution across server restarts: unique
+    /// per originating server instance (see `server_rt::RequestIds`), the same on every retry
+    /// of one logical request, and passed on unchanged by servers that forward the request.
+    /// 0 = the request is not retried (or is idempotent).
+    pub rid: u64,
 }
 
 impl Sqe {
     /// A request for `opcode` with `args`, no flags and no grant; the nucleus sets the tag.
     pub const fn new(opcode: u32, args: [u64; 6]) -> Sqe {
-        Sqe { tag: 0, opcode, flags: 0, args, grant: GrantRef::NONE }
+        Sqe { tag: 0, opcode, flags: 0, args, grant: GrantRef::NONE, rid: 0 }
+    }
+
+    /// Whether this is a notification rather than a request (see [`NOTIFICATION`]).
+    pub const fn is_notification(&self) -> bool {
+        self.tag == 0 && self.opcode == NOTIFICATION
     }
 }
+
+/// `Sqe::opcode` of a notification: `receive` returns `Sqe { tag: 0, opcode: NOTIFICATION,
+/// args[0]: the bits }` when another server (or a device interrupt) set notification bits on
+/// the receiver. Notifications carry no reply; tag 0 never names a request.
+pub const NOTIFICATION: u32 = u32::MAX;
 
 /// A completion: the answer to the submission with the same tag.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -211,8 +261,8 @@ impl Cqe {
 
 const _: () = assert!(core::mem::size_of::<CapRef>() == 8);
 const _: () = assert!(core::mem::size_of::<EndpointId>() == 8);
-const _: () = assert!(core::mem::size_of::<GrantRef>() == 24);
-const _: () = assert!(core::mem::size_of::<Sqe>() == 88);
+const _: () = assert!(core::mem::size_of::<GrantRef>() == 32);
+const _: () = assert!(core::mem::size_of::<Sqe>() == 104);
 const _: () = assert!(core::mem::size_of::<Cqe>() == 24);
 const _: () = assert!(core::mem::align_of::<Sqe>() == 8 && core::mem::align_of::<Cqe>() == 8);
 
@@ -235,6 +285,7 @@ const _: () = assert!(core::mem::align_of::<Sqe>() == 8 && core::mem::align_of::
 /// | `NotPermitted` | -4105 |
 /// | `WrongType` | -4106 |
 /// | `BadGrant` | -4107 |
+/// | `Fault` | -4108 |
 ///
 /// Codes are never reused or renumbered; new errors take the next code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -261,6 +312,8 @@ pub enum IpcError {
     WrongType,
     /// A grant's range is outside its object, overflows, or was already revoked.
     BadGrant,
+    /// Granted user memory is not mapped (the system call it serves fails with EFAULT).
+    Fault,
 }
 
 /// The code of the first error; the others follow in declaration order.
@@ -268,7 +321,7 @@ const FIRST_CODE: i64 = -4097;
 
 impl IpcError {
     /// Every error, in code order.
-    pub const ALL: [IpcError; 11] = [
+    pub const ALL: [IpcError; 12] = [
         IpcError::NoSuchCap,
         IpcError::StaleGeneration,
         IpcError::ServerDied,
@@ -280,6 +333,7 @@ impl IpcError {
         IpcError::NotPermitted,
         IpcError::WrongType,
         IpcError::BadGrant,
+        IpcError::Fault,
     ];
 
     /// The stable negative code (see the table on [`IpcError`]).
@@ -297,6 +351,7 @@ impl IpcError {
                 IpcError::NotPermitted => 8,
                 IpcError::WrongType => 9,
                 IpcError::BadGrant => 10,
+                IpcError::Fault => 11,
             }
     }
 
@@ -323,6 +378,7 @@ impl IpcError {
             IpcError::NotPermitted => "not permitted",
             IpcError::WrongType => "capability of the wrong type",
             IpcError::BadGrant => "bad grant",
+            IpcError::Fault => "granted memory not mapped",
         }
     }
 }
@@ -347,7 +403,7 @@ mod tests {
 
     #[test]
     fn error_codes_are_stable_and_round_trip() {
-        let expected = [-4097, -4098, -4099, -4100, -4101, -4102, -4103, -4104, -4105, -4106, -4107];
+        let expected = [-4097, -4098, -4099, -4100, -4101, -4102, -4103, -4104, -4105, -4106, -4107, -4108];
         for (e, code) in IpcError::ALL.into_iter().zip(expected) {
             assert_eq!(e.code(), code, "{e:?} was renumbered");
             assert_eq!(i64::from(e), code);
@@ -358,7 +414,7 @@ mod tests {
 
     #[test]
     fn from_code_rejects_everything_else() {
-        for code in [i64::MIN, -4108, -4096, -4095, -1, 0, 1, 4097, i64::MAX] {
+        for code in [i64::MIN, -4109, -4096, -4095, -1, 0, 1, 4097, i64::MAX] {
             assert_eq!(IpcError::from_code(code), None, "{code}");
         }
         assert_eq!(Cqe::new(1, -2).ipc_error(), None, "an errno is not an IPC error");
@@ -390,7 +446,7 @@ mod tests {
     #[test]
     fn grants() {
         assert!(GrantRef::NONE.is_none());
-        let g = GrantRef { cap: CapRef::new(1, 1), offset: u64::MAX, len: 1 };
+        let g = GrantRef::own_memory(u64::MAX, 1, GRANT_READ);
         assert_eq!(g.end(), None);
         assert_eq!(GrantRef { offset: 8, len: 8, ..g }.end(), Some(16));
     }
@@ -402,10 +458,11 @@ mod tests {
             opcode: 3,
             flags: 1,
             args: [1, 2, 3, 4, 5, 6],
-            grant: GrantRef { cap: CapRef::new(2, 5), offset: 4096, len: 512 },
+            grant: GrantRef::user(5, 4096, 512, GRANT_WRITE),
+            rid: 11,
         };
         let bytes = s.as_bytes();
-        assert_eq!(bytes.len(), 88);
+        assert_eq!(bytes.len(), 104);
         assert_eq!(&bytes[..8], &7u64.to_ne_bytes(), "tag first");
         assert_eq!(Sqe::read_from_bytes(bytes), Ok(s));
         assert!(Sqe::read_from_bytes(&bytes[1..]).is_err());
@@ -417,7 +474,7 @@ mod tests {
 
     #[test]
     fn any_bytes_are_a_message() {
-        let garbage = [0xa5u8; 88];
+        let garbage = [0xa5u8; 104];
         let s = Sqe::read_from_bytes(&garbage[..]).unwrap();
         assert_eq!(s.opcode, 0xa5a5_a5a5);
         let c = Cqe::read_from_bytes(&garbage[..24]).unwrap();

@@ -12,10 +12,13 @@ pub struct NucleusApi;
 
 pub static API: NucleusApi = NucleusApi;
 
-fn current_spec() -> Option<&'static ServerSpec> {
+fn current_spec_index() -> Option<usize> {
     let cur = sched::current();
-    let spec = arch::cpu::without_interrupts(|| sched::lock().tasks[cur].as_ref().and_then(|t| t.spec))?;
-    servers::specs().get(spec)
+    arch::cpu::without_interrupts(|| sched::lock().tasks[cur].as_ref().and_then(|t| t.spec))
+}
+
+fn current_spec() -> Option<&'static ServerSpec> {
+    servers::specs().get(current_spec_index()?)
 }
 
 fn require_supervisor() -> Result<(), IpcError> {
@@ -71,6 +74,27 @@ impl Kernel for NucleusApi {
 
     fn grant_write(&self, tag: u64, offset: u64, buf: &[u8]) -> Result<(), IpcError> {
         crate::grant::write(tag, offset, buf)
+    }
+
+    fn notify(&self, cap: CapRef, bits: u64) -> Result<(), IpcError> {
+        call::notify(cap, bits)
+    }
+
+    fn whoami(&self) -> (usize, u32) {
+        let spec = current_spec_index().unwrap_or(usize::MAX);
+        (spec, if spec == usize::MAX { 0 } else { servers::instance(spec) })
+    }
+
+    fn state_size(&self) -> u64 {
+        current_spec_index().map_or(0, crate::state::size)
+    }
+
+    fn state_read(&self, offset: u64, buf: &mut [u8]) -> Result<(), IpcError> {
+        crate::state::read(current_spec_index().ok_or(IpcError::NoSuchCap)?, offset, buf)
+    }
+
+    fn state_commit(&self, writes: &[server_rt::StateWrite]) -> Result<(), IpcError> {
+        crate::state::commit(current_spec_index().ok_or(IpcError::NoSuchCap)?, writes)
     }
 
     fn lookup(&self, name: &str) -> Result<CapRef, IpcError> {
@@ -274,5 +298,11 @@ impl Kernel for NucleusApi {
 
     fn server_state(&self, server: usize) -> Option<(u32, bool)> {
         servers::state(server)
+    }
+
+    fn state_discard(&self, server: usize) -> Result<(), IpcError> {
+        require_supervisor()?;
+        crate::state::discard(server);
+        Ok(())
     }
 }

@@ -50,7 +50,8 @@ pub fn call_endpoint(e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
 }
 
 fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
-    st.task(cur).grant = crate::grant::check_grant(st.task(cur), &req.grant)?;
+    let grant = crate::grant::check_grant(&mut st, cur, &req.grant)?;
+    st.task(cur).grant = grant;
     st.task(cur).call_started_ns = arch::timer::now_ns();
     let mut sqe = *req;
     sqe.tag = st.task(cur).next_tag();
@@ -117,6 +118,39 @@ fn take_reply(mut st: MutexGuard<'static, State>, cur: usize) -> Result<Cqe, Ipc
     st.task(cur).reply.take().unwrap_or(Err(IpcError::ServerDied))
 }
 
+/// The notification the current task has pending, as a message (clearing the bits).
+fn take_notification(st: &mut State, cur: usize) -> Option<Sqe> {
+    let t = st.task(cur);
+    if t.notify_bits == 0 {
+        return None;
+    }
+    let bits = core::mem::take(&mut t.notify_bits);
+    let mut sqe = Sqe::new(ipc::msg::NOTIFICATION, [bits, 0, 0, 0, 0, 0]);
+    sqe.tag = 0;
+    Some(sqe)
+}
+
+/// Sets notification `bits` on task `i` and wakes it if it waits for requests.
+pub fn notify_task(st: &mut State, i: usize, bits: u64) {
+    let t = st.task(i);
+    t.notify_bits |= bits;
+    if matches!(t.state, TaskState::BlockedReceive { .. }) {
+        st.make_ready(i);
+    }
+}
+
+/// Sets notification `bits` on the server behind `cap` (never blocks).
+pub fn notify(cap: CapRef, bits: u64) -> Result<(), IpcError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let cur = sched::current();
+        let e = resolve(&mut st, cur, cap)?;
+        let server = st.endpoints[e].as_ref().and_then(|ep| ep.server).ok_or(IpcError::ServerDied)?;
+        notify_task(&mut st, server.index, bits);
+        Ok(())
+    })
+}
+
 /// The next request for the current task's endpoint, blocking while there is none.
 pub fn receive() -> Result<Sqe, IpcError> {
     receive_until(u64::MAX).and_then(|r| r.ok_or(IpcError::ServerDied))
@@ -133,6 +167,9 @@ pub(crate) fn receive_until(until_ns: u64) -> Result<Option<Sqe>, IpcError> {
         let cur = sched::current();
         loop {
             let e = st.task(cur).endpoint.ok_or(IpcError::NoSuchCap)?;
+            if let Some(n) = take_notification(&mut st, cur) {
+                return Ok(Some(n));
+            }
             if let Some(sqe) = st.task(cur).request.take() {
                 received(&mut st, cur, e, &sqe);
                 return Ok(Some(sqe));
@@ -160,6 +197,9 @@ pub fn poll_receive() -> Option<Sqe> {
         let mut st = sched::lock();
         let cur = sched::current();
         let e = st.task(cur).endpoint?;
+        if let Some(n) = take_notification(&mut st, cur) {
+            return Some(n);
+        }
         if let Some(sqe) = st.task(cur).request.take() {
             received(&mut st, cur, e, &sqe);
             return Some(sqe);

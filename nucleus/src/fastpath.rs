@@ -3,7 +3,8 @@
 //!
 //! * `call`: the server is blocked in `receive` and nothing is queued before us → hand the
 //!   request to the server's `request` slot, block the caller on the reply, switch to the server.
-//! * `reply_and_wait`: the caller is blocked on exactly this reply and no request is queued →
+//! * `reply_and_wait`: the caller is blocked on exactly this reply and no request (or
+//!   notification) is queued →
 //!   the reply is already in the caller's slot; block the server in `receive`, switch to the
 //!   caller.
 //!
@@ -42,7 +43,7 @@ pub fn reply_and_wait(mut st: Guard, cur: usize, caller: usize, until_ns: u64) -
     }
     let e = st.task(cur).endpoint.expect("a server replying has an endpoint");
     let queued = st.endpoints[e].as_ref().is_some_and(|ep| !ep.queue.is_empty());
-    if queued || st.task(cur).request.is_some() {
+    if queued || st.task(cur).request.is_some() || st.task(cur).notify_bits != 0 {
         return Err(st);
     }
     st.task(cur).state = TaskState::BlockedReceive { until_ns };

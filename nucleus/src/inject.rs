@@ -86,7 +86,9 @@ pub const HANG_DEADLINE_NS: u64 = 2_000_000_000;
 
 /// A server that has held a caller's request past the deadline without answering, while not
 /// waiting for requests itself (so a server that deliberately defers replies, like `linux`
-/// with blocked system calls, is never hung), is killed as hung; the supervisor restarts it.
+/// with blocked system calls, is never hung) and not waiting for a reply from another server
+/// (the one at the end of such a chain is the hung one), is killed as hung; the supervisor
+/// restarts it.
 fn check_hung(now: u64) {
     let st = sched::lock();
     let mut hung = None;
@@ -98,7 +100,8 @@ fn check_hung(now: u64) {
         let server = st.endpoints.get(endpoint).and_then(|e| e.as_ref()).and_then(|e| e.server);
         if let Some(s) = server {
             let busy = st.tasks[s.index].as_ref().is_some_and(|x| {
-                !matches!(x.state, TaskState::BlockedReceive { .. } | TaskState::Dead) && x.spec.is_some()
+                !matches!(x.state, TaskState::BlockedReceive { .. } | TaskState::BlockedReply { .. } | TaskState::Dead)
+                    && x.spec.is_some()
             });
             if busy {
                 hung = Some((s.index, (now - t.call_started_ns) / 1_000_000));

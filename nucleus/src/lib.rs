@@ -27,6 +27,7 @@ pub mod panic;
 pub mod sched;
 pub mod selftest;
 pub mod servers;
+pub mod state;
 pub mod syscall;
 pub mod task;
 pub mod time;

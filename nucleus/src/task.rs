@@ -64,11 +64,13 @@ pub struct Task {
     pub serving: u64,
     /// When this task's outstanding call was sent (for the hang deadline).
     pub call_started_ns: u64,
-    /// The memory this task granted with its outstanding call: (address, length, rights).
-    pub grant: Option<(u64, u64, u32)>,
+    /// The memory this task lent with its outstanding call (checked, resolved).
+    pub grant: Option<crate::grant::Grant>,
     /// Ticks left in the current time slice.
     pub slice: u32,
     pub death: Option<DeathCause>,
+    /// Notification bits set by other servers or device interrupts, not yet received.
+    pub notify_bits: u64,
     /// User-mode state, for user threads.
     pub user: Option<crate::user::UserCtx>,
 }
@@ -95,6 +97,7 @@ impl Task {
             grant: None,
             slice: crate::sched::SLICE_TICKS,
             death: None,
+            notify_bits: 0,
             user: None,
         }
     }

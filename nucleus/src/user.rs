@@ -80,6 +80,11 @@ fn check_range(va: u64, len: u64) -> Result<(u64, u64), MemError> {
     Ok((va, end.next_multiple_of(PAGE_SIZE)))
 }
 
+/// Whether `a` names a live address space.
+pub fn aspace_valid(a: AspaceRef) -> bool {
+    arch::cpu::without_interrupts(|| slot_of(a, &ASPACES.lock()).is_ok())
+}
+
 pub fn aspace_create() -> Result<AspaceRef, MemError> {
     let space = AddressSpace::new(&mut alloc_table).map_err(|_| MemError::NoMemory)?;
     arch::cpu::without_interrupts(|| {

@@ -242,6 +242,28 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "ipc-forward-grant",
+        append: "test=ipc-forward-grant",
+        expect: &["forward-grant: rights cannot grow, ranges cannot grow", "@@TEST-PASS ipc-forward-grant"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "ipc-notify",
+        append: "test=ipc-notify",
+        expect: &["with bits 0b101", "@@TEST-PASS ipc-notify"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "state-area-survives-kills",
+        append: "test=state-keeper fi=keeper:5:7",
+        expect: &[
+            "answered from the record",
+            "additions exact across",
+            "@@TEST-PASS state-keeper",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "supervisor-killed",
         append: "test=supervisor-kill",
         expect: &[
@@ -270,7 +292,7 @@ pub static TESTS: &[GuestTest] = &[
             "state: running\ninstance: 1\nrestarts: 0\npolicy: transparent",
             "'echo' instance 1 died: killed",
             "instance: 2\nlast-death: killed",
-            "echo linux supervisor testdriver",
+            "echo keeper linux relay supervisor testdriver",
         ],
         ..GuestTest::DEFAULT
     },

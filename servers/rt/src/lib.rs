@@ -123,6 +123,18 @@ pub struct ServerSpec {
     pub supervisor: bool,
     /// May create address spaces and user threads (the Linux ABI server).
     pub user_memory: bool,
+    /// Size of the state area that survives this server's death (0: none). See
+    /// [`Kernel::state_commit`].
+    pub state_bytes: u64,
+}
+
+/// One write of a state-area commit ([`Kernel::state_commit`]).
+#[derive(Clone, Copy, Debug)]
+pub enum StateWrite<'a> {
+    /// Copy `data` to `offset`.
+    Bytes { offset: u64, data: &'a [u8] },
+    /// Zero `len` bytes at `offset` (whole pages are given back to the system).
+    Zero { offset: u64, len: u64 },
 }
 
 /// The reply to a system call whose registers the server replaced (execve, signal delivery,
@@ -200,6 +212,18 @@ pub trait Kernel: Sync {
     fn grant_read(&self, tag: u64, offset: u64, buf: &mut [u8]) -> Result<(), IpcError>;
     /// Copies into the memory granted with request `tag` (if the grant allows writing).
     fn grant_write(&self, tag: u64, offset: u64, buf: &[u8]) -> Result<(), IpcError>;
+    /// Sets notification `bits` on the server behind `cap`; it receives them as a message with
+    /// opcode [`ipc::msg::NOTIFICATION`] (bits in `args[0]`). Never blocks; bits accumulate.
+    fn notify(&self, cap: CapRef, bits: u64) -> Result<(), IpcError>;
+    /// This server's index in the server table and its instance number (1 = first start).
+    fn whoami(&self) -> (usize, u32);
+    /// Size of this server's state area (0: none).
+    fn state_size(&self) -> u64;
+    /// Copies out of this server's state area (never-written bytes read as zeros).
+    fn state_read(&self, offset: u64, buf: &mut [u8]) -> Result<(), IpcError>;
+    /// Applies `writes` to this server's state area atomically: a death of this server happens
+    /// before or after the whole commit, never inside it. `NoMemory` leaves the area unchanged.
+    fn state_commit(&self, writes: &[StateWrite]) -> Result<(), IpcError>;
     /// A capability for the endpoint named `name`, if this server may call it. Looking the same
     /// name up again refreshes the same slot (after a restart) instead of using a new one.
     fn lookup(&self, name: &str) -> Result<CapRef, IpcError>;
@@ -265,6 +289,8 @@ pub trait Kernel: Sync {
     fn server_state(&self, server: usize) -> Option<(u32, bool)>;
     /// Everything known about server `server` (any server may ask).
     fn server_info(&self, server: usize) -> Option<ServerInfo>;
+    /// Frees server `server`'s state area, so that its next instance starts afresh (a reset).
+    fn state_discard(&self, server: usize) -> Result<(), IpcError>;
 }
 
 static KERNEL: spin::Once<&'static dyn Kernel> = spin::Once::new();
@@ -282,6 +308,36 @@ pub fn kernel() -> &'static dyn Kernel {
 #[macro_export]
 macro_rules! log {
     ($($arg:tt)*) => { $crate::kernel().log(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Request ids ([`Sqe::rid`]) for at-most-once execution across server restarts: unique per
+/// originating server instance (server index and instance number in the high bits, a counter
+/// below), so that a restarted server's dedup records never match a different request.
+pub struct RequestIds {
+    base: u64,
+    next: u64,
+}
+
+impl RequestIds {
+    pub fn new() -> RequestIds {
+        let (server, instance) = kernel().whoami();
+        RequestIds { base: ((server as u64 & 0xff) << 56) | ((instance as u64 & 0xff_ffff) << 32), next: 0 }
+    }
+
+    /// A fresh request id (never 0).
+    pub fn fresh(&mut self) -> u64 {
+        self.next = (self.next + 1) & 0xffff_ffff;
+        if self.next == 0 {
+            self.next = 1;
+        }
+        self.base | self.next
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Calls the endpoint `name`, looking it up again and retrying while its server is being

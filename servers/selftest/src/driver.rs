@@ -40,6 +40,9 @@ pub fn main() {
         "crash-loop" => crash_loop(),
         "hung-server" => hung_server(),
         "restart-latency" => restart_latency(200),
+        "ipc-forward-grant" => forward_grant(),
+        "ipc-notify" => notifications(),
+        "state-keeper" => state_keeper(20),
         _ => Err("unknown test"),
     };
     match outcome {
@@ -323,4 +326,116 @@ fn bench() -> Outcome {
     let dt = k.now_ns() - t0;
     log!("ipc-bench: {n} round trips, {} ns each (fastpath={})", dt / n, k.cmdline_get("fastpath").unwrap_or("on"));
     Ok(())
+}
+
+/// A grant lent on by a second server: echo, called by relay, reverses a sub-range of the
+/// driver's buffer that relay forwarded (no copy through relay); rights can only shrink and the
+/// range must stay inside the original grant.
+fn forward_grant() -> Outcome {
+    use crate::relay::OP_RELAY_REVERSE;
+    let k = kernel();
+    let cap = k.lookup("relay").map_err(|_| "lookup failed")?;
+    let mut buf: Vec<u8> = (0..4096u32).map(|i| (i % 253) as u8).collect();
+    let original = buf.clone();
+    let mut rq = req(OP_RELAY_REVERSE, 1024);
+    rq.args[1] = 2048;
+    rq.grant = server_rt::grant(&buf, server_rt::GRANT_READ | server_rt::GRANT_WRITE);
+    let sum = k.call(cap, &rq).map_err(|_| "relay call failed")?.result;
+    let expected: i64 = original[1024..3072].iter().map(|&b| b as i64).sum();
+    let mut want = original.clone();
+    want[1024..3072].reverse();
+    log!("forward-grant: echo summed {sum} through relay (expected {expected})");
+    if sum != expected || buf != want {
+        return Err("data through the forwarded grant is wrong");
+    }
+    let mut widen = req(OP_RELAY_REVERSE, 0);
+    widen.args[1] = 16;
+    widen.args[2] = server_rt::GRANT_WRITE as u64;
+    widen.grant = server_rt::grant(&buf, server_rt::GRANT_READ);
+    if k.call(cap, &widen).map_err(|_| "relay call failed")?.result != IpcError::BadGrant.code() {
+        return Err("a forwarded grant gained rights");
+    }
+    let mut outside = req(OP_RELAY_REVERSE, 3000);
+    outside.args[1] = 2048;
+    outside.grant = server_rt::grant(&buf, server_rt::GRANT_READ | server_rt::GRANT_WRITE);
+    if k.call(cap, &outside).map_err(|_| "relay call failed")?.result != IpcError::BadGrant.code() {
+        return Err("a forwarded grant reached outside the original");
+    }
+    log!("forward-grant: rights cannot grow, ranges cannot grow");
+    buf.clear();
+    Ok(())
+}
+
+/// Notifications: bits set by relay (100 times) and by the driver reach echo as messages,
+/// coalesced, with every bit kept.
+fn notifications() -> Outcome {
+    use crate::relay::OP_RELAY_NOTIFY;
+    let k = kernel();
+    let relay = k.lookup("relay").map_err(|_| "lookup failed")?;
+    let mut rq = req(OP_RELAY_NOTIFY, 0b101);
+    rq.args[1] = 100;
+    let r = k.call(relay, &rq).map_err(|_| "relay call failed")?.result as u64;
+    let (count, bits) = (r >> 32, r & 0xffff_ffff);
+    log!("notify: echo got {count} notification message(s) with bits {bits:#b}");
+    if bits != 0b101 || count == 0 || count > 100 {
+        return Err("notification bits lost or invented");
+    }
+    let echo_cap = k.lookup("echo").map_err(|_| "lookup failed")?;
+    k.notify(echo_cap, 0b10).map_err(|_| "notify failed")?;
+    let r = k.call(echo_cap, &req(crate::echo::OP_NOTIFY_COUNT, 0)).map_err(|_| "count failed")?.result as u64;
+    if r & 0xffff_ffff != 0b10 || r >> 32 != 1 {
+        return Err("a direct notification was not received once");
+    }
+    Ok(())
+}
+
+/// With `fi=keeper:<period>:<seed>`, the keeper (a counter in its state area) is killed at
+/// random points while the driver adds to it; each addition carries a request id and is
+/// retried across deaths. The total must be exact: nothing lost, nothing applied twice.
+fn state_keeper(kills: u32) -> Outcome {
+    use crate::keeper::{OP_ADD, OP_STARTS, OP_TOTAL};
+    let k = kernel();
+    let keeper = k.servers().iter().position(|s| s.name == "keeper").ok_or("no keeper server")?;
+    let mut ids = server_rt::RequestIds::new();
+    let mut expected = server_rt::call_named("keeper", &req(OP_TOTAL, 0), 64).map_err(|_| "no keeper")?.result as u64;
+    // Death between commit and reply: the retry must be answered from the record, not added
+    // again.
+    let mut once = req(OP_ADD, 1000);
+    once.args[1] = 1;
+    once.rid = ids.fresh();
+    expected += 1000;
+    let r = server_rt::call_named("keeper", &once, 64).map_err(|_| "the retried addition failed")?.result;
+    if r as u64 != expected {
+        return Err("an addition retried after a death between commit and reply was applied twice");
+    }
+    log!("state-keeper: a retry after death between commit and reply was answered from the record");
+    let mut i = 0u64;
+    loop {
+        i += 1;
+        let mut rq = req(OP_ADD, i);
+        rq.rid = ids.fresh();
+        expected += i;
+        let r = server_rt::call_named("keeper", &rq, 64).map_err(|_| "an addition failed for good")?.result;
+        if r as u64 != expected {
+            log!("addition {i}: keeper answered {r}, expected {expected}");
+            return Err("the total is wrong under random kills");
+        }
+        let (instance, _) = k.server_state(keeper).ok_or("no keeper state")?;
+        if instance > kills {
+            let starts = server_rt::call_named("keeper", &req(OP_STARTS, 0), 64).map_err(|_| "no keeper")?.result;
+            log!(
+                "state-keeper: {i} additions exact across {} deaths; state area counted {starts} starts",
+                instance - 1
+            );
+            // An instance killed before its first commit counts no start; more starts than
+            // instances, or none carried over, would mean the area was lost or invented.
+            if starts < 2 || starts as u32 > instance {
+                return Err("the state area did not survive the restarts");
+            }
+            return Ok(());
+        }
+        if i > 20_000_000 {
+            return Err("keeper was not killed (is fi= set?)");
+        }
+    }
 }

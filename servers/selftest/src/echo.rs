@@ -18,6 +18,8 @@ pub const OP_GRANT_AFTER_REPLY: u32 = 8;
 pub const OP_LAST_REVOKED: u32 = 9;
 /// Sleeps `args[0]` milliseconds, then answers like OP_ECHO with `args[1]`.
 pub const OP_SLOW: u32 = 10;
+/// Answers (notification messages received) << 32 | (the OR of all bits received), and resets.
+pub const OP_NOTIFY_COUNT: u32 = 11;
 
 /// Recursion with a large frame; `black_box` keeps the frames real.
 fn recurse(depth: u64) -> u64 {
@@ -42,11 +44,21 @@ pub fn main() {
     let k = kernel();
     let mut served: u64 = 0;
     let mut last_revoked = 0i64;
+    let (mut notices, mut bits) = (0u64, 0u64);
     let mut req = match k.receive() {
         Ok(r) => r,
         Err(e) => panic!("echo: receive failed: {e}"),
     };
     loop {
+        if req.is_notification() {
+            notices += 1;
+            bits |= req.args[0];
+            req = match k.receive() {
+                Ok(r) => r,
+                Err(e) => panic!("echo: receive failed: {e}"),
+            };
+            continue;
+        }
         served += 1;
         let result = match req.opcode {
             OP_ECHO => req.args[0].wrapping_add(1) as i64,
@@ -70,6 +82,7 @@ pub fn main() {
                 continue;
             }
             OP_LAST_REVOKED => last_revoked,
+            OP_NOTIFY_COUNT => ((core::mem::take(&mut notices) << 32) | core::mem::take(&mut bits)) as i64,
             OP_SLOW => {
                 k.sleep_ns(req.args[0].min(10_000) * 1_000_000);
                 req.args[1].wrapping_add(1) as i64

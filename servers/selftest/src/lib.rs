@@ -1,7 +1,8 @@
 //! Servers that exercise the nucleus from the outside, through the same runtime every server
 //! uses: `echo` (answers calls, and misbehaves on request: panics, faults, overflows its stack,
-//! hangs) and `testdriver` (runs the test named by `test=` on the command line, prints
-//! `@@TEST-PASS`/`@@TEST-FAIL`, and powers off).
+//! hangs), `relay` (lends grants on and sends notifications), `keeper` (a counter in a state
+//! area that survives its death) and `testdriver` (runs the test named by `test=` on the
+//! command line, prints `@@TEST-PASS`/`@@TEST-FAIL`, and powers off).
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -9,3 +10,5 @@ extern crate alloc;
 
 pub mod driver;
 pub mod echo;
+pub mod keeper;
+pub mod relay;
