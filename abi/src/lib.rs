@@ -4,7 +4,12 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
 pub mod errno;
+pub mod proto;
 pub mod syscall;
 
 pub use errno::Errno;

@@ -38,3 +38,32 @@ impl Default for Scale {
         Self::new()
     }
 }
+
+/// Seconds since the Unix epoch of a UTC calendar date and time (days from civil, proleptic
+/// Gregorian); `None` for dates before 1970 or fields out of range.
+pub fn unix_seconds_from_date(year: u64, month: u64, day: u64, hour: u64, min: u64, sec: u64) -> Option<u64> {
+    if year < 1970 || !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + min * 60 + sec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unix_seconds_from_date as d;
+
+    #[test]
+    fn dates() {
+        assert_eq!(d(1970, 1, 1, 0, 0, 0), Some(0));
+        assert_eq!(d(2000, 3, 1, 0, 0, 0), Some(951_868_800));
+        assert_eq!(d(2026, 12, 3, 16, 31, 59), Some(1_796_315_519));
+        assert_eq!(d(1969, 12, 31, 0, 0, 0), None);
+        assert_eq!(d(2024, 13, 1, 0, 0, 0), None);
+    }
+}

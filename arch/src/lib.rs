@@ -40,7 +40,7 @@ pub mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64 as current;
 
-pub use current::{console, context, cpu, mm, power, syscall, timer, trap, user};
+pub use current::{console, context, cpu, mm, power, rtc, syscall, timer, trap, user};
 
 /// Short architecture name printed in the banner and used by tests.
 pub const ARCH_NAME: &str = current::ARCH_NAME;

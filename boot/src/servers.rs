@@ -10,7 +10,7 @@ const PRIO_SUPERVISOR: u8 = 0;
 const PRIO_SERVER: u8 = 1;
 const PRIO_CLIENT: u8 = 2;
 
-pub static SERVERS: [ServerSpec; 6] = [
+pub static SERVERS: [ServerSpec; 9] = [
     ServerSpec {
         name: "supervisor",
         entry: supervisor::main,
@@ -30,14 +30,56 @@ pub static SERVERS: [ServerSpec; 6] = [
         entry: linux_server::main,
         priority: PRIO_SERVER,
         stack_bytes: 128 * 1024,
-        arena_bytes: 64 << 20,
+        arena_bytes: 32 << 20,
         policy: RestartPolicy::Reset,
         serves: true,
-        may_call: &[],
+        may_call: &["vfs", "ramfs", "tty"],
         // Started at boot; not during the nucleus's own tests (`test=` on the command line).
         autostart: true,
         supervisor: false,
         user_memory: true,
+        state_bytes: 0,
+    },
+    ServerSpec {
+        name: "tty",
+        entry: tty_server::main,
+        priority: PRIO_SERVER,
+        stack_bytes: 64 * 1024,
+        arena_bytes: 1 << 20,
+        policy: RestartPolicy::Transparent,
+        serves: true,
+        may_call: &["linux"],
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
+        state_bytes: 4096,
+    },
+    ServerSpec {
+        name: "vfs",
+        entry: vfs_server::main,
+        priority: PRIO_SERVER,
+        stack_bytes: 128 * 1024,
+        arena_bytes: 4 << 20,
+        policy: RestartPolicy::Transparent,
+        serves: true,
+        may_call: &["ramfs"],
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
+        state_bytes: 64 * 1024,
+    },
+    ServerSpec {
+        name: "ramfs",
+        entry: ramfs_server::main,
+        priority: PRIO_SERVER,
+        stack_bytes: 128 * 1024,
+        arena_bytes: 160 << 20,
+        policy: RestartPolicy::Reset,
+        serves: true,
+        may_call: &[],
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
         state_bytes: 0,
     },
     ServerSpec {

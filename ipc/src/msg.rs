@@ -235,6 +235,8 @@ pub struct Cqe {
     /// Non-negative: success value. `-4095..=-1`: a negated errno from the server's protocol.
     /// `..=-4097`: an [`IpcError`] raised by the IPC layer ([`IpcError::code`]).
     pub result: i64,
+    /// A second result word, in the server's protocol (a new file offset, a next cookie...).
+    pub aux: u64,
     /// Completion flags, in the server's protocol.
     pub flags: u32,
     /// Keeps the layout free of implicit padding; always 0.
@@ -244,7 +246,7 @@ pub struct Cqe {
 impl Cqe {
     /// A completion of `tag` with `result`.
     pub const fn new(tag: u64, result: i64) -> Cqe {
-        Cqe { tag, result, flags: 0, _pad: 0 }
+        Cqe { tag, result, aux: 0, flags: 0, _pad: 0 }
     }
 
     /// A completion of `tag` that reports `error` from the IPC layer (for example every
@@ -263,7 +265,7 @@ const _: () = assert!(core::mem::size_of::<CapRef>() == 8);
 const _: () = assert!(core::mem::size_of::<EndpointId>() == 8);
 const _: () = assert!(core::mem::size_of::<GrantRef>() == 32);
 const _: () = assert!(core::mem::size_of::<Sqe>() == 104);
-const _: () = assert!(core::mem::size_of::<Cqe>() == 24);
+const _: () = assert!(core::mem::size_of::<Cqe>() == 32);
 const _: () = assert!(core::mem::align_of::<Sqe>() == 8 && core::mem::align_of::<Cqe>() == 8);
 
 /// Why an IPC operation failed.
@@ -477,7 +479,7 @@ mod tests {
         let garbage = [0xa5u8; 104];
         let s = Sqe::read_from_bytes(&garbage[..]).unwrap();
         assert_eq!(s.opcode, 0xa5a5_a5a5);
-        let c = Cqe::read_from_bytes(&garbage[..24]).unwrap();
+        let c = Cqe::read_from_bytes(&garbage[..32]).unwrap();
         assert_eq!(c.ipc_error(), None);
     }
 }

@@ -113,6 +113,10 @@ impl Kernel for NucleusApi {
         arch::timer::now_ns()
     }
 
+    fn realtime_ns(&self) -> u64 {
+        crate::time::realtime_ns()
+    }
+
     fn log(&self, args: fmt::Arguments) {
         crate::log::print(args)
     }

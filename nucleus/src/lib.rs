@@ -99,6 +99,7 @@ pub fn main(info: &'static BootInfo, servers: &'static [ServerSpec]) -> ! {
     arch::timer::start_periodic(TICK_HZ);
     arch::cpu::enable_interrupts();
     kprintln!("timer: {} Hz tick, clock at {} ns", TICK_HZ, arch::timer::now_ns());
+    time::init_realtime();
 
     initrd::list(info);
 

@@ -292,7 +292,7 @@ pub static TESTS: &[GuestTest] = &[
             "state: running\ninstance: 1\nrestarts: 0\npolicy: transparent",
             "'echo' instance 1 died: killed",
             "instance: 2\nlast-death: killed",
-            "echo keeper linux relay supervisor testdriver",
+            "echo keeper linux ramfs relay supervisor testdriver tty vfs",
         ],
         ..GuestTest::DEFAULT
     },

@@ -5,6 +5,10 @@ pub use super::layout_x86_64::Stat;
 /// ELF `e_machine` of this architecture (EM_AARCH64).
 pub const ELF_MACHINE: u16 = 183;
 
+/// `open` flags whose values differ between architectures (arm64's asm/fcntl.h).
+pub const O_DIRECTORY: u32 = 0o40000;
+pub const O_NOFOLLOW: u32 = 0o100000;
+
 pub const STAT_SIZE: usize = 128;
 
 /// `struct stat` as asm-generic user space sees it (asm-generic/stat.h).

@@ -3,6 +3,10 @@
 /// ELF `e_machine` of this architecture (EM_X86_64).
 pub const ELF_MACHINE: u16 = 62;
 
+/// `open` flags whose values differ between architectures (asm-generic/fcntl.h).
+pub const O_DIRECTORY: u32 = 0o200000;
+pub const O_NOFOLLOW: u32 = 0o400000;
+
 /// Fields of `struct stat`, independent of layout.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stat {

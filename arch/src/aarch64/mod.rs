@@ -18,6 +18,7 @@ mod mem;
 pub mod mm;
 pub mod power;
 pub(crate) mod regs;
+pub mod rtc;
 pub mod syscall;
 pub mod timer;
 pub mod trap;

@@ -11,6 +11,7 @@ pub mod io;
 pub mod mm;
 pub mod power;
 pub mod pvh;
+pub mod rtc;
 pub mod syscall;
 pub mod timer;
 pub mod trap;

@@ -4,15 +4,17 @@
 //! AT_EXECFN...), the strings, 16 random bytes, and a 16-byte aligned stack pointer.
 
 use crate::elf;
-use crate::fs::{Content, Ino, S_IFMT, S_IFREG};
 use crate::process::{Mm, MMAP_BASE, PAGE, SIGPAGE, STACK_MAX, STACK_TOP};
 use crate::Linux;
+use abi::proto::{vfs as vfsp, FileId, S_IFMT, S_IFREG};
 use abi::Errno;
 use alloc::string::String;
 use alloc::vec::Vec;
 use server_rt::{AspaceRef, Prot};
 
 pub struct Image {
+    /// The canonical path of the program file (links resolved): /proc/<pid>/exe.
+    pub exe: String,
     pub aspace: AspaceRef,
     pub entry: u64,
     pub sp: u64,
@@ -40,28 +42,34 @@ const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_EXECFN: u64 = 31;
 
-fn read_file(l: &Linux, cwd: Ino, path: &str) -> Result<Vec<u8>, Errno> {
-    let ino = l.fs.lookup(cwd, path, true)?;
-    let node = l.fs.node(ino).ok_or(Errno::ENOENT)?;
-    match &node.content {
-        Content::File(data) if node.mode & S_IFMT == S_IFREG => {
-            if node.mode & 0o111 == 0 {
-                return Err(Errno::EACCES);
-            }
-            Ok(data.clone())
-        }
-        Content::Dir(_) => Err(Errno::EACCES),
-        _ => Err(Errno::EACCES),
+/// The largest program this loader reads.
+const MAX_PROGRAM: usize = 256 << 20;
+
+/// Reads the program at `path` (which `pid` must be allowed to execute).
+fn read_file(l: &mut Linux, pid: crate::Pid, cwd: FileId, path: &str) -> Result<Vec<u8>, Errno> {
+    let walk = vfsp::WALK_FOLLOW | vfsp::WALK_EXEC | vfsp::WALK_ACCESS | vfsp::WALK_PATH;
+    l.last_path.clear();
+    let attr = l.resolve_file(pid, cwd, path.as_bytes(), walk, Errno::EACCES)?;
+    if attr.mode & S_IFMT != S_IFREG {
+        return Err(Errno::EACCES);
     }
+    l.read_all(attr.file_id(), MAX_PROGRAM)
 }
 
 /// Loads `path` into a fresh address space with `argv`/`envp`. Interprets `#!` lines (up to
 /// four levels).
-pub fn load(l: &mut Linux, cwd: Ino, path: &str, argv: &[String], envp: &[String]) -> Result<Image, Errno> {
+pub fn load(
+    l: &mut Linux,
+    pid: crate::Pid,
+    cwd: FileId,
+    path: &str,
+    argv: &[String],
+    envp: &[String],
+) -> Result<Image, Errno> {
     let mut path = String::from(path);
     let mut argv: Vec<String> = argv.to_vec();
     for _ in 0..4 {
-        let data = read_file(l, cwd, &path)?;
+        let data = read_file(l, pid, cwd, &path)?;
         if data.starts_with(b"#!") {
             let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len()).min(256);
             let line = core::str::from_utf8(&data[2..line_end]).map_err(|_| Errno::ENOEXEC)?.trim();
@@ -82,7 +90,10 @@ pub fn load(l: &mut Linux, cwd: Ino, path: &str, argv: &[String], envp: &[String
             path = String::from(interp);
             continue;
         }
-        return load_elf(l, &data, &path, &argv, envp);
+        let exe = String::from_utf8(core::mem::take(&mut l.last_path)).unwrap_or_else(|_| path.clone());
+        let mut image = load_elf(l, &data, &path, &argv, envp)?;
+        image.exe = if exe.is_empty() { path } else { exe };
+        return Ok(image);
     }
     Err(Errno::ELOOP)
 }
@@ -218,5 +229,5 @@ fn populate(
     k.aspace_write(aspace, strings_at, &strings).map_err(|_| Errno::EFAULT)?;
     k.aspace_write(aspace, random_at, &random).map_err(|_| Errno::EFAULT)?;
     k.aspace_write(aspace, sp, &block).map_err(|_| Errno::EFAULT)?;
-    Ok(Image { aspace, entry: e.entry + bias, sp, mm })
+    Ok(Image { exe: String::new(), aspace, entry: e.entry + bias, sp, mm })
 }

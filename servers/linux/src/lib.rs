@@ -9,8 +9,10 @@
 //! Nothing a program passes is trusted: every pointer goes through `Kernel::aspace_read/write`,
 //! which fails with EFAULT outside the caller's mapped memory.
 //!
-//! v0 keeps the file tree (`fs.rs`) and the console line discipline (`tty.rs`) inside this
-//! server; DESIGN puts them in `vfs`/`ramfs` and a tty server (see docs/caveats.md).
+//! Files are not here: paths go to `vfs`, file contents and attributes to the file system that
+//! holds them (`ramfs`...), the terminal to `tty` (`fsclient.rs`); this server keeps what is
+//! per process — descriptor tables, offsets, cwd, umask — and serves `/proc` and `/sys` itself
+//! (`pseudo.rs`).
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -19,10 +21,10 @@ extern crate alloc;
 pub mod elf;
 pub mod exec;
 pub mod files;
-pub mod fs;
+pub mod fsclient;
 pub mod process;
+pub mod pseudo;
 pub mod sys;
-pub mod tty;
 
 use abi::Errno;
 use alloc::collections::BTreeMap;
@@ -71,11 +73,17 @@ pub struct Ctx {
 /// The server's state.
 pub struct Linux {
     pub k: &'static dyn Kernel,
-    pub fs: fs::Fs,
+    /// This server's index in the server table (the `server` of its FileIds).
+    pub me: usize,
     pub procs: BTreeMap<Pid, process::Process>,
     pub threads: BTreeMap<u64, Pid>,
     pub next_pid: Pid,
-    pub tty: tty::Tty,
+    /// Request ids for calls that change something in another server.
+    pub rids: server_rt::RequestIds,
+    /// Files whose last open description went away, to be released.
+    pub releases: files::ReleaseQueue,
+    /// The canonical path of the last walk that asked for it (`vfs::WALK_PATH`).
+    pub last_path: Vec<u8>,
     /// Blocked requests, retried in arrival order.
     pending: Vec<(Sqe, u64)>,
     /// System call numbers already reported as unimplemented.
@@ -91,15 +99,15 @@ pub struct Linux {
 impl Linux {
     fn new() -> Linux {
         let k = kernel();
-        let mut fs = fs::Fs::from_cpio(k.initrd());
-        fs.add_server_files(k.servers().iter().map(|s| s.name));
         Linux {
             k,
-            fs,
+            me: k.whoami().0,
             procs: BTreeMap::new(),
             threads: BTreeMap::new(),
             next_pid: 1,
-            tty: tty::Tty::new(),
+            rids: server_rt::RequestIds::new(),
+            releases: alloc::rc::Rc::new(core::cell::RefCell::new(Vec::new())),
+            last_path: Vec::new(),
             pending: Vec::new(),
             reported: Vec::new(),
             strace: k.cmdline_get("strace") == Some("1"),
@@ -118,6 +126,24 @@ impl Linux {
     }
 
     fn handle(&mut self, sqe: &Sqe, started_ns: u64) -> Outcome {
+        let outcome = self.handle_request(sqe, started_ns);
+        self.drain_releases();
+        outcome
+    }
+
+    /// Input or a signal from the terminal: deliver what it raised to the foreground group.
+    fn on_tty_notice(&mut self) {
+        if let Ok(r) = self.tty(abi::proto::tty::TAKE_SIGNALS, [0; 6], server_rt::GrantRef::NONE) {
+            let (mask, pgid) = (r.result as u64, r.aux as Pid);
+            for sig in 1..64u32 {
+                if mask & (1 << sig) != 0 {
+                    sys::signal::kill_group(self, pgid, sig);
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, sqe: &Sqe, started_ns: u64) -> Outcome {
         let thread = self.k.thread_of(sqe.tag);
         let Some(&pid) = self.threads.get(&thread.0) else {
             return Outcome::Done(Errno::ESRCH.as_return());
@@ -191,12 +217,16 @@ impl Linux {
                 Err(e) => panic!("linux: receive failed: {e}"),
             };
             // While requests answer at once and nothing waits, answer and take the next request
-            // in one step: the nucleus switches straight to the caller (its fast path). Leave
-            // the loop at least every 10 ms to look at console input (^C while a program runs).
-            let batch_start = self.k.now_ns();
+            // in one step: the nucleus switches straight to the caller (its fast path).
             while let Some(sqe) = next.take() {
+                if sqe.is_notification() {
+                    self.on_tty_notice();
+                    if !self.pending.is_empty() {
+                        self.retry_pending();
+                    }
+                    continue;
+                }
                 let now = self.k.now_ns();
-                let fast = now < batch_start + 10_000_000;
                 let outcome = self.handle(&sqe, now);
                 // What this request did may unblock others (a child's exit, data in a pipe).
                 let pure = sqe.flags == user_request::SYSCALL && self.pure.get(sqe.opcode as usize) == Some(&true);
@@ -205,7 +235,7 @@ impl Linux {
                 }
                 match outcome {
                     Outcome::Block => self.pending.push((sqe, now)),
-                    Outcome::Done(result) if fast && !self.tty.has_pending_signal() => {
+                    Outcome::Done(result) => {
                         // With requests blocked, wake within a tick anyway to look at them.
                         let wait = if self.pending.is_empty() { u64::MAX } else { 1_000_000 };
                         let reply = Cqe { tag: sqe.tag, result, ..Default::default() };
@@ -214,11 +244,9 @@ impl Linux {
                             Err(e) => panic!("linux: receive failed: {e}"),
                         }
                     }
-                    o => self.answer(sqe.tag, o),
+                    Outcome::NoReply => {}
                 }
             }
-            self.tty.poll_input(self.k);
-            tty::deliver_signals(self);
             if !self.pending.is_empty() {
                 self.retry_pending();
             }
@@ -226,11 +254,69 @@ impl Linux {
     }
 }
 
-/// Server entry: build the file tree, start init, serve.
+/// The devices of `/dev` (a devtmpfs): name, type, major, minor.
+const DEVICES: [(&str, u32, u32, u32); 9] = [
+    ("null", abi::proto::S_IFCHR | 0o666, 1, 3),
+    ("zero", abi::proto::S_IFCHR | 0o666, 1, 5),
+    ("full", abi::proto::S_IFCHR | 0o666, 1, 7),
+    ("random", abi::proto::S_IFCHR | 0o666, 1, 8),
+    ("urandom", abi::proto::S_IFCHR | 0o666, 1, 9),
+    ("tty", abi::proto::S_IFCHR | 0o666, 5, 0),
+    ("console", abi::proto::S_IFCHR | 0o600, 5, 1),
+    ("ttyS0", abi::proto::S_IFCHR | 0o660, 4, 64),
+    ("ttyAMA0", abi::proto::S_IFCHR | 0o660, 4, 64),
+];
+
+/// Mounts `/dev` (devtmpfs with the devices), `/proc` and `/sys`, as an init system would
+/// before anything else runs, creating the directories if the initramfs lacks them. A mount
+/// that already exists (a restarted `vfs` kept its table) is left alone.
+fn mount_system(l: &mut Linux) {
+    let mut mounts = alloc::vec![0u8; 16 * 1024];
+    let have = match l.vfs(abi::proto::vfs::MOUNTS, [0; 6], &[], &mut mounts) {
+        Ok(c) => alloc::string::String::from_utf8_lossy(&mounts[..c.result as usize]).into_owned(),
+        Err(e) => {
+            log!("linux: no vfs: errno {}", e.0);
+            return;
+        }
+    };
+    let root = abi::proto::Cred::ROOT.to_word();
+    for (path, kind, source) in [
+        ("/dev", abi::proto::vfs::FSTYPE_DEVTMPFS, "devtmpfs"),
+        ("/proc", abi::proto::vfs::FSTYPE_PROC, "proc"),
+        ("/sys", abi::proto::vfs::FSTYPE_SYSFS, "sysfs"),
+    ] {
+        if have.lines().any(|m| m.split(' ').nth(1) == Some(path)) {
+            continue;
+        }
+        let p = path.as_bytes();
+        let _ = l.vfs(
+            abi::proto::vfs::MKNOD,
+            [0, p.len() as u64, (abi::proto::S_IFDIR | 0o755) as u64, 0, root, 0],
+            &[p],
+            &mut [],
+        );
+        let s = source.as_bytes();
+        if let Err(e) =
+            l.vfs(abi::proto::vfs::MOUNT, [kind, 0, s.len() as u64, p.len() as u64, root, 0], &[s, p], &mut [])
+        {
+            log!("linux: cannot mount {source} on {path}: errno {}", e.0);
+        }
+    }
+    for (name, mode, major, minor) in DEVICES {
+        let path = alloc::format!("/dev/{name}");
+        let p = path.as_bytes();
+        let rdev = abi::proto::makedev(major, minor);
+        let _ = l.vfs(abi::proto::vfs::MKNOD, [0, p.len() as u64, mode as u64, rdev, root, 0], &[p], &mut []);
+    }
+}
+
+/// Server entry: mount the system file systems, start init, serve.
 pub fn main() {
     let mut l = Linux::new();
+    mount_system(&mut l);
     let init = l.k.cmdline_get("init").unwrap_or("/init");
-    let init = if l.fs.lookup(fs::ROOT, init, true).is_ok() { init } else { "/bin/sh" };
+    let exists = l.resolve(0, abi::proto::FileId(0), init.as_bytes(), abi::proto::vfs::WALK_FOLLOW, 0).is_ok();
+    let init = if exists { init } else { "/bin/sh" };
     match process::spawn_init(&mut l, init) {
         Ok(pid) => log!("linux: started {init} as pid {pid}"),
         Err(e) => {

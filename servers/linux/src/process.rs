@@ -4,7 +4,8 @@
 //! powers off with its exit status (there is nothing left to run).
 
 use crate::files::FdTable;
-use crate::{fs, Ctx, Linux, Outcome, Pid};
+use crate::{Ctx, Linux, Outcome, Pid};
+use abi::proto::{Cred, FileId};
 use abi::Errno;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -92,6 +93,14 @@ pub struct SigAction {
     pub mask: u64,
 }
 
+impl Process {
+    /// The credentials file access is checked with (fsuid/fsgid; root until credentials
+    /// are kept per process).
+    pub fn fs_cred(&self) -> Cred {
+        Cred::ROOT
+    }
+}
+
 pub struct Process {
     pub pid: Pid,
     pub ppid: Pid,
@@ -101,7 +110,8 @@ pub struct Process {
     pub threads: Vec<ThreadRef>,
     pub mm: Mm,
     pub fds: FdTable,
-    pub cwd: fs::Ino,
+    /// The working directory (FileId(0): the root).
+    pub cwd: FileId,
     pub umask: u32,
     pub sigactions: [SigAction; NSIG],
     pub sigmask: u64,
@@ -121,10 +131,10 @@ pub fn spawn_init(l: &mut Linux, path: &str) -> Result<Pid, Errno> {
         String::from("PATH=/bin:/sbin:/usr/bin:/usr/sbin"),
         String::from("TERM=vt100")
     ];
-    let image = crate::exec::load(l, fs::ROOT, path, &argv, &envp)?;
+    let image = crate::exec::load(l, 0, FileId(0), path, &argv, &envp)?;
     let thread = l.k.thread_start(image.aspace, image.entry, image.sp).map_err(|_| Errno::ENOMEM)?;
     let mut fds = FdTable::new();
-    fds.install_console(&mut l.fs);
+    fds.install_console(&l.releases);
     l.procs.insert(
         pid,
         Process {
@@ -136,17 +146,16 @@ pub fn spawn_init(l: &mut Linux, path: &str) -> Result<Pid, Errno> {
             threads: alloc::vec![thread],
             mm: image.mm,
             fds,
-            cwd: fs::ROOT,
+            cwd: FileId(0),
             umask: 0o022,
             sigactions: [SigAction::default(); NSIG],
             sigmask: 0,
             pending: 0,
             exit_status: None,
-            exe: String::from(path),
+            exe: image.exe.clone(),
         },
     );
     l.threads.insert(thread.0, pid);
-    l.tty.foreground = pid;
     Ok(pid)
 }
 
@@ -185,7 +194,7 @@ pub fn terminate(l: &mut Linux, pid: Pid, status: i32) {
     let threads = core::mem::take(&mut p.threads);
     let aspace = p.aspace;
     let mut fds = core::mem::take(&mut p.fds);
-    fds.close_all(&mut l.fs);
+    fds.close_all();
     for t in threads {
         l.threads.remove(&t.0);
     }
@@ -223,7 +232,7 @@ pub fn fork_process(l: &mut Linux, parent: Pid, child_as: AspaceRef, thread: Thr
         aspace: child_as,
         threads: alloc::vec![thread],
         mm: p.mm.clone(),
-        fds: p.fds.fork(&mut l.fs),
+        fds: p.fds.fork(),
         cwd: p.cwd,
         umask: p.umask,
         sigactions: p.sigactions,
@@ -259,7 +268,7 @@ pub fn read_cstr(l: &Linux, pid: Pid, mut va: u64, max: usize) -> Result<String,
 }
 
 /// Maps the not-yet-touched pages of `[va, va+len)` that a VMA allows (as a fault would).
-fn populate(l: &Linux, pid: Pid, va: u64, len: usize, write: bool) -> Result<(), Errno> {
+pub fn populate(l: &Linux, pid: Pid, va: u64, len: usize, write: bool) -> Result<(), Errno> {
     check_user_range(l, pid, va, len, write)?;
     let p = l.procs.get(&pid).ok_or(Errno::ESRCH)?;
     let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;

@@ -9,8 +9,37 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod dedup;
+
 pub use ipc::msg::{GRANT_READ, GRANT_WRITE};
 pub use ipc::{CapRef, Cqe, GrantRef, IpcError, Sqe};
+
+/// Copies `len` bytes at `offset` of request `tag`'s grant into a new vector.
+pub fn grant_bytes(tag: u64, offset: u64, len: usize) -> Result<alloc::vec::Vec<u8>, IpcError> {
+    let mut v = alloc::vec![0u8; len];
+    kernel().grant_read(tag, offset, &mut v)?;
+    Ok(v)
+}
+
+/// Writes a plain-data structure at `offset` of request `tag`'s grant.
+pub fn grant_put<T: zerocopy::IntoBytes + zerocopy::Immutable>(
+    tag: u64,
+    offset: u64,
+    value: &T,
+) -> Result<(), IpcError> {
+    kernel().grant_write(tag, offset, value.as_bytes())
+}
+
+/// Reads a plain-data structure at `offset` of request `tag`'s grant.
+pub fn grant_get<T: zerocopy::FromBytes + zerocopy::IntoBytes>(tag: u64, offset: u64) -> Result<T, IpcError> {
+    let mut v = T::new_zeroed();
+    kernel().grant_read(tag, offset, v.as_mut_bytes())?;
+    Ok(v)
+}
 
 /// A grant of `buf` (this server's own memory) to the receiver of one call.
 pub fn grant(buf: &[u8], rights: u32) -> GrantRef {
@@ -230,6 +259,8 @@ pub trait Kernel: Sync {
     fn yield_now(&self);
     fn sleep_ns(&self, ns: u64);
     fn now_ns(&self) -> u64;
+    /// Wall-clock time: nanoseconds since the Unix epoch.
+    fn realtime_ns(&self) -> u64;
     fn log(&self, args: fmt::Arguments);
     /// A word of the kernel command line (`key=value`).
     fn cmdline_get(&self, key: &str) -> Option<&'static str>;

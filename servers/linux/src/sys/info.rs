@@ -4,55 +4,9 @@ use crate::process::write_bytes;
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;
 
-/// Wall-clock time at boot (seconds since the epoch) until an RTC driver reads the real one.
-const BOOT_EPOCH_S: u64 = 1_795_000_000;
-
-/// The text of a generated `/proc` file, made at read time.
-pub fn generated(l: &Linux, g: crate::fs::Generated) -> alloc::string::String {
-    use crate::fs::Generated;
-    let m = l.k.mem_stats();
-    let kib = |frames: usize| frames as u64 * 4;
-    match g {
-        Generated::Mounts => "rootfs / rootfs rw 0 0\n".into(),
-        Generated::Meminfo => alloc::format!(
-            "MemTotal: {:>12} kB\nMemFree: {:>13} kB\nMemAvailable: {:>8} kB\nBuffers: {:>13} kB\nCached: {:>14} kB\nSwapTotal: {:>11} kB\nSwapFree: {:>12} kB\n",
-            kib(m.frames_total), kib(m.frames_free), kib(m.frames_free), 0, 0, 0, 0
-        ),
-        Generated::Uptime => {
-            let ns = l.k.now_ns();
-            alloc::format!("{}.{:02} 0.00\n", ns / 1_000_000_000, (ns / 10_000_000) % 100)
-        }
-        Generated::Version => "Linux version 6.1.0-cairn (Cairn capability microkernel) #1 SMP\n".into(),
-        Generated::ServerStatus(i) => {
-            let spec = l.k.servers().get(i);
-            match (spec, l.k.server_info(i)) {
-                (Some(s), Some(info)) => {
-                    let policy = match s.policy {
-                        server_rt::RestartPolicy::Transparent => "transparent",
-                        server_rt::RestartPolicy::Reset => "reset",
-                        server_rt::RestartPolicy::Never => "never",
-                    };
-                    let death = info.last_death.map_or(alloc::string::String::from("none"), |d| alloc::format!("{d}"));
-                    alloc::format!(
-                        "name: {}\nstate: {}\ninstance: {}\nrestarts: {}\npolicy: {}\nin-flight: {}\nlast-death: {}\n",
-                        s.name,
-                        if info.alive { "running" } else { "dead" },
-                        info.instance,
-                        info.instance.saturating_sub(1),
-                        policy,
-                        info.in_flight,
-                        death
-                    )
-                }
-                _ => "no such server\n".into(),
-            }
-        }
-    }
-}
-
 /// Wall-clock seconds (file timestamps, `time`).
 pub fn wall_seconds(l: &Linux) -> u64 {
-    BOOT_EPOCH_S + l.k.now_ns() / 1_000_000_000
+    l.k.realtime_ns() / 1_000_000_000
 }
 
 pub fn uname(l: &mut Linux, c: &Ctx) -> Outcome {
@@ -68,12 +22,11 @@ pub fn uname(l: &mut Linux, c: &Ctx) -> Outcome {
 }
 
 fn now(l: &Linux, clock: u64) -> (i64, i64) {
-    let ns = l.k.now_ns();
-    let s = match clock {
-        0 | 8 | 11 => BOOT_EPOCH_S + ns / 1_000_000_000, // REALTIME, REALTIME_ALARM, TAI
-        _ => ns / 1_000_000_000,
+    let ns = match clock {
+        0 | 8 | 11 => l.k.realtime_ns(), // REALTIME, REALTIME_ALARM, TAI
+        _ => l.k.now_ns(),
     };
-    (s as i64, (ns % 1_000_000_000) as i64)
+    ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64)
 }
 
 fn timespec(v: (i64, i64)) -> [u8; 16] {

@@ -3,7 +3,6 @@
 //! fault path, which is also how the stack grows.
 
 use crate::files::Object;
-use crate::fs::Content;
 use crate::process::{Vma, PAGE};
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;
@@ -57,13 +56,13 @@ pub fn mmap(l: &mut Linux, c: &Ctx) -> Outcome {
     let contents = if flags & MAP_ANONYMOUS == 0 {
         let Some(p) = l.procs.get(&c.pid) else { return Errno::ESRCH.into() };
         let Ok(f) = p.fds.get(fd) else { return Errno::EBADF.into() };
-        let Object::Node(ino) = f.file.borrow().object else { return Errno::ENODEV.into() };
-        match l.fs.node(ino).map(|n| &n.content) {
-            Some(Content::File(d)) => {
-                let start = (offset as usize).min(d.len());
-                Some(d[start..(start + len as usize).min(d.len())].to_vec())
-            }
+        let id = match &f.file.borrow().object {
+            Object::File { id, mode } if mode & abi::proto::S_IFMT == abi::proto::S_IFREG => *id,
             _ => return Errno::ENODEV.into(),
+        };
+        match l.read_range(id, offset, len as usize) {
+            Ok(d) => Some(d),
+            Err(e) => return e.into(),
         }
     } else {
         None

@@ -90,8 +90,8 @@ pub fn execve(l: &mut Linux, c: &Ctx) -> Outcome {
         (Ok(a), Ok(e)) => (a, e),
         (Err(e), _) | (_, Err(e)) => return e.into(),
     };
-    let cwd = l.procs.get(&c.pid).map_or(crate::fs::ROOT, |p| p.cwd);
-    let image = match crate::exec::load(l, cwd, &path, &argv, &envp) {
+    let cwd = l.procs.get(&c.pid).map_or(abi::proto::FileId(0), |p| p.cwd);
+    let image = match crate::exec::load(l, c.pid, cwd, &path, &argv, &envp) {
         Ok(i) => i,
         Err(e) => return e.into(),
     };
@@ -102,7 +102,7 @@ pub fn execve(l: &mut Linux, c: &Ctx) -> Outcome {
     let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
     let old = core::mem::replace(&mut p.aspace, image.aspace);
     p.mm = image.mm;
-    p.exe = path;
+    p.exe = image.exe.clone();
     // Caught signals revert to the default action; ignored ones stay ignored.
     for a in p.sigactions.iter_mut() {
         if a.handler > 1 {
@@ -110,7 +110,7 @@ pub fn execve(l: &mut Linux, c: &Ctx) -> Outcome {
         }
     }
     let mut fds = core::mem::take(&mut p.fds);
-    fds.close_on_exec(&mut l.fs);
+    fds.close_on_exec();
     if let Some(p) = l.procs.get_mut(&c.pid) {
         p.fds = fds;
     }

@@ -1,0 +1,271 @@
+//! Opening and descriptors: open/openat/creat (the path resolved by `vfs`, with creation,
+//! O_EXCL, O_TRUNC, O_DIRECTORY, O_NOFOLLOW and the permission checks done there), close,
+//! dup/dup2/dup3, fcntl, and pipes. Device files open the device their number names; files of
+//! `/proc` and `/sys` open a node of this server.
+
+use crate::files::{new_pipe, Device, Fd, Object, OpenFile};
+use crate::fsclient::Resolved;
+use crate::process::{read_cstr, write_bytes};
+use crate::sys::rw::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_WRONLY};
+use crate::sys::AT_FDCWD;
+use crate::{Ctx, Linux, Outcome};
+use abi::proto::{vfs as vfsp, FileId, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK};
+use abi::Errno;
+
+pub const O_CREAT: u32 = 0o100;
+pub const O_EXCL: u32 = 0o200;
+pub const O_NOCTTY: u32 = 0o400;
+pub const O_TRUNC: u32 = 0o1000;
+pub const O_DIRECTORY: u32 = abi::syscall::layout::O_DIRECTORY;
+pub const O_NOFOLLOW: u32 = abi::syscall::layout::O_NOFOLLOW;
+pub const O_CLOEXEC: u32 = 0o2000000;
+pub const O_PATH: u32 = 0o10000000;
+pub const O_TMPFILE: u32 = 0o20000000 | O_DIRECTORY;
+
+/// Resolves and opens `path` for the caller: the new open file description.
+pub fn open_path(l: &mut Linux, c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> Result<OpenFile, Errno> {
+    if flags & O_TMPFILE == O_TMPFILE {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let start = l.start_of(c.pid, dirfd, path)?;
+    let acc = flags & O_ACCMODE;
+    if acc == 3 {
+        return Err(Errno::EINVAL);
+    }
+    let mut walk = 0u64;
+    if flags & O_NOFOLLOW == 0 {
+        walk |= vfsp::WALK_FOLLOW;
+    }
+    if flags & O_CREAT != 0 {
+        walk |= vfsp::WALK_CREATE;
+        if flags & O_EXCL != 0 {
+            walk |= vfsp::WALK_EXCL;
+            walk &= !vfsp::WALK_FOLLOW; // O_CREAT|O_EXCL never follows a final link
+        }
+    }
+    if flags & O_DIRECTORY != 0 {
+        walk |= vfsp::WALK_DIRECTORY;
+    }
+    if flags & O_PATH == 0 {
+        if acc != O_WRONLY {
+            walk |= vfsp::WALK_READ;
+        }
+        if acc != 0 {
+            walk |= vfsp::WALK_WRITE;
+        }
+        if flags & O_TRUNC != 0 && acc != 0 {
+            walk |= vfsp::WALK_TRUNC;
+        }
+    }
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let (resolved, created) = l.resolve(c.pid, start, path, walk, mode)?;
+    let status = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH);
+    let attr = match resolved {
+        Resolved::Pseudo(n) => {
+            if flags & O_DIRECTORY != 0 && !n.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if n.is_dir() && acc != 0 {
+                return Err(Errno::EISDIR);
+            }
+            if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
+                return Err(Errno::EEXIST);
+            }
+            return Ok(OpenFile::new(Object::Pseudo(n), status, &l.releases));
+        }
+        Resolved::File(a) => a,
+    };
+    let _ = created;
+    let id = attr.file_id();
+    let object = match attr.mode & S_IFMT {
+        S_IFLNK => return Err(if flags & O_PATH != 0 { Errno::EOPNOTSUPP } else { Errno::ELOOP }),
+        S_IFCHR if flags & O_PATH == 0 => match Device::from_rdev(attr.rdev) {
+            Some(dev) => Object::Device { dev, node: Some(id) },
+            None => return Err(Errno::ENXIO),
+        },
+        S_IFBLK | S_IFSOCK if flags & O_PATH == 0 => return Err(Errno::ENXIO),
+        S_IFIFO if flags & O_PATH == 0 => return Err(Errno::ENXIO),
+        _ => {
+            l.open_ref(id)?;
+            Object::File { id, mode: attr.mode }
+        }
+    };
+    Ok(OpenFile::new(object, status, &l.releases))
+}
+
+fn do_open(l: &mut Linux, c: &Ctx, dirfd: u64, path_ptr: u64, flags: u32, mode: u32) -> Outcome {
+    let path = match read_cstr(l, c.pid, path_ptr, 4096) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
+    };
+    let file = match open_path(l, c, dirfd, path.as_bytes(), flags, mode) {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
+    p.fds.open(file, flags & O_CLOEXEC != 0).map(|fd| fd as i64).into()
+}
+
+pub fn open(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_open(l, c, AT_FDCWD, c.args[0], c.args[1] as u32, c.args[2] as u32)
+}
+
+pub fn openat(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_open(l, c, c.args[0], c.args[1], c.args[2] as u32, c.args[3] as u32)
+}
+
+pub fn creat(l: &mut Linux, c: &Ctx) -> Outcome {
+    do_open(l, c, AT_FDCWD, c.args[0], O_CREAT | O_WRONLY | O_TRUNC, c.args[1] as u32)
+}
+
+pub fn close(l: &mut Linux, c: &Ctx) -> Outcome {
+    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
+    p.fds.close(c.args[0]).map(|_| 0).into()
+}
+
+pub fn dup(l: &mut Linux, c: &Ctx) -> Outcome {
+    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
+    let f = match p.fds.get(c.args[0]) {
+        Ok(f) => Fd { file: f.file.clone(), cloexec: false },
+        Err(e) => return e.into(),
+    };
+    p.fds.insert(f, 0).map(|x| x as i64).into()
+}
+
+fn dup_to(l: &mut Linux, c: &Ctx, old: u64, new: u64, cloexec: bool) -> Outcome {
+    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
+    let f = match p.fds.get(old) {
+        Ok(f) => Fd { file: f.file.clone(), cloexec },
+        Err(e) => return e.into(),
+    };
+    p.fds.place(f, new).map(|x| x as i64).into()
+}
+
+pub fn dup2(l: &mut Linux, c: &Ctx) -> Outcome {
+    if c.args[0] == c.args[1] {
+        let ok = l.procs.get(&c.pid).is_some_and(|p| p.fds.get(c.args[0]).is_ok());
+        return if ok { Outcome::Done(c.args[1] as i64) } else { Errno::EBADF.into() };
+    }
+    dup_to(l, c, c.args[0], c.args[1], false)
+}
+
+pub fn dup3(l: &mut Linux, c: &Ctx) -> Outcome {
+    if c.args[0] == c.args[1] || c.args[2] & !(O_CLOEXEC as u64) != 0 {
+        return Errno::EINVAL.into();
+    }
+    dup_to(l, c, c.args[0], c.args[1], c.args[2] & O_CLOEXEC as u64 != 0)
+}
+
+const F_DUPFD: u64 = 0;
+const F_GETFD: u64 = 1;
+const F_SETFD: u64 = 2;
+const F_GETFL: u64 = 3;
+const F_SETFL: u64 = 4;
+const F_GETLK: u64 = 5;
+const F_SETLK: u64 = 6;
+const F_SETLKW: u64 = 7;
+const F_DUPFD_CLOEXEC: u64 = 1030;
+const F_GETPIPE_SZ: u64 = 1032;
+
+pub fn fcntl(l: &mut Linux, c: &Ctx) -> Outcome {
+    let [fd, cmd, arg, ..] = c.args;
+    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
+    let entry = match p.fds.get_mut(fd) {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    match cmd {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let f = Fd { file: entry.file.clone(), cloexec: cmd == F_DUPFD_CLOEXEC };
+            p.fds.insert(f, arg as usize).map(|x| x as i64).into()
+        }
+        F_GETFD => Outcome::Done(entry.cloexec as i64),
+        F_SETFD => {
+            entry.cloexec = arg & 1 != 0;
+            Outcome::Done(0)
+        }
+        F_GETFL => Outcome::Done(entry.file.borrow().flags as i64),
+        F_SETFL => {
+            let mut f = entry.file.borrow_mut();
+            f.flags = (f.flags & !(O_APPEND | O_NONBLOCK)) | (arg as u32 & (O_APPEND | O_NONBLOCK));
+            Outcome::Done(0)
+        }
+        // Record locks: one process at a time is all this kernel has to arbitrate between
+        // (advisory locks always granted; F_GETLK reports the range unlocked).
+        F_SETLK | F_SETLKW => Outcome::Done(0),
+        F_GETLK => {
+            let Ok(mut b) = crate::process::read_bytes(l, c.pid, arg, 32) else { return Errno::EFAULT.into() };
+            b[..2].copy_from_slice(&2u16.to_le_bytes()); // l_type = F_UNLCK
+            write_bytes(l, c.pid, arg, &b).map(|_| 0).into()
+        }
+        F_GETPIPE_SZ => match entry.file.borrow().object {
+            Object::PipeRead(_) | Object::PipeWrite(_) => Outcome::Done(crate::files::PIPE_CAPACITY as i64),
+            _ => Errno::EBADF.into(),
+        },
+        _ => Errno::EINVAL.into(),
+    }
+}
+
+fn make_pipe(l: &mut Linux, c: &Ctx, fds_ptr: u64, flags: u64) -> Outcome {
+    if flags & !((O_CLOEXEC | O_NONBLOCK) as u64) != 0 {
+        return Errno::EINVAL.into();
+    }
+    let cloexec = flags & O_CLOEXEC as u64 != 0;
+    let nb = flags as u32 & O_NONBLOCK;
+    let (r, w) = new_pipe();
+    let (r, w) = (OpenFile::new(r, nb, &l.releases), OpenFile::new(w, O_WRONLY | nb, &l.releases));
+    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
+    let rfd = match p.fds.open(r, cloexec) {
+        Ok(fd) => fd,
+        Err(e) => return e.into(),
+    };
+    let wfd = match p.fds.open(w, cloexec) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = p.fds.close(rfd);
+            return e.into();
+        }
+    };
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&(rfd as u32).to_le_bytes());
+    b[4..].copy_from_slice(&(wfd as u32).to_le_bytes());
+    if let Err(e) = write_bytes(l, c.pid, fds_ptr, &b) {
+        if let Some(p) = l.procs.get_mut(&c.pid) {
+            let _ = p.fds.close(rfd);
+            let _ = p.fds.close(wfd);
+        }
+        return e.into();
+    }
+    Outcome::Done(0)
+}
+
+pub fn pipe(l: &mut Linux, c: &Ctx) -> Outcome {
+    make_pipe(l, c, c.args[0], 0)
+}
+
+pub fn pipe2(l: &mut Linux, c: &Ctx) -> Outcome {
+    make_pipe(l, c, c.args[0], c.args[1])
+}
+
+/// The file a descriptor refers to, if it is a file of a file system.
+pub fn fd_file(l: &Linux, c: &Ctx, fd: u64) -> Result<FileId, Errno> {
+    let p = l.procs.get(&c.pid).ok_or(Errno::ESRCH)?;
+    let f = p.fds.get(fd)?;
+    let object = &f.file.borrow().object;
+    match object {
+        Object::File { id, .. } => Ok(*id),
+        Object::Device { node: Some(id), .. } => Ok(*id),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Whether a descriptor is a directory (for fchdir and the `*at` calls).
+pub fn is_dir_fd(l: &Linux, c: &Ctx, fd: u64) -> bool {
+    l.procs.get(&c.pid).and_then(|p| p.fds.get(fd).ok()).is_some_and(|f| match &f.file.borrow().object {
+        Object::File { mode, .. } => mode & S_IFMT == S_IFDIR,
+        Object::Pseudo(n) => n.is_dir(),
+        _ => false,
+    })
+}

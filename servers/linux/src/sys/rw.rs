@@ -1,0 +1,528 @@
+//! Moving data: read, write, their vector and positioned forms, sendfile, lseek. One pair of
+//! functions, [`read_into`] and [`write_from`], knows every kind of open file: files go to their
+//! file system with the user's buffer as a user-memory grant (no copy through this server),
+//! the terminal goes to `tty` the same way, pipes, devices and `/proc` are served here.
+//!
+//! Blocking: an empty pipe or a terminal without input answers `Block` (nothing consumed);
+//! the server loop runs the call again when something changes. A bad buffer is EFAULT and
+//! loses no pipe data, because the range is checked before anything is taken.
+
+use crate::files::{Device, FileRef, Object};
+use crate::process::{check_user_range, read_bytes, write_bytes};
+use crate::{Ctx, Linux, Outcome};
+use abi::proto::{fs as fsp, tty as ttyp, S_IFDIR, S_IFMT, S_IFREG};
+use abi::Errno;
+use alloc::vec::Vec;
+
+pub const O_ACCMODE: u32 = 3;
+pub const O_WRONLY: u32 = 1;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_NONBLOCK: u32 = 0o4000;
+
+/// The most a single read or write moves.
+pub const IO_MAX: usize = 1 << 20;
+
+/// The open file behind descriptor `fd` of the caller.
+pub fn file_of(l: &Linux, c: &Ctx, fd: u64) -> Result<FileRef, Errno> {
+    Ok(l.procs.get(&c.pid).ok_or(Errno::ESRCH)?.fds.get(fd)?.file.clone())
+}
+
+/// Bytes of a generated `/proc` or `/sys` file at `offset`.
+fn slice_at(text: &[u8], offset: u64, len: usize) -> &[u8] {
+    let start = (offset as usize).min(text.len());
+    &text[start..(start + len).min(text.len())]
+}
+
+/// A pseudo-random byte stream for /dev/urandom (xorshift, seeded from the clock).
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Reads up to `len` bytes of `file` into user memory at `buf`, at `at` or the file offset
+/// (which moves on). `Ok(None)`: nothing yet, the caller blocks.
+pub fn read_into(
+    l: &mut Linux,
+    c: &Ctx,
+    file: &FileRef,
+    buf: u64,
+    len: usize,
+    at: Option<u64>,
+) -> Result<Option<usize>, Errno> {
+    let (flags, offset) = {
+        let f = file.borrow();
+        (f.flags, f.offset)
+    };
+    if flags & O_ACCMODE == O_WRONLY {
+        return Err(Errno::EBADF);
+    }
+    let nonblock = flags & O_NONBLOCK != 0;
+    let len = len.min(IO_MAX);
+    let pos = at.unwrap_or(offset);
+    let object = match &file.borrow().object {
+        Object::File { id, mode } => Ok((*id, *mode)),
+        _ => Err(()),
+    };
+    if let Ok((id, mode)) = object {
+        if mode & S_IFMT == S_IFDIR {
+            return Err(Errno::EISDIR);
+        }
+        if len == 0 {
+            return Ok(Some(0));
+        }
+        let grant = l.user_grant(c.pid, buf, len, true)?;
+        let n = l.fs(id, fsp::READ, [id.0, pos, len as u64, 0, 0, 0], grant)?.result as usize;
+        if at.is_none() {
+            file.borrow_mut().offset = pos + n as u64;
+        }
+        return Ok(Some(n));
+    }
+    check_user_range(l, c.pid, buf, len, true)?;
+    let data: Vec<u8> = match &file.borrow().object {
+        Object::PipeRead(pipe) => {
+            let mut pipe = pipe.borrow_mut();
+            if pipe.buf.is_empty() {
+                return if pipe.writers == 0 {
+                    Ok(Some(0))
+                } else if nonblock {
+                    Err(Errno::EAGAIN)
+                } else {
+                    Ok(None)
+                };
+            }
+            let n = len.min(pipe.buf.len());
+            pipe.buf.drain(..n).collect()
+        }
+        Object::PipeWrite(_) => return Err(Errno::EBADF),
+        Object::Device { dev: Device::Null, .. } => Vec::new(),
+        Object::Device { dev: Device::Zero | Device::Full, .. } => alloc::vec![0; len],
+        Object::Device { dev: Device::Random, .. } => random_bytes(l.k.now_ns() ^ buf, len),
+        Object::Device { dev: Device::Tty, .. } => {
+            if len == 0 {
+                return Ok(Some(0));
+            }
+            let grant = l.user_grant(c.pid, buf, len, true)?;
+            return match l.tty(ttyp::READ, [len as u64, 0, 0, 0, 0, 0], grant) {
+                Ok(r) => Ok(Some(r.result as usize)),
+                Err(Errno::EAGAIN) if !nonblock => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        Object::Pseudo(_) | Object::File { .. } => Vec::new(),
+    };
+    let pseudo = match file.borrow().object {
+        Object::Pseudo(n) => Some(n),
+        _ => None,
+    };
+    let data = match pseudo {
+        Some(n) => {
+            let text = crate::pseudo::contents(l, n)?;
+            let out = slice_at(&text, pos, len).to_vec();
+            if at.is_none() {
+                file.borrow_mut().offset = pos + out.len() as u64;
+            }
+            out
+        }
+        None => data,
+    };
+    write_bytes(l, c.pid, buf, &data)?;
+    Ok(Some(data.len()))
+}
+
+/// Writes `len` bytes from user memory at `buf` to `file`, at `at` or the file offset.
+pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, at: Option<u64>) -> Outcome {
+    let (flags, offset) = {
+        let f = file.borrow();
+        (f.flags, f.offset)
+    };
+    if flags & O_ACCMODE == 0 {
+        return Errno::EBADF.into();
+    }
+    let len = len.min(IO_MAX);
+    let object = match &file.borrow().object {
+        Object::File { id, mode } => Some((*id, *mode)),
+        _ => None,
+    };
+    if let Some((id, mode)) = object {
+        if mode & S_IFMT == S_IFDIR {
+            return Errno::EISDIR.into();
+        }
+        if len == 0 {
+            return Outcome::Done(0);
+        }
+        let append = flags & O_APPEND != 0 && at.is_none();
+        let grant = match l.user_grant(c.pid, buf, len, false) {
+            Ok(g) => g,
+            Err(e) => return e.into(),
+        };
+        let wflags = if append { fsp::WRITE_APPEND } else { 0 };
+        let pos = at.unwrap_or(offset);
+        return match l.fs(id, fsp::WRITE, [id.0, pos, len as u64, wflags, 0, 0], grant) {
+            Ok(r) => {
+                if at.is_none() {
+                    file.borrow_mut().offset = r.aux;
+                }
+                Outcome::Done(r.result)
+            }
+            Err(Errno::EFBIG) => {
+                crate::sys::signal::send(l, c.pid, 25); // SIGXFSZ, as Linux
+                Errno::EFBIG.into()
+            }
+            Err(e) => e.into(),
+        };
+    }
+    let is_tty = matches!(file.borrow().object, Object::Device { dev: Device::Tty, .. });
+    if is_tty {
+        if len == 0 {
+            return Outcome::Done(0);
+        }
+        let grant = match l.user_grant(c.pid, buf, len, false) {
+            Ok(g) => g,
+            Err(e) => return e.into(),
+        };
+        return l.tty(ttyp::WRITE, [len as u64, 0, 0, 0, 0, 0], grant).map(|r| r.result).into();
+    }
+    let data = match read_bytes(l, c.pid, buf, len) {
+        Ok(d) => d,
+        Err(e) => return e.into(),
+    };
+    let pipe = match &file.borrow().object {
+        Object::PipeWrite(p) => Some(p.clone()),
+        Object::PipeRead(_) => return Errno::EBADF.into(),
+        _ => None,
+    };
+    if let Some(pipe) = pipe {
+        let mut pipe = pipe.borrow_mut();
+        if pipe.readers == 0 {
+            drop(pipe);
+            crate::sys::signal::send(l, c.pid, 13); // SIGPIPE
+            if l.procs.get(&c.pid).is_some_and(|p| p.exit_status.is_some()) {
+                return Outcome::NoReply;
+            }
+            return Errno::EPIPE.into();
+        }
+        let room = crate::files::PIPE_CAPACITY.saturating_sub(pipe.buf.len());
+        if room == 0 && !data.is_empty() {
+            return if flags & O_NONBLOCK != 0 { Errno::EAGAIN.into() } else { Outcome::Block };
+        }
+        let n = room.min(data.len());
+        pipe.buf.extend(&data[..n]);
+        return Outcome::Done(n as i64);
+    }
+    let node = match &file.borrow().object {
+        Object::Device { dev: Device::Full, .. } => return Errno::ENOSPC.into(),
+        Object::Device { .. } => return Outcome::Done(data.len() as i64),
+        Object::Pseudo(n) => *n,
+        _ => return Errno::EINVAL.into(),
+    };
+    crate::pseudo::write(l, node, &data).map(|n| n as i64).into()
+}
+
+pub fn read(l: &mut Linux, c: &Ctx) -> Outcome {
+    pread_at(l, c, None)
+}
+
+pub fn pread64(l: &mut Linux, c: &Ctx) -> Outcome {
+    if (c.args[3] as i64) < 0 {
+        return Errno::EINVAL.into();
+    }
+    pread_at(l, c, Some(c.args[3]))
+}
+
+/// Positioned I/O needs a seekable file.
+fn seekable(file: &FileRef) -> Result<(), Errno> {
+    match file.borrow().object {
+        Object::PipeRead(_) | Object::PipeWrite(_) | Object::Device { dev: Device::Tty, .. } => Err(Errno::ESPIPE),
+        _ => Ok(()),
+    }
+}
+
+fn pread_at(l: &mut Linux, c: &Ctx, at: Option<u64>) -> Outcome {
+    let [fd, buf, len, ..] = c.args;
+    let file = match file_of(l, c, fd) {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    if at.is_some() {
+        if let Err(e) = seekable(&file) {
+            return e.into();
+        }
+    }
+    match read_into(l, c, &file, buf, len as usize, at) {
+        Ok(Some(n)) => Outcome::Done(n as i64),
+        Ok(None) => Outcome::Block,
+        Err(e) => e.into(),
+    }
+}
+
+pub fn write(l: &mut Linux, c: &Ctx) -> Outcome {
+    let [fd, buf, len, ..] = c.args;
+    match file_of(l, c, fd) {
+        Ok(f) => write_from(l, c, &f, buf, len as usize, None),
+        Err(e) => e.into(),
+    }
+}
+
+pub fn pwrite64(l: &mut Linux, c: &Ctx) -> Outcome {
+    let [fd, buf, len, off, ..] = c.args;
+    if (off as i64) < 0 {
+        return Errno::EINVAL.into();
+    }
+    let file = match file_of(l, c, fd) {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    if let Err(e) = seekable(&file) {
+        return e.into();
+    }
+    write_from(l, c, &file, buf, len as usize, Some(off))
+}
+
+fn iovecs(l: &Linux, c: &Ctx) -> Result<Vec<(u64, u64)>, Errno> {
+    let count = c.args[2] as usize;
+    if count > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    let raw = read_bytes(l, c.pid, c.args[1], count * 16)?;
+    let v: Vec<(u64, u64)> = raw
+        .chunks_exact(16)
+        .map(|v| {
+            (
+                u64::from_le_bytes(v[..8].try_into().unwrap_or_default()),
+                u64::from_le_bytes(v[8..].try_into().unwrap_or_default()),
+            )
+        })
+        .collect();
+    if v.iter().any(|&(_, len)| (len as i64) < 0)
+        || v.iter().fold(0u64, |a, &(_, n)| a.saturating_add(n)) > i64::MAX as u64
+    {
+        return Err(Errno::EINVAL);
+    }
+    Ok(v)
+}
+
+pub fn writev(l: &mut Linux, c: &Ctx) -> Outcome {
+    let iov = match iovecs(l, c) {
+        Ok(v) => v,
+        Err(e) => return e.into(),
+    };
+    let file = match file_of(l, c, c.args[0]) {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    let mut done = 0i64;
+    for (base, len) in iov {
+        if len == 0 {
+            continue;
+        }
+        match write_from(l, c, &file, base, len as usize, None) {
+            Outcome::Done(n) if n >= 0 => {
+                done += n;
+                if (n as u64) < len {
+                    break;
+                }
+            }
+            // Later vectors failing after earlier ones were written: the count so far.
+            o if done > 0 => {
+                let _ = o;
+                break;
+            }
+            o => return o,
+        }
+    }
+    Outcome::Done(done)
+}
+
+pub fn readv(l: &mut Linux, c: &Ctx) -> Outcome {
+    let iov = match iovecs(l, c) {
+        Ok(v) => v,
+        Err(e) => return e.into(),
+    };
+    for &(base, len) in &iov {
+        if let Err(e) = check_user_range(l, c.pid, base, (len as usize).min(IO_MAX), true) {
+            return e.into();
+        }
+    }
+    let file = match file_of(l, c, c.args[0]) {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    let mut done = 0usize;
+    for (base, len) in iov {
+        if len == 0 {
+            continue;
+        }
+        match read_into(l, c, &file, base, len as usize, None) {
+            Ok(Some(n)) => {
+                done += n;
+                if (n as u64) < len {
+                    break;
+                }
+            }
+            Ok(None) if done == 0 => return Outcome::Block,
+            Ok(None) => break,
+            Err(_) if done > 0 => break,
+            Err(e) => return e.into(),
+        }
+    }
+    Outcome::Done(done as i64)
+}
+
+pub fn lseek(l: &mut Linux, c: &Ctx) -> Outcome {
+    let [fd, off, whence, ..] = c.args;
+    let file = match file_of(l, c, fd) {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    let (size, is_dir) = match &file.borrow().object {
+        Object::File { id, mode } => (Some(*id), mode & S_IFMT == S_IFDIR),
+        Object::PipeRead(_) | Object::PipeWrite(_) | Object::Device { dev: Device::Tty, .. } => {
+            return Errno::ESPIPE.into()
+        }
+        Object::Device { .. } => return Outcome::Done(0),
+        Object::Pseudo(_) => (None, false),
+    };
+    let size = match (size, whence) {
+        (Some(id), 2) => match l.getattr(id) {
+            Ok(a) => a.size as i64,
+            Err(e) => return e.into(),
+        },
+        _ => 0,
+    };
+    let mut f = file.borrow_mut();
+    let base = match whence {
+        0 => 0,
+        1 => f.offset as i64,
+        2 => size,
+        _ => return Errno::EINVAL.into(),
+    };
+    match base.checked_add(off as i64) {
+        Some(n) if n >= 0 => {
+            if is_dir && n == 0 {
+                f.dir_cookie = 0; // rewinddir
+            }
+            f.offset = n as u64;
+            Outcome::Done(n)
+        }
+        _ => Errno::EINVAL.into(),
+    }
+}
+
+/// sendfile(out, in, offset*, count): the source must be a regular file (EINVAL otherwise, as
+/// on Linux for pipes), read at an explicit position that only advances by what was written,
+/// so nothing is lost when the output blocks. The data passes through this server.
+pub fn sendfile(l: &mut Linux, c: &Ctx) -> Outcome {
+    let [out_fd, in_fd, off_ptr, count, ..] = c.args;
+    let src = match file_of(l, c, in_fd) {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    let dst = match file_of(l, c, out_fd) {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    let (id, mode, src_flags) = match &src.borrow().object {
+        Object::File { id, mode } if mode & S_IFMT == S_IFREG => (*id, *mode, src.borrow().flags),
+        _ => return Errno::EINVAL.into(),
+    };
+    let _ = mode;
+    if src_flags & O_ACCMODE == O_WRONLY {
+        return Errno::EBADF.into();
+    }
+    let pos = if off_ptr != 0 {
+        match crate::process::read_u64(l, c.pid, off_ptr) {
+            Ok(v) if (v as i64) >= 0 => v,
+            Ok(_) => return Errno::EINVAL.into(),
+            Err(e) => return e.into(),
+        }
+    } else {
+        src.borrow().offset
+    };
+    // Stage the data in this server: read a chunk, then offer it to the output.
+    let want = (count as usize).min(64 * 1024);
+    let mut chunk = alloc::vec![0u8; want];
+    let grant = server_rt::grant(&chunk, server_rt::GRANT_WRITE);
+    let n = match l.fs(id, fsp::READ, [id.0, pos, want as u64, 0, 0, 0], grant) {
+        Ok(r) => r.result as usize,
+        Err(e) => return e.into(),
+    };
+    if n == 0 {
+        return Outcome::Done(0);
+    }
+    chunk.truncate(n);
+    let r = crate::sys::rw::write_buffer(l, c, &dst, &chunk);
+    if let Outcome::Done(w) = r {
+        if w > 0 {
+            let end = pos + w as u64;
+            if off_ptr != 0 {
+                if let Err(e) = write_bytes(l, c.pid, off_ptr, &end.to_le_bytes()) {
+                    return e.into();
+                }
+            } else {
+                src.borrow_mut().offset = end;
+            }
+        }
+    }
+    r
+}
+
+/// Writes bytes this server holds to `file` (sendfile's output side).
+pub fn write_buffer(l: &mut Linux, c: &Ctx, file: &FileRef, data: &[u8]) -> Outcome {
+    let (flags, offset) = {
+        let f = file.borrow();
+        (f.flags, f.offset)
+    };
+    if flags & O_ACCMODE == 0 {
+        return Errno::EBADF.into();
+    }
+    let target = match &file.borrow().object {
+        Object::File { id, .. } => Ok(*id),
+        Object::PipeWrite(p) => Err(Some(p.clone())),
+        _ => Err(None),
+    };
+    match target {
+        Ok(id) => {
+            let append = flags & O_APPEND != 0;
+            let grant = server_rt::grant(data, server_rt::GRANT_READ);
+            let wflags = if append { fsp::WRITE_APPEND } else { 0 };
+            match l.fs(id, fsp::WRITE, [id.0, offset, data.len() as u64, wflags, 0, 0], grant) {
+                Ok(r) => {
+                    file.borrow_mut().offset = r.aux;
+                    Outcome::Done(r.result)
+                }
+                Err(e) => e.into(),
+            }
+        }
+        Err(Some(pipe)) => {
+            let mut pipe = pipe.borrow_mut();
+            if pipe.readers == 0 {
+                drop(pipe);
+                crate::sys::signal::send(l, c.pid, 13);
+                return Errno::EPIPE.into();
+            }
+            let room = crate::files::PIPE_CAPACITY.saturating_sub(pipe.buf.len());
+            if room == 0 {
+                return if flags & O_NONBLOCK != 0 { Errno::EAGAIN.into() } else { Outcome::Block };
+            }
+            let n = room.min(data.len());
+            pipe.buf.extend(&data[..n]);
+            Outcome::Done(n as i64)
+        }
+        Err(None) => {
+            let is_tty = matches!(file.borrow().object, Object::Device { dev: Device::Tty, .. });
+            if is_tty {
+                let grant = server_rt::grant(data, server_rt::GRANT_READ);
+                l.tty(ttyp::WRITE, [data.len() as u64, 0, 0, 0, 0, 0], grant).map(|r| r.result).into()
+            } else {
+                Outcome::Done(data.len() as i64)
+            }
+        }
+    }
+}

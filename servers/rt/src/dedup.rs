@@ -1,0 +1,104 @@
+//! At-most-once execution across restarts: the answers a *transparent* server recorded for the
+//! last requests it applied, by request id (`Sqe::rid`). A server commits the record in the
+//! same state-area commit as the effect of the request, so after a death between that commit
+//! and the reply, the client's retry (same rid) is answered from the record instead of being
+//! applied again. The record is plain bytes: [`Replies::encode`] goes into the state area,
+//! [`Replies::decode`] brings it back in the next instance.
+
+/// One recorded answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub rid: u64,
+    pub result: i64,
+    pub aux: u64,
+}
+
+/// The last `N` answers, oldest overwritten first.
+#[derive(Clone, Copy, Debug)]
+pub struct Replies<const N: usize> {
+    entries: [Reply; N],
+    next: usize,
+}
+
+impl<const N: usize> Default for Replies<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Replies<N> {
+    /// Bytes of the encoded form.
+    pub const BYTES: usize = 8 + N * 24;
+
+    pub const fn new() -> Self {
+        Replies { entries: [Reply { rid: 0, result: 0, aux: 0 }; N], next: 0 }
+    }
+
+    /// The recorded answer to `rid`, if it was applied (rid 0 is never recorded).
+    pub fn find(&self, rid: u64) -> Option<Reply> {
+        if rid == 0 {
+            return None;
+        }
+        self.entries.iter().find(|e| e.rid == rid).copied()
+    }
+
+    /// Records the answer to `rid` (nothing for rid 0).
+    pub fn record(&mut self, rid: u64, result: i64, aux: u64) {
+        if rid == 0 || N == 0 {
+            return;
+        }
+        self.entries[self.next] = Reply { rid, result, aux };
+        self.next = (self.next + 1) % N;
+    }
+
+    pub fn encode(&self, out: &mut [u8]) {
+        if out.len() < Self::BYTES {
+            return;
+        }
+        out[..8].copy_from_slice(&(self.next as u64).to_le_bytes());
+        for (i, e) in self.entries.iter().enumerate() {
+            let at = 8 + i * 24;
+            out[at..at + 8].copy_from_slice(&e.rid.to_le_bytes());
+            out[at + 8..at + 16].copy_from_slice(&e.result.to_le_bytes());
+            out[at + 16..at + 24].copy_from_slice(&e.aux.to_le_bytes());
+        }
+    }
+
+    /// The record encoded in `bytes` (all zeros, or too short: an empty record).
+    pub fn decode(bytes: &[u8]) -> Self {
+        let mut r = Self::new();
+        if bytes.len() < Self::BYTES || N == 0 {
+            return r;
+        }
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+        r.next = word(0) as usize % N;
+        for (i, e) in r.entries.iter_mut().enumerate() {
+            let at = 8 + i * 24;
+            *e = Reply { rid: word(at), result: word(at + 8) as i64, aux: word(at + 16) };
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_age_out() {
+        let mut r = Replies::<3>::new();
+        assert_eq!(r.find(0), None);
+        r.record(0, 1, 1);
+        assert_eq!(r.find(0), None, "rid 0 is never recorded");
+        for rid in 1..=4 {
+            r.record(rid, -(rid as i64), rid * 10);
+        }
+        assert_eq!(r.find(1), None, "the oldest aged out");
+        assert_eq!(r.find(4), Some(Reply { rid: 4, result: -4, aux: 40 }));
+        let mut bytes = [0u8; Replies::<3>::BYTES];
+        r.encode(&mut bytes);
+        let back = Replies::<3>::decode(&bytes);
+        assert_eq!(back.find(3), r.find(3));
+        assert_eq!(Replies::<3>::decode(&[0; 4]).find(3), None);
+    }
+}
