@@ -41,42 +41,52 @@ fn server_index(name: &str) -> Option<usize> {
 
 impl Kernel for NucleusApi {
     fn call(&self, cap: CapRef, req: &Sqe) -> Result<Cqe, IpcError> {
+        inject::checkpoint();
         call::call(cap, req)
     }
 
     fn receive(&self) -> Result<Sqe, IpcError> {
+        inject::checkpoint();
         call::receive()
     }
 
     fn receive_timeout(&self, ns: u64) -> Result<Option<Sqe>, IpcError> {
+        inject::checkpoint();
         call::receive_timeout(ns)
     }
 
     fn poll_receive(&self) -> Option<Sqe> {
+        inject::checkpoint();
         call::poll_receive()
     }
 
     fn reply_and_receive(&self, reply: &Cqe) -> Result<Sqe, IpcError> {
+        inject::checkpoint();
         call::reply_and_receive(reply)
     }
 
     fn reply_and_receive_timeout(&self, reply: &Cqe, ns: u64) -> Result<Option<Sqe>, IpcError> {
+        inject::checkpoint();
         call::reply_and_receive_timeout(reply, ns)
     }
 
     fn reply(&self, reply: &Cqe) -> Result<(), IpcError> {
+        inject::checkpoint();
         call::reply(reply)
     }
 
     fn grant_read(&self, tag: u64, offset: u64, buf: &mut [u8]) -> Result<(), IpcError> {
+        inject::checkpoint();
         crate::grant::read(tag, offset, buf)
     }
 
     fn grant_write(&self, tag: u64, offset: u64, buf: &[u8]) -> Result<(), IpcError> {
+        inject::checkpoint();
         crate::grant::write(tag, offset, buf)
     }
 
     fn notify(&self, cap: CapRef, bits: u64) -> Result<(), IpcError> {
+        inject::checkpoint();
         call::notify(cap, bits)
     }
 
@@ -94,6 +104,7 @@ impl Kernel for NucleusApi {
     }
 
     fn state_commit(&self, writes: &[server_rt::StateWrite]) -> Result<(), IpcError> {
+        inject::checkpoint();
         crate::state::commit(current_spec_index().ok_or(IpcError::NoSuchCap)?, writes)
     }
 
@@ -128,12 +139,12 @@ impl Kernel for NucleusApi {
     fn fault_self(&self, kind: FaultKind) -> ! {
         match kind {
             FaultKind::Kill => death::kill_current(server_rt::DeathCause::Killed),
-            FaultKind::BadAccess => {
-                // The access runs in the server's context, so the exception is charged to it.
-                // SAFETY: deliberately invalid; the fault kills the calling server, as asked.
-                let v = unsafe { core::ptr::read_volatile(crate::selftest::UNMAPPED_KERNEL_ADDRESS as *const u64) };
-                panic!("bad access read {v:#x} instead of faulting");
-            }
+            // These run in the server's context, so the fault is charged to it.
+            FaultKind::BadAccess => inject::bad_access(),
+            FaultKind::Panic => panic!("injected panic"),
+            FaultKind::Hang => loop {
+                sched::sleep_ns(u64::MAX / 2);
+            },
         }
     }
 

@@ -186,6 +186,9 @@ pub(crate) fn receive_until(until_ns: u64) -> Result<Option<Sqe>, IpcError> {
                 return Ok(None);
             }
             sched::block_current(st, TaskState::BlockedReceive { until_ns });
+            if sched::lock().task(cur).pending_fault.is_some() {
+                crate::inject::checkpoint(); // woken to suffer an injected fault
+            }
             st = sched::lock();
         }
     })

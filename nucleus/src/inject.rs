@@ -150,19 +150,45 @@ pub fn fire(server: usize, kind: FaultKind) {
 }
 
 fn fire_locked_out(server: usize, kind: FaultKind) {
-    let d = Pending { server, kind, at_ns: 0 };
-    let st = sched::lock();
+    let mut st = sched::lock();
     let victim =
-        st.tasks.iter().flatten().find(|t| t.spec == Some(d.server) && t.state != TaskState::Dead).map(|t| t.id.index);
-    if let Some(v) = victim {
-        crate::trace::record(ipc::trace::TraceKind::FaultInject, v, 0, d.kind as u32, 0, 0, 0);
+        st.tasks.iter().flatten().find(|t| t.spec == Some(server) && t.state != TaskState::Dead).map(|t| t.id.index);
+    let Some(v) = victim else { return };
+    crate::trace::record(ipc::trace::TraceKind::FaultInject, v, 0, kind as u32, 0, 0, 0);
+    match kind {
+        FaultKind::Kill => death::kill(st, v, DeathCause::Killed),
+        _ => {
+            // Suffered by the server itself at its next entry into the nucleus; a server
+            // waiting for requests is woken for it.
+            st.task(v).pending_fault = Some(kind);
+            if matches!(st.task(v).state, TaskState::BlockedReceive { .. }) {
+                st.make_ready(v);
+            }
+        }
     }
-    let cause = match d.kind {
-        FaultKind::Kill => DeathCause::Killed,
-        FaultKind::BadAccess => DeathCause::Fault { name: "injected bad access", pc: 0, addr: 0 },
-    };
-    match victim {
-        Some(v) => death::kill(st, v, cause),
-        None => drop(st),
+}
+
+/// Called at the nucleus entries servers use (receive, call, reply, grants, state): an injected
+/// fault pending for the current task happens now, in its context.
+pub fn checkpoint() {
+    let cur = sched::current();
+    let kind = arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        st.tasks[cur].as_mut().and_then(|t| t.pending_fault.take())
+    });
+    match kind {
+        None | Some(FaultKind::Kill) => {}
+        Some(FaultKind::Panic) => panic!("injected panic"),
+        Some(FaultKind::BadAccess) => bad_access(),
+        Some(FaultKind::Hang) => loop {
+            sched::sleep_ns(u64::MAX / 2);
+        },
     }
+}
+
+/// A read of an unmapped kernel address by the current task: the CPU fault kills it.
+pub fn bad_access() -> ! {
+    // SAFETY: deliberately invalid; the fault is charged to (and kills) the current server.
+    let v = unsafe { core::ptr::read_volatile(crate::selftest::UNMAPPED_KERNEL_ADDRESS as *const u64) };
+    panic!("bad access read {v:#x} instead of faulting");
 }

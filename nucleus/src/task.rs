@@ -71,6 +71,8 @@ pub struct Task {
     pub death: Option<DeathCause>,
     /// Notification bits set by other servers or device interrupts, not yet received.
     pub notify_bits: u64,
+    /// An injected fault it suffers the next time it enters the nucleus (`inject::checkpoint`).
+    pub pending_fault: Option<server_rt::FaultKind>,
     /// User-mode state, for user threads.
     pub user: Option<crate::user::UserCtx>,
 }
@@ -98,6 +100,7 @@ impl Task {
             slice: crate::sched::SLICE_TICKS,
             death: None,
             notify_bits: 0,
+            pending_fault: None,
             user: None,
         }
     }

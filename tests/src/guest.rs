@@ -297,6 +297,23 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "fault-kinds-from-guest",
+        overlay: &[("init", FAULT_KINDS_SCRIPT, true)],
+        expect: &[
+            "ls-after-panic: bin",
+            "vfs: panic: injected panic",
+            "ls-after-fault: bin",
+            "vfs: fault: ",
+            "addr=0xffffff00dead0000",
+            "died: hung: held a request",
+            "after-hang",
+            "tty: hung: held a request",
+            "bogus refused",
+            "@@POWEROFF 0",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "fault-injection-random-kills",
         append: "test=ipc-random-kills fi=echo:20:42",
         expect: &[
@@ -482,6 +499,23 @@ echo kill > /sys/kernel/servers/echo/fault
 sleep 1
 grep -E "instance|last-death" /sys/kernel/servers/echo/status
 echo $(ls /sys/kernel/servers)
+"#;
+
+/// Every kind of injected fault, from inside the guest, on servers that are in use: a panic
+/// and a bad memory access in `vfs` (the shell keeps finding files: transparent restart), and
+/// `tty` made to hang — the next write waits until the nucleus's deadline kills it, and the
+/// retried write reaches the new instance.
+const FAULT_KINDS_SCRIPT: &str = r#"#!/bin/sh
+echo panic > /sys/kernel/servers/vfs/fault
+echo "ls-after-panic: $(ls / | head -n 1)"
+echo "vfs: $(grep last-death /sys/kernel/servers/vfs/status | cut -d' ' -f2-)"
+echo fault > /sys/kernel/servers/vfs/fault
+echo "ls-after-fault: $(ls / | head -n 1)"
+echo "vfs: $(grep last-death /sys/kernel/servers/vfs/status | cut -d' ' -f2-)"
+echo hang > /sys/kernel/servers/tty/fault
+echo after-hang
+echo "tty: $(grep last-death /sys/kernel/servers/tty/status | cut -d' ' -f2-)"
+echo bogus > /sys/kernel/servers/echo/fault 2>/dev/null || echo "bogus refused"
 "#;
 
 /// The IPC trace of `cat /etc/passwd` must show the openat, read and close system calls each

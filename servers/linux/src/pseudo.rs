@@ -496,11 +496,8 @@ pub fn write(l: &mut Linux, n: Node, data: &[u8]) -> Result<usize, Errno> {
             _ => Err(Errno::EINVAL),
         },
         Node::ServerFault(i) => {
-            let kind = match core::str::from_utf8(data).unwrap_or("").trim() {
-                "kill" => server_rt::FaultKind::Kill,
-                "fault" => server_rt::FaultKind::BadAccess,
-                _ => return Err(Errno::EINVAL),
-            };
+            let kind = server_rt::FaultKind::from_name(core::str::from_utf8(data).unwrap_or("").trim())
+                .ok_or(Errno::EINVAL)?;
             let name = l.k.servers().get(i).map(|s| s.name).ok_or(Errno::ENOENT)?;
             // Killing this very server from its own request would lose the answer: a delay
             // of 1 ns still fires on the next tick, after the reply.

@@ -59,13 +59,33 @@ pub enum RestartPolicy {
     Never,
 }
 
-/// A fault a server can be made to suffer on purpose (fault injection).
+/// A fault a server can be made to suffer on purpose (fault injection). `Kill` takes effect at
+/// once, wherever the server is; the others happen in the server's own context the next time it
+/// enters the nucleus (every server does so to receive, call or reply), so they are what its own
+/// bug would look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
     /// Killed from outside, as by `kill_task`.
     Kill,
-    /// A read of an unmapped kernel address, executed on the server's own stack.
+    /// A read of an unmapped kernel address, executed by the server itself.
     BadAccess,
+    /// A panic in the server.
+    Panic,
+    /// The server stops answering (it sleeps forever); the nucleus's deadline notices.
+    Hang,
+}
+
+impl FaultKind {
+    /// The names the guest's `/sys/kernel/servers/<name>/fault` file takes.
+    pub fn from_name(name: &str) -> Option<FaultKind> {
+        Some(match name {
+            "kill" => FaultKind::Kill,
+            "fault" => FaultKind::BadAccess,
+            "panic" => FaultKind::Panic,
+            "hang" => FaultKind::Hang,
+            _ => return None,
+        })
+    }
 }
 
 /// Why a task died.
