@@ -109,10 +109,15 @@ pub(crate) struct Found {
 }
 
 impl<D: BlockDevice> Ext2<D> {
-    /// The number of blocks of directory `dir` (its size must be whole blocks and plausible).
+    /// The number of blocks of directory `dir`. Its size must be whole blocks, and since a
+    /// directory has no holes, no more than the blocks it holds (`i_blocks`) and than the
+    /// file system: this bounds every directory scan by real, allocated blocks.
     pub(crate) fn dir_block_count(&self, dir: &Inode) -> Result<u64, Errno> {
         let bs = u64::from(self.geo.block_size);
-        if !dir.size.is_multiple_of(bs) || dir.size / bs > u64::from(self.geo.blocks_count) {
+        if !dir.size.is_multiple_of(bs)
+            || dir.size > u64::from(dir.blocks) * 512
+            || dir.size / bs > u64::from(self.geo.blocks_count)
+        {
             return Err(Errno::EUCLEAN);
         }
         Ok(dir.size / bs)

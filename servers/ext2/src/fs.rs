@@ -139,7 +139,7 @@ impl<D: BlockDevice> Ext2<D> {
             clock: opts.clock,
             atime_mode: opts.atime,
         };
-        let root = fs.inode(ROOT_INO)?;
+        let root = fs.inode(ROOT_INO).map_err(|_| Errno::EUCLEAN)?;
         if !root.is_dir() {
             return Err(Errno::EUCLEAN);
         }

@@ -5,7 +5,7 @@
 //! * Renaming onto another name of the same inode does nothing.
 //! * Moving a directory to another parent rewrites its `..` and moves one link from the old
 //!   parent to the new; moving it below itself is `EINVAL` (found by walking `..` from the
-//!   destination to the root, bounded by the inode count so that a `..` cycle is `EUCLEAN`).
+//!   destination to the root; a `..` cycle is `EUCLEAN`).
 //! * [`RenameMode::NoReplace`] fails with `EEXIST` if the destination exists;
 //!   [`RenameMode::Exchange`] swaps two existing names atomically (`ENOENT` if one is missing).
 //! * `.` and `..` can be neither source nor destination (`EBUSY`, as the VFS says).
@@ -19,6 +19,7 @@ use crate::fs::{Ext2, Ino};
 use crate::geometry::ROOT_INO;
 use crate::inode::LINK_MAX;
 use abi::Errno;
+use alloc::collections::BTreeSet;
 
 /// The `flags` of `renameat2`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,15 +50,20 @@ fn check_rename_name(name: &[u8]) -> Result<(), Errno> {
 }
 
 impl<D: BlockDevice> Ext2<D> {
-    /// Whether directory `anc` is `dir` or one of its ancestors.
+    /// Whether directory `anc` is `dir` or one of its ancestors. A `..` chain that revisits a
+    /// directory (a cycle) is `EUCLEAN`; the visited set is as deep as the tree.
     fn is_ancestor(&mut self, anc: Ino, dir: Ino) -> Result<bool, Errno> {
         let mut cur = dir;
-        for _ in 0..=self.geo.inodes_count {
+        let mut visited = BTreeSet::new();
+        loop {
             if cur == anc {
                 return Ok(true);
             }
             if cur == ROOT_INO {
                 return Ok(false);
+            }
+            if !visited.insert(cur) {
+                return Err(Errno::EUCLEAN);
             }
             let inode = self.entry_inode(cur)?;
             if !inode.is_dir() {
@@ -65,7 +71,6 @@ impl<D: BlockDevice> Ext2<D> {
             }
             cur = self.dotdot(&inode)?.ino;
         }
-        Err(Errno::EUCLEAN)
     }
 
     /// Changes directory `ino`'s `..` to `parent`.
