@@ -94,7 +94,7 @@ impl<D: BlockDevice> Disk<D> {
         self.dev.read(off, buf).map_err(|_| Errno::EIO)
     }
 
-    /// The only device write in the crate after `format`'s first superblock write.
+    /// The only device write in the crate (mount, operations and `format` alike).
     fn write(&mut self, blk: u64, buf: &[u8]) -> Result<(), Errno> {
         let off = self.span(blk, buf.len())?;
         self.dev.write(off, buf).map_err(|_| Errno::EIO)

@@ -49,6 +49,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+// `alloc` names the allocation crate, so the module of `alloc.rs` is called `allocator`.
 #[path = "alloc.rs"]
 mod allocator;
 mod attr;
