@@ -631,6 +631,7 @@ fn fuzz(which: usize, cases: u64) {
         Some(_) => return,
         None => (0..cases).map(|i| base_seed + i).collect(),
     };
+    let count = seeds.len();
     let base = &bases()[which];
     if only.is_some() {
         let (_, log) = mutate(base, &mut Rng(seeds[0]));
@@ -669,7 +670,7 @@ fn fuzz(which: usize, cases: u64) {
     eprintln!(
         "fuzz {}: {} cases in {:?} (all images so far: {} mounted, {} files read, errors by errno {:?})",
         base.name,
-        cases,
+        count,
         start.elapsed(),
         MOUNTED.load(Ordering::Relaxed),
         FILES_READ.load(Ordering::Relaxed),

@@ -233,6 +233,9 @@ fn workload(bs: u32) {
     assert!(fs.statfs().blocks_free < free0);
     fs.release(o).unwrap();
     assert_eq!(fs.getattr(o), Err(Errno::ESTALE));
+    fs.sync().unwrap();
+    let stat = debugfs(&img, &format!("stat <{o}>"));
+    assert!(stat.contains("dtime:") && stat.contains("Links: 0"), "freed inode:\n{stat}");
     assert_eq!(fs.statfs().blocks_free, free0);
     assert_eq!(fs.release(o), Err(Errno::EINVAL));
     // And a directory removed while it is someone's cwd.
@@ -388,6 +391,7 @@ fn sequential_64mib_is_contiguous_and_fast() {
     for i in 0..64u64 {
         assert_eq!(fs.write(f, i << 20, &chunk).unwrap(), 1 << 20);
     }
+    assert!(fs.cache().len() <= fs.cache().capacity(), "the cache stays bounded");
     fs.sync().unwrap();
     let write_time = start.elapsed();
     // Count physically contiguous extents of data.
