@@ -1,8 +1,6 @@
 //! `format` makes file systems that mount, work and that e2fsck finds clean.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ext2::{format, Ext2, FormatOptions, MemDevice, MountOptions, Timespec, S_IFREG};
 
 fn opts(block_size: u32) -> FormatOptions {

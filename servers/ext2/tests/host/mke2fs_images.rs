@@ -1,9 +1,7 @@
 //! Images made by `mke2fs -d` from a generated tree read back exactly: contents, listings,
 //! attributes, links; and an htree-indexed copy stays clean after it is modified.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ext2::{Errno, Ext2, FileType, Ino, MountOptions, RenameMode, S_IFREG};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};

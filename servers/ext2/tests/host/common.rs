@@ -1,6 +1,5 @@
 //! Shared helpers of the host tests: a file-backed device, scratch directories, and the
 //! e2fsprogs tools (`mke2fs`, `e2fsck`, `debugfs`) that judge what the crate writes.
-#![allow(dead_code)]
 
 use ext2::{BlockDevice, IoError, Timespec};
 use std::fs::{File, OpenOptions};

@@ -11,12 +11,10 @@
 //! reported with their seed, a watchdog reports a seed that stops making progress, and the
 //! device panics on any write past the end of the file system the superblock describes.
 //!
-//! Reproduce one case: `EXT2_FUZZ_SEED=<seed> cargo test -p ext2 --test fuzz -- --nocapture`.
+//! Reproduce one case: `EXT2_FUZZ_SEED=<seed> cargo test -p ext2 --test host fuzz -- --nocapture`.
 //! More cases: `EXT2_FUZZ_CASES=<n per image>`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ext2::{BlockDevice, Ext2, FileType, Ino, IoError, MemDevice, MountOptions, RenameMode, SetAttr, S_IFREG};
 use std::collections::{BTreeSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};

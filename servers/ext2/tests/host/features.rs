@@ -1,8 +1,6 @@
 //! Feature flags, revision 0, extended-attribute blocks and statfs against e2fsprogs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ext2::{Errno, Ext2, MountOptions, S_IFREG};
 use std::path::Path;
 

@@ -1,9 +1,7 @@
 //! Workloads through the API on `mke2fs`-made images, then `e2fsck -fn` must be clean and
 //! `debugfs` must see the expected contents; plus Linux semantics of each call.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ext2::{Errno, Ext2, FileType, Ino, MountOptions, RenameMode, SetAttr, SetTime, Timespec, WriteBack};
 use ext2::{MemDevice, S_IFBLK, S_IFCHR, S_IFIFO, S_IFREG, S_IFSOCK};
 use std::collections::BTreeMap;
