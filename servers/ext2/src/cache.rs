@@ -1,0 +1,404 @@
+//! The buffer cache: file-system blocks in memory, written back lazily.
+//!
+//! Every block this crate reads or writes after mount goes through here, and [`Disk::write`]
+//! is the one place a write reaches the device: it refuses (with `EIO`) anything that is not
+//! inside the file system's `blocks_count`, whatever the caller computed.
+//!
+//! * **Bounded.** The cache holds at most `capacity` blocks. Inserting into a full cache
+//!   evicts the least recently used eighth, writing dirty victims back first in runs of
+//!   contiguous blocks (one device write per run).
+//! * **Inspectable dirty set.** [`BlockCache::dirty_blocks`] lists every block changed since
+//!   it was last written or marked clean, in block order. A server that wants crash atomicity
+//!   sets [`WriteBack::Hold`] (dirty blocks are never evicted, so the cache may grow past its
+//!   bound by what one operation dirties), applies one operation, commits the dirty set its own
+//!   way (a journal, a shadow copy), then calls [`BlockCache::mark_all_clean`].
+//! * **Large reads bypass it.** [`BlockCache::read_run`] reads a contiguous run of data blocks
+//!   with one device read into the caller's buffer, overlaying any cached (possibly dirty)
+//!   copies, without filling the cache with data that is read once.
+//! * **Owners.** Each dirty block remembers who dirtied it (file data and indirect blocks of
+//!   an inode, or shared metadata) so that `fsync` can write one file's blocks plus metadata.
+
+use crate::device::BlockDevice;
+use abi::Errno;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Longest run written or zeroed with one device call.
+const MAX_RUN_BYTES: usize = 1 << 20;
+
+/// What the cache may do with dirty blocks when it needs room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WriteBack {
+    /// Write them back and evict them, like any buffer cache.
+    #[default]
+    Evict,
+    /// Keep them until [`BlockCache::sync`] or [`BlockCache::mark_clean`]: the dirty set is
+    /// exactly what changed since the last commit.
+    Hold,
+}
+
+/// Who dirtied a block, for `fsync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// Shared metadata: superblock, descriptors, bitmaps, inode tables.
+    Meta,
+    /// Data, directory or indirect blocks of one inode.
+    File(u32),
+}
+
+/// Counters, for tests and for tuning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Device read calls (one per run for `read_run`).
+    pub device_reads: u64,
+    /// Device write calls (one per run).
+    pub device_writes: u64,
+    pub blocks_written: u64,
+    pub evictions: u64,
+}
+
+struct Entry {
+    data: Vec<u8>,
+    tick: u64,
+    dirty: bool,
+    owner: Owner,
+}
+
+/// The device, seen in file-system blocks, with the bounds check on every access.
+struct Disk<D> {
+    dev: D,
+    block_size: usize,
+    fs_blocks: u64,
+}
+
+impl<D: BlockDevice> Disk<D> {
+    /// Byte offset of an access of `len` bytes at block `blk`, if it is whole blocks inside
+    /// the file system.
+    fn span(&self, blk: u64, len: usize) -> Result<u64, Errno> {
+        if !len.is_multiple_of(self.block_size) {
+            return Err(Errno::EIO);
+        }
+        let count = (len / self.block_size) as u64;
+        match blk.checked_add(count) {
+            Some(end) if end <= self.fs_blocks => {}
+            _ => return Err(Errno::EIO),
+        }
+        blk.checked_mul(self.block_size as u64).ok_or(Errno::EIO)
+    }
+
+    fn read(&mut self, blk: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let off = self.span(blk, buf.len())?;
+        self.dev.read(off, buf).map_err(|_| Errno::EIO)
+    }
+
+    /// The only device write in the crate (mount, operations and `format` alike).
+    fn write(&mut self, blk: u64, buf: &[u8]) -> Result<(), Errno> {
+        let off = self.span(blk, buf.len())?;
+        self.dev.write(off, buf).map_err(|_| Errno::EIO)
+    }
+}
+
+/// A bounded write-back cache of file-system blocks over a [`BlockDevice`].
+pub struct BlockCache<D> {
+    disk: Disk<D>,
+    capacity: usize,
+    write_back: WriteBack,
+    entries: BTreeMap<u64, Entry>,
+    /// Access tick -> block, oldest first.
+    lru: BTreeMap<u64, u64>,
+    dirty: BTreeSet<u64>,
+    tick: u64,
+    stats: CacheStats,
+}
+
+impl<D: BlockDevice> BlockCache<D> {
+    /// A cache of `capacity` blocks (at least 16) of `block_size` bytes over the first
+    /// `fs_blocks` blocks of `dev`.
+    pub(crate) fn new(dev: D, block_size: u32, fs_blocks: u64, capacity: usize) -> Self {
+        BlockCache {
+            disk: Disk { dev, block_size: block_size as usize, fs_blocks },
+            capacity: capacity.max(16),
+            write_back: WriteBack::Evict,
+            entries: BTreeMap::new(),
+            lru: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            tick: 0,
+            stats: CacheStats::default(),
+        }
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.disk.block_size
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Changes the bound (at least 16 blocks); shrinking takes effect at the next insertion.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(16);
+    }
+
+    pub fn write_back(&self) -> WriteBack {
+        self.write_back
+    }
+
+    pub fn set_write_back(&mut self, policy: WriteBack) {
+        self.write_back = policy;
+    }
+
+    /// Blocks currently cached.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    pub fn dirty_count(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// Every dirty block, in block order: (block number, contents).
+    pub fn dirty_blocks(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        self.dirty.iter().filter_map(|b| self.entries.get(b).map(|e| (*b, e.data.as_slice())))
+    }
+
+    /// Forgets that `blk` is dirty (its contents have been made durable by someone else).
+    pub fn mark_clean(&mut self, blk: u64) {
+        if self.dirty.remove(&blk) {
+            if let Some(e) = self.entries.get_mut(&blk) {
+                e.dirty = false;
+            }
+        }
+    }
+
+    pub fn mark_all_clean(&mut self) {
+        for b in core::mem::take(&mut self.dirty) {
+            if let Some(e) = self.entries.get_mut(&b) {
+                e.dirty = false;
+            }
+        }
+    }
+
+    pub fn device(&self) -> &D {
+        &self.disk.dev
+    }
+
+    /// The device back, dropping the cache (dirty blocks are lost: call `sync` first).
+    pub fn into_device(self) -> D {
+        self.disk.dev
+    }
+
+    fn touch(&mut self, blk: u64) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(e) = self.entries.get_mut(&blk) {
+            self.lru.remove(&e.tick);
+            e.tick = tick;
+            self.lru.insert(tick, blk);
+        }
+    }
+
+    fn mark_dirty(&mut self, blk: u64, owner: Owner) {
+        if let Some(e) = self.entries.get_mut(&blk) {
+            e.dirty = true;
+            e.owner = owner;
+            self.dirty.insert(blk);
+        }
+    }
+
+    /// Evicts the least recently used blocks if the cache is full.
+    fn make_room(&mut self) -> Result<(), Errno> {
+        if self.entries.len() < self.capacity {
+            return Ok(());
+        }
+        if self.write_back == WriteBack::Hold && self.dirty.len() >= self.entries.len() {
+            return Ok(());
+        }
+        let target = self.capacity - (self.capacity / 8).max(1);
+        let need = self.entries.len().saturating_sub(target);
+        let mut victims = Vec::with_capacity(need);
+        let mut dirty_victims = Vec::new();
+        for &blk in self.lru.values() {
+            if victims.len() >= need {
+                break;
+            }
+            if self.dirty.contains(&blk) {
+                if self.write_back == WriteBack::Hold {
+                    continue;
+                }
+                dirty_victims.push(blk);
+            }
+            victims.push(blk);
+        }
+        dirty_victims.sort_unstable();
+        self.write_blocks(&dirty_victims)?;
+        for blk in victims {
+            if let Some(e) = self.entries.remove(&blk) {
+                self.lru.remove(&e.tick);
+                self.stats.evictions += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the given dirty blocks (sorted) in contiguous runs and marks them clean.
+    fn write_blocks(&mut self, blocks: &[u64]) -> Result<(), Errno> {
+        let bs = self.disk.block_size;
+        let max_run = (MAX_RUN_BYTES / bs).max(1);
+        let mut rest = blocks;
+        while let Some(&first) = rest.first() {
+            let mut len = 1;
+            while len < max_run && rest.get(len).is_some_and(|&b| Some(b) == first.checked_add(len as u64)) {
+                len += 1;
+            }
+            let (run, tail) = rest.split_at(len);
+            rest = tail;
+            if let [only] = run {
+                let e = self.entries.get(only).ok_or(Errno::EIO)?;
+                self.disk.write(*only, &e.data)?;
+            } else {
+                let mut buf = Vec::with_capacity(len * bs);
+                for b in run {
+                    buf.extend_from_slice(&self.entries.get(b).ok_or(Errno::EIO)?.data);
+                }
+                self.disk.write(first, &buf)?;
+            }
+            self.stats.device_writes += 1;
+            self.stats.blocks_written += len as u64;
+            for b in run {
+                self.mark_clean(*b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `blk` resident (reading it unless `fill` is given) and returns nothing; the
+    /// caller then borrows the entry.
+    fn load(&mut self, blk: u64, fill: Option<&[u8]>) -> Result<(), Errno> {
+        if self.entries.contains_key(&blk) {
+            self.stats.hits += 1;
+            self.touch(blk);
+            if let (Some(src), Some(e)) = (fill, self.entries.get_mut(&blk)) {
+                e.data.copy_from_slice(src);
+            }
+            return Ok(());
+        }
+        // Check the address before evicting anything for it.
+        self.disk.span(blk, self.disk.block_size)?;
+        self.make_room()?;
+        let data = match fill {
+            Some(src) => src.to_vec(),
+            None => {
+                self.stats.misses += 1;
+                self.stats.device_reads += 1;
+                let mut data = vec![0u8; self.disk.block_size];
+                self.disk.read(blk, &mut data)?;
+                data
+            }
+        };
+        self.tick += 1;
+        self.lru.insert(self.tick, blk);
+        self.entries.insert(blk, Entry { data, tick: self.tick, dirty: false, owner: Owner::Meta });
+        Ok(())
+    }
+
+    /// The contents of block `blk`.
+    pub(crate) fn read(&mut self, blk: u64) -> Result<&[u8], Errno> {
+        self.load(blk, None)?;
+        self.entries.get(&blk).map(|e| e.data.as_slice()).ok_or(Errno::EIO)
+    }
+
+    /// The contents of block `blk`, to be changed (it becomes dirty, owned by `owner`).
+    pub(crate) fn modify(&mut self, blk: u64, owner: Owner) -> Result<&mut [u8], Errno> {
+        self.load(blk, None)?;
+        self.mark_dirty(blk, owner);
+        self.entries.get_mut(&blk).map(|e| e.data.as_mut_slice()).ok_or(Errno::EIO)
+    }
+
+    /// Block `blk` zero-filled without reading it (a freshly allocated block), dirty.
+    pub(crate) fn zeroed(&mut self, blk: u64, owner: Owner) -> Result<&mut [u8], Errno> {
+        let zeros = vec![0u8; self.disk.block_size];
+        self.write(blk, &zeros, owner)?;
+        self.entries.get_mut(&blk).map(|e| e.data.as_mut_slice()).ok_or(Errno::EIO)
+    }
+
+    /// Replaces the whole of block `blk` with `data` without reading it.
+    pub(crate) fn write(&mut self, blk: u64, data: &[u8], owner: Owner) -> Result<(), Errno> {
+        if data.len() != self.disk.block_size {
+            return Err(Errno::EIO);
+        }
+        self.load(blk, Some(data))?;
+        self.mark_dirty(blk, owner);
+        Ok(())
+    }
+
+    /// Reads the contiguous blocks `blk..blk + buf.len() / block_size` into `buf` with one
+    /// device read, then overlays cached copies (which may be newer than the device).
+    pub(crate) fn read_run(&mut self, blk: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let bs = self.disk.block_size;
+        self.disk.read(blk, buf)?;
+        self.stats.device_reads += 1;
+        let count = (buf.len() / bs) as u64;
+        for (b, e) in self.entries.range(blk..blk.saturating_add(count)) {
+            let start = ((b - blk) as usize) * bs;
+            if let Some(dst) = buf.get_mut(start..start + bs) {
+                dst.copy_from_slice(&e.data);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops block `blk` from the cache, dirty or not (it was freed).
+    pub(crate) fn discard(&mut self, blk: u64) {
+        if let Some(e) = self.entries.remove(&blk) {
+            self.lru.remove(&e.tick);
+        }
+        self.dirty.remove(&blk);
+    }
+
+    /// Writes zeros to `count` blocks from `blk` directly (format's inode tables), dropping
+    /// any cached copies.
+    pub(crate) fn write_zeroes(&mut self, blk: u64, count: u64) -> Result<(), Errno> {
+        let bs = self.disk.block_size;
+        let run = (MAX_RUN_BYTES / bs).max(1) as u64;
+        let zeros = vec![0u8; (run.min(count) as usize) * bs];
+        let mut done = 0;
+        while done < count {
+            let n = run.min(count - done);
+            let b = blk.checked_add(done).ok_or(Errno::EIO)?;
+            self.disk.write(b, zeros.get(..(n as usize) * bs).ok_or(Errno::EIO)?)?;
+            self.stats.device_writes += 1;
+            self.stats.blocks_written += n;
+            done += n;
+        }
+        let stale: Vec<u64> = self.entries.range(blk..blk.saturating_add(count)).map(|(b, _)| *b).collect();
+        for b in stale {
+            self.discard(b);
+        }
+        Ok(())
+    }
+
+    /// Writes the dirty blocks `select` picks, then flushes the device.
+    pub(crate) fn sync_matching(&mut self, select: impl Fn(u64, Owner) -> bool) -> Result<(), Errno> {
+        let blocks: Vec<u64> =
+            self.dirty.iter().copied().filter(|b| self.entries.get(b).is_some_and(|e| select(*b, e.owner))).collect();
+        self.write_blocks(&blocks)?;
+        self.disk.dev.flush().map_err(|_| Errno::EIO)
+    }
+
+    /// Writes every dirty block and flushes the device.
+    pub fn sync(&mut self) -> Result<(), Errno> {
+        self.sync_matching(|_, _| true)
+    }
+}
