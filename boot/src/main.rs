@@ -10,13 +10,12 @@
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
-mod servers;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
 /// The common landing point of every architecture's boot path.
 fn kernel_entry(info: &'static arch::BootInfo) -> ! {
-    nucleus::main(info, &servers::SERVERS)
+    nucleus::main(info, &server_table::SERVERS)
 }
 
 #[panic_handler]

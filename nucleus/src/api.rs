@@ -161,6 +161,13 @@ impl Kernel for NucleusApi {
         }
     }
 
+    fn inject_random(&self, name: &str, period_ms: u64, seed: u64) -> Result<u64, IpcError> {
+        let target = server_index(name).ok_or(IpcError::NoSuchCap)?;
+        let before = inject::random_fired();
+        inject::set_random(target, period_ms, seed);
+        Ok(before)
+    }
+
     fn mem_stats(&self) -> MemStats {
         let f = crate::mem::frame::stats();
         MemStats {

@@ -137,7 +137,15 @@ pub fn reap() {
         }
         let spec = task.spec;
         let cause = task.death;
+        let id = (i, task.id.generation);
         drop(task); // frees the stack
+        if spec.and_then(|s| crate::servers::specs().get(s)).is_some_and(|s| s.user_memory) {
+            // Its processes die with it: their memory is freed, their threads killed.
+            let n = crate::mem::arena::with_nucleus_arena(|| crate::user::destroy_owned_by(id));
+            if n > 0 {
+                crate::kprintln!("nucleus: {n} address space(s) of the dead server freed");
+            }
+        }
         if let Some(s) = spec.filter(|&s| crate::servers::specs().get(s).is_some_and(|s| s.supervisor)) {
             restart_supervisor(s, cause);
         }

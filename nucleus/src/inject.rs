@@ -55,11 +55,20 @@ pub fn configure(spec: &str, servers: &[server_rt::ServerSpec]) {
         crate::kprintln!("fi: bad period or seed in '{spec}'");
         return;
     };
-    let period_ns = period_ms.max(1) * 1_000_000;
-    let mut state = seed.max(1);
-    let first = period_ns / 2 + xorshift(&mut state) % period_ns;
     crate::kprintln!("fi: killing '{name}' every ~{period_ms} ms (seed {seed})");
-    *RANDOM.lock() = Some(Random { server, period_ns, state, next_ns: arch::timer::now_ns() + first, fired: 0 });
+    set_random(server, period_ms, seed);
+}
+
+/// Starts (or, with `period_ms` 0, stops) random kills of server `server`, reproducible by
+/// `seed`; replaces any earlier random injection.
+pub fn set_random(server: usize, period_ms: u64, seed: u64) {
+    let r = (period_ms > 0).then(|| {
+        let period_ns = period_ms * 1_000_000;
+        let mut state = seed.max(1);
+        let first = period_ns / 2 + xorshift(&mut state) % period_ns;
+        Random { server, period_ns, state, next_ns: arch::timer::now_ns() + first, fired: 0 }
+    });
+    arch::cpu::without_interrupts(|| *RANDOM.lock() = r);
 }
 
 /// Random injections fired so far.

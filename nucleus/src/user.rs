@@ -46,10 +46,12 @@ struct Slot {
     generation: u32,
     space: Option<AddressSpace>,
     pages: usize,
+    /// The server task (slot, generation) that created it: its death destroys it.
+    owner: (usize, u32),
 }
 
 static ASPACES: Mutex<[Slot; MAX_ASPACES]> =
-    Mutex::new([const { Slot { generation: 1, space: None, pages: 0 } }; MAX_ASPACES]);
+    Mutex::new([const { Slot { generation: 1, space: None, pages: 0, owner: (0, 0) } }; MAX_ASPACES]);
 
 fn alloc_table() -> Option<u64> {
     frame::alloc_zeroed_page()
@@ -96,8 +98,29 @@ pub fn aspace_create() -> Result<AspaceRef, MemError> {
         };
         slots[i].space = Some(space);
         slots[i].pages = 0;
+        let cur = sched::current();
+        slots[i].owner = (cur, sched::lock().tasks[cur].as_ref().map_or(0, |t| t.id.generation));
         Ok(AspaceRef(encode(i, slots[i].generation)))
     })
+}
+
+/// Destroys every address space (and so every thread in it) that the server task `owner`
+/// (slot, generation) created: what a dead Linux ABI server leaves behind, since its new
+/// instance knows none of it.
+pub fn destroy_owned_by(owner: (usize, u32)) -> usize {
+    let owned: alloc::vec::Vec<AspaceRef> = arch::cpu::without_interrupts(|| {
+        let slots = ASPACES.lock();
+        slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.space.is_some() && s.owner == owner)
+            .map(|(i, s)| AspaceRef(encode(i, s.generation)))
+            .collect()
+    });
+    for &a in &owned {
+        let _ = aspace_destroy(a);
+    }
+    owned.len()
 }
 
 /// Kills every thread in the address space, then frees it and every frame it maps.

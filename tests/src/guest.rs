@@ -625,7 +625,12 @@ echo end
 
 /// The tests that run on `arch` and whose name contains `filter`.
 pub fn select(arch: Arch, filter: Option<&str>) -> impl Iterator<Item = &'static GuestTest> + '_ {
-    TESTS.iter().filter(move |t| t.runs_on(arch) && filter.is_none_or(|f| t.name.contains(f)))
+    all().filter(move |t| t.runs_on(arch) && filter.is_none_or(|f| t.name.contains(f)))
+}
+
+/// Every guest test: the table, then the fault-injection tests generated from the server table.
+pub fn all() -> impl Iterator<Item = &'static GuestTest> {
+    TESTS.iter().chain(crate::faults::tests().iter())
 }
 
 #[cfg(test)]
@@ -636,8 +641,8 @@ mod tests {
 
     #[test]
     fn the_table_is_well_formed() {
-        let mut problems: Vec<String> = TESTS.iter().flat_map(GuestTest::lint).collect();
-        let mut names: Vec<&str> = TESTS.iter().map(|t| t.name).collect();
+        let mut problems: Vec<String> = all().flat_map(GuestTest::lint).collect();
+        let mut names: Vec<&str> = all().map(|t| t.name).collect();
         names.sort();
         for w in names.windows(2) {
             if w[0] == w[1] {
@@ -688,7 +693,7 @@ mod tests {
 
     #[test]
     fn selection() {
-        assert_eq!(select(Arch::X86_64, None).count(), TESTS.iter().filter(|t| t.runs_on(Arch::X86_64)).count());
+        assert_eq!(select(Arch::X86_64, None).count(), all().filter(|t| t.runs_on(Arch::X86_64)).count());
         let names: Vec<&str> = select(Arch::Aarch64, Some("ipc-")).map(|t| t.name).collect();
         assert!(names.iter().all(|n| n.contains("ipc-")) && !names.is_empty());
         assert_eq!(select(Arch::X86_64, Some("no-such-test")).count(), 0);

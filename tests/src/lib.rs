@@ -7,6 +7,7 @@
 //! * [`transcript`]: the console markers (`@@TEST-PASS`, `@@TEST-FAIL`, `@@POWEROFF`) and the
 //!   ordered-substring checks;
 //! * [`guest`]: the table of guest tests;
+//! * [`faults`]: the fault-injection tests, generated from the server table;
 //! * [`suite`]: runs one table entry (initramfs, QEMU, verdict, log file).
 //!
 //! Nothing here knows the kernel's internals: the contract is the command line, the initramfs
@@ -14,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod faults;
 pub mod guest;
 pub mod qemu;
 pub mod runner;

@@ -288,6 +288,9 @@ pub trait Kernel: Sync {
     fn fault_self(&self, kind: FaultKind) -> !;
     /// Arranges for server `name` to suffer `kind` after `after_ns` (fault injection).
     fn inject(&self, name: &str, kind: FaultKind, after_ns: u64) -> Result<(), IpcError>;
+    /// Kills server `name` at pseudo-random intervals averaging `period_ms` (reproducible by
+    /// `seed`) from now on; `period_ms` 0 stops it. Returns the kills of the injection it ends.
+    fn inject_random(&self, name: &str, period_ms: u64, seed: u64) -> Result<u64, IpcError>;
     fn mem_stats(&self) -> MemStats;
     /// Turns IPC tracing on or off at run time; returns whether it was on.
     fn set_tracing(&self, on: bool) -> bool;

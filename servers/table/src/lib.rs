@@ -1,6 +1,10 @@
 //! The server table: every server the kernel image contains, with its restart policy, priority,
-//! memory budget and the endpoints it may call (its capabilities). The supervisor starts the
-//! `autostart` ones at boot and restarts them by this table; tests are generated from it.
+//! memory budget and the endpoints it may call (its capabilities) — the one declarative list the
+//! supervisor starts and restarts servers from. It is a crate of its own, not part of `boot/`,
+//! so that host tools see the same table: the fault-injection guest tests are generated from
+//! it, one per server, so a new server is covered without anyone writing its test.
+#![no_std]
+#![deny(unsafe_code)]
 
 use server_rt::{RestartPolicy, ServerSpec};
 
