@@ -24,6 +24,8 @@ pub static SERVERS: [ServerSpec; 6] = [
         supervisor: true,
         user_memory: false,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "linux",
@@ -39,6 +41,8 @@ pub static SERVERS: [ServerSpec; 6] = [
         supervisor: false,
         user_memory: true,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "echo",
@@ -53,6 +57,8 @@ pub static SERVERS: [ServerSpec; 6] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "testdriver",
@@ -67,6 +73,8 @@ pub static SERVERS: [ServerSpec; 6] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "relay",
@@ -81,6 +89,8 @@ pub static SERVERS: [ServerSpec; 6] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "keeper",
@@ -95,5 +105,7 @@ pub static SERVERS: [ServerSpec; 6] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 4096,
+        devices: &[],
+        dma_bytes: 0,
     },
 ];
