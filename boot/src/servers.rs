@@ -2,7 +2,7 @@
 //! memory budget and the endpoints it may call (its capabilities). The supervisor starts the
 //! `autostart` ones at boot and restarts them by this table; tests are generated from it.
 
-use server_rt::{RestartPolicy, ServerSpec};
+use server_rt::{DeviceClass, RestartPolicy, ServerSpec, VIRTIO_BLOCK};
 
 /// Priorities: 0 is the highest. The supervisor outranks everything so that restarts happen
 /// before clients retry.
@@ -10,7 +10,7 @@ const PRIO_SUPERVISOR: u8 = 0;
 const PRIO_SERVER: u8 = 1;
 const PRIO_CLIENT: u8 = 2;
 
-pub static SERVERS: [ServerSpec; 6] = [
+pub static SERVERS: [ServerSpec; 10] = [
     ServerSpec {
         name: "supervisor",
         entry: supervisor::main,
@@ -67,8 +67,9 @@ pub static SERVERS: [ServerSpec; 6] = [
         stack_bytes: 64 * 1024,
         arena_bytes: 256 * 1024,
         policy: RestartPolicy::Never,
-        serves: false,
-        may_call: &["echo", "relay", "keeper"],
+        // Serves only to receive notifications (the block clients say when they are done).
+        serves: true,
+        may_call: &["echo", "relay", "keeper", "blk", "blkc1", "blkc2", "blkc3"],
         autostart: false,
         supervisor: false,
         user_memory: false,
@@ -108,4 +109,47 @@ pub static SERVERS: [ServerSpec; 6] = [
         devices: &[],
         dma_bytes: 0,
     },
+    ServerSpec {
+        name: "blk",
+        entry: blk_server::main,
+        priority: PRIO_SERVER,
+        stack_bytes: 64 * 1024,
+        arena_bytes: 256 * 1024,
+        // Block reads and writes are idempotent: clients retry, the disk holds the state.
+        policy: RestartPolicy::Transparent,
+        serves: true,
+        may_call: &[],
+        // Started only if there is a virtio-blk device (the nucleus checks `devices`).
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
+        state_bytes: 0,
+        devices: &[DeviceClass::Virtio(VIRTIO_BLOCK)],
+        // Sixteen 64 KiB request buffers, their headers and the virtqueue.
+        dma_bytes: 2 << 20,
+    },
+    blk_client("blkc1", selftest_servers::blkclient::main1),
+    blk_client("blkc2", selftest_servers::blkclient::main2),
+    blk_client("blkc3", selftest_servers::blkclient::main3),
 ];
+
+/// A block-device test client (`servers/selftest/src/blkclient.rs`): started at boot like the
+/// other test servers, idle in `receive` until the test driver starts a run.
+const fn blk_client(name: &'static str, entry: fn()) -> ServerSpec {
+    ServerSpec {
+        name,
+        entry,
+        priority: PRIO_CLIENT,
+        stack_bytes: 32 * 1024,
+        arena_bytes: 256 * 1024,
+        policy: RestartPolicy::Transparent,
+        serves: true,
+        may_call: &["blk", "testdriver"],
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
+        state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
+    }
+}
