@@ -1,10 +1,12 @@
 //! Runs one guest test on one architecture: builds its initramfs (base root file system plus
-//! the test's overlay files) at `build/<arch>/tests/<name>.cpio`, boots QEMU with it, judges
-//! the transcript, and writes `build/test-logs/<arch>-<name>.log`.
+//! the test's overlay files) at `build/<arch>/tests/<name>.cpio` and, if it has one, its disk
+//! image at `build/<arch>/tests/<name>.img`, boots QEMU with them, judges the transcript (and
+//! checks the image afterwards), and writes `build/test-logs/<arch>-<name>.log`.
 //!
 //! The verdict is the first of: the initramfs or QEMU could not be made/started; the deadline
 //! passed; QEMU hung after `@@POWEROFF`; QEMU exited without `@@POWEROFF` (an abnormal end:
-//! triple fault, QEMU error); the table entry's own checks ([`GuestTest::check`]).
+//! triple fault, QEMU error); the table entry's own checks ([`GuestTest::check`]); the disk
+//! image's check ([`crate::guest::DiskSpec::check`]).
 
 use crate::guest::GuestTest;
 use crate::qemu::{Arch, QemuConfig};
@@ -66,6 +68,10 @@ impl Setup {
         self.build_dir.join(arch.name()).join("tests").join(format!("{}.cpio", t.name))
     }
 
+    pub fn disk_path(&self, arch: Arch, t: &GuestTest) -> PathBuf {
+        self.build_dir.join(arch.name()).join("tests").join(format!("{}.img", t.name))
+    }
+
     pub fn log_path(&self, arch: Arch, t: &GuestTest) -> PathBuf {
         self.build_dir.join("test-logs").join(format!("{}-{}.log", arch.name(), t.name))
     }
@@ -104,6 +110,26 @@ pub fn build_initramfs(t: &GuestTest, base: &Path, out: &Path) -> io::Result<usi
     }
     tree.write_file(out)?;
     Ok(tree.len())
+}
+
+/// Writes a fresh disk image for `t` (if it has a disk) at `path`.
+pub fn build_disk(t: &GuestTest, path: &Path) -> io::Result<()> {
+    let Some(d) = t.disk else { return Ok(()) };
+    let mut img = vec![0u8; d.mib as usize * 1024 * 1024];
+    if let Some(fill) = d.fill {
+        fill(&mut img);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, img)
+}
+
+/// Runs the disk's post-run check on the image at `path`.
+pub fn check_disk(t: &GuestTest, path: &Path) -> Result<(), String> {
+    let Some(check) = t.disk.and_then(|d| d.check) else { return Ok(()) };
+    let img = std::fs::read(path).map_err(|e| format!("cannot read the disk image {}: {e}", path.display()))?;
+    check(&img).map_err(|why| format!("disk image: {why}"))
 }
 
 /// The result of one test on one architecture.
@@ -167,6 +193,15 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
     let mut q = QemuConfig::new(arch, kernel);
     q.initrd = Some(initrd);
     q.append = t.append.to_string();
+    let disk = setup.disk_path(arch, t);
+    if let Some(d) = t.disk {
+        if let Err(e) = build_disk(t, &disk) {
+            let why = format!("cannot make the disk image: {e}");
+            write_log(&log, t, arch, "", &format!("FAIL: {why}"), None);
+            return fail(why, String::new());
+        }
+        q.attach_disk(&disk, d.read_only);
+    }
     let timeout = setup.timeout_for(t);
     let mut guest = match Guest::spawn(q.command(), Options::default()) {
         Ok(g) => g,
@@ -178,7 +213,7 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
     };
     let out = guest.wait(Some(timeout), POWEROFF_GRACE);
     drop(guest);
-    let failure = judge(t, &out, timeout);
+    let failure = judge(t, &out, timeout).or_else(|| check_disk(t, &disk).err());
     let verdict = match &failure {
         None => "PASS".to_string(),
         Some(why) => format!("FAIL: {why}"),
