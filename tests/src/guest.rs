@@ -65,8 +65,11 @@ pub struct DiskSpec {
     /// Attached read-only (the device then offers `VIRTIO_BLK_F_RO`).
     pub read_only: bool,
     pub fill: Option<fn(&mut [u8])>,
-    pub check: Option<fn(&[u8]) -> Result<(), String>>,
+    pub check: Option<DiskCheck>,
 }
+
+/// A check of a disk image after the run: `Err` says what is wrong.
+pub type DiskCheck = fn(&[u8]) -> Result<(), String>;
 
 impl DiskSpec {
     /// A zero-filled, writable disk of `mib` MiB with no check.
