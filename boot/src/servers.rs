@@ -74,7 +74,8 @@ pub static SERVERS: [ServerSpec; 10] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 0,
-        devices: &[],
+        // The console-interrupt test (`console-irq`) drives the console's receive line.
+        devices: &[DeviceClass::Console],
         dma_bytes: 0,
     },
     ServerSpec {

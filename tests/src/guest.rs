@@ -51,6 +51,9 @@ pub struct GuestTest {
     /// A disk attached as a virtio-blk device (`virtio-blk-pci` on x86_64,
     /// `virtio-blk-device` on AArch64), made fresh for every run.
     pub disk: Option<DiskSpec>,
+    /// Console input: once the transcript shows `.0`, the harness types `.1` (slowly, as a
+    /// person would) on the guest's serial console.
+    pub input: Option<(&'static str, &'static str)>,
 }
 
 /// A check of a whole transcript beyond the ordered strings: `Err` says what is wrong.
@@ -95,6 +98,7 @@ impl GuestTest {
         timeout: DEFAULT_TIMEOUT,
         post_check: None,
         disk: None,
+        input: None,
     };
 
     /// Whether it runs on `arch`.
@@ -336,6 +340,13 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "console-rx-interrupt",
+        append: "test=console-irq",
+        input: Some(("console-irq: type a line", "hello cairn\r")),
+        expect: &["console-irq: type a line", "console-irq: read 'hello cairn' in", "@@TEST-PASS console-irq"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "blk-no-disk",
         overlay: &[("init", "#!/bin/sh\ngrep -E \"state|instance\" /sys/kernel/servers/blk/status\n", true)],
         expect: &["server 'blk': no device for it, not started", "state: not started\ninstance: 0", "@@POWEROFF 0"],
@@ -351,6 +362,7 @@ pub static TESTS: &[GuestTest] = &[
             "blk-basic: read the host's pattern across all 16384 sectors",
             "blk-basic: wrote 6144 KiB in mixed request sizes and read everything back",
             "blk-basic: out-of-range, misaligned and ungranted requests refused",
+            "blk-basic: another server cannot open, drive or interrupt-bind blk's device",
             "blk-basic: flushed",
             "@@TEST-PASS blk-basic",
         ],

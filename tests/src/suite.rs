@@ -10,7 +10,7 @@
 
 use crate::guest::GuestTest;
 use crate::qemu::{Arch, QemuConfig};
-use crate::runner::{End, Guest, Options, Outcome};
+use crate::runner::{End, Guest, Input, Options, Outcome};
 use crate::transcript;
 use std::fmt::Write as _;
 use std::io;
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 pub const POWEROFF_GRACE: Duration = Duration::from_secs(10);
 /// Lines of transcript shown with a failure.
 pub const TAIL_LINES: usize = 30;
+/// Pause between the bytes of a test's console input.
+const INPUT_PAUSE: Duration = Duration::from_millis(20);
 
 /// Where things are, for every test of a run.
 #[derive(Clone, Debug)]
@@ -203,7 +205,8 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
         q.attach_disk(&disk, d.read_only);
     }
     let timeout = setup.timeout_for(t);
-    let mut guest = match Guest::spawn(q.command(), Options::default()) {
+    let opts = Options { stdin: if t.input.is_some() { Input::Piped } else { Input::Null }, ..Options::default() };
+    let mut guest = match Guest::spawn(q.command(), opts) {
         Ok(g) => g,
         Err(e) => {
             let why = format!("cannot start {}: {e}", q.program());
@@ -211,6 +214,22 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
             return fail(why, String::new());
         }
     };
+    if let (Some((marker, text)), Some(mut pipe)) = (t.input, guest.take_stdin()) {
+        let watch = guest.watch();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            if watch.wait_until_contains(marker, timeout) {
+                for b in text.bytes() {
+                    if pipe.write_all(&[b]).and_then(|_| pipe.flush()).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(INPUT_PAUSE);
+                }
+            }
+            // Keep the pipe open until QEMU is gone (end of file would mean nothing to it).
+            let _ = watch.wait_until_contains("\u{0}never\u{0}", timeout);
+        });
+    }
     let out = guest.wait(Some(timeout), POWEROFF_GRACE);
     drop(guest);
     let failure = judge(t, &out, timeout).or_else(|| check_disk(t, &disk).err());

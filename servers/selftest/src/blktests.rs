@@ -144,8 +144,38 @@ pub fn basic() -> Outcome {
         return Err("a read at a grant offset landed in the wrong place");
     }
     log!("blk-basic: out-of-range, misaligned and ungranted requests refused");
+    not_the_drivers()?;
     blkio::flush().map_err(|_| "flush failed")?;
     log!("blk-basic: flushed");
+    Ok(())
+}
+
+/// The test driver is not the disk's driver: it may not open the device, touch the one `blk`
+/// opened (its registers, configuration space, interrupt line), or allocate DMA memory.
+fn not_the_drivers() -> Outcome {
+    use server_rt::{DeviceClass, DeviceRef, IpcError, VIRTIO_BLOCK};
+    let k = kernel();
+    let refused = |r: Result<(), IpcError>| r == Err(IpcError::NotPermitted);
+    let open = k.device_open(DeviceClass::Virtio(VIRTIO_BLOCK), 0).map(|_| ());
+    // Device 1 is the disk (0 is the console), opened by `blk`.
+    let theirs = DeviceRef(1);
+    let checks = [
+        ("open a virtio-blk device", refused(open)),
+        ("acknowledge blk's interrupt", refused(k.irq_ack(theirs))),
+        ("bind blk's interrupt", refused(k.irq_bind(theirs, 1))),
+        ("read blk's configuration space", refused(k.pci_config_read(theirs, 0).map(|_| ()))),
+        ("close blk's device", refused(k.device_close(theirs))),
+        ("allocate DMA memory", refused(k.dma_alloc(1).map(|_| ()))),
+        // Any window: the driver owns no device with registers.
+        ("map a register window", refused(k.device_mmio(0x0a00_0000, 0x200).map(|_| ()))),
+    ];
+    for (what, ok) in checks {
+        if !ok {
+            log!("blk-basic: the test driver could {what}");
+            return Err("a server without the device's capability could use it");
+        }
+    }
+    log!("blk-basic: another server cannot open, drive or interrupt-bind blk's device");
     Ok(())
 }
 
@@ -367,5 +397,48 @@ pub fn bench() -> Outcome {
         }
     }
     blkio::flush().map_err(|_| "flush failed")?;
+    Ok(())
+}
+
+/// The console's receive interrupt as notifications: the harness types a line; every byte
+/// arrives by interrupt (the driver only reads the UART when notified), and the line stays
+/// masked from an interrupt until the acknowledgement.
+pub fn console_irq() -> Outcome {
+    use server_rt::DeviceClass;
+    const BIT: u64 = 1 << 7;
+    let k = kernel();
+    let (dev, info) = k.device_open(DeviceClass::Console, 0).map_err(|_| "cannot open the console")?;
+    if !info.has_irq {
+        return Err("the console has no interrupt line");
+    }
+    k.irq_bind(dev, BIT).map_err(|_| "cannot bind the console's interrupt")?;
+    log!("console-irq: type a line");
+    let (mut line, mut wakeups) = (Vec::new(), 0u32);
+    let until = k.now_ns() + 60_000_000_000;
+    while !line.iter().any(|&b| b == b'\r' || b == b'\n') {
+        match k.receive_timeout(until.saturating_sub(k.now_ns())) {
+            Ok(Some(m)) if m.is_notification() && m.args[0] & BIT != 0 => {
+                wakeups += 1;
+                let mut b = [0u8; 64];
+                loop {
+                    let n = k.console_read(&mut b);
+                    if n == 0 {
+                        break;
+                    }
+                    line.extend_from_slice(&b[..n]);
+                }
+                k.irq_ack(dev).map_err(|_| "cannot acknowledge the console's interrupt")?;
+            }
+            Ok(Some(_)) => {}
+            _ => return Err("no console interrupt came"),
+        }
+    }
+    let interrupts = k.device_info(dev).map_err(|_| "no device info")?.irq_count;
+    k.device_close(dev).map_err(|_| "cannot close the console")?;
+    let text = core::str::from_utf8(&line).unwrap_or("?").trim_end();
+    log!("console-irq: read '{text}' in {wakeups} wakeups ({interrupts} interrupts)");
+    if text != "hello cairn" || wakeups == 0 || interrupts < wakeups as u64 {
+        return Err("console input did not arrive through the interrupt");
+    }
     Ok(())
 }

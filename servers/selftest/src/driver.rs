@@ -49,6 +49,7 @@ pub fn main() {
         "blk-kill" => crate::blktests::kill(25),
         "blk-irq" => crate::blktests::irq(),
         "blk-bench" => crate::blktests::bench(),
+        "console-irq" => crate::blktests::console_irq(),
         _ => Err("unknown test"),
     };
     match outcome {
