@@ -257,8 +257,8 @@ pub fn concurrent() -> Outcome {
     log!(
         "blk-concurrent: 3 clients, {ops} requests, all data right; at most {} in flight, {} completions, {} interrupts",
         s.max_in_flight,
-        s.completions - before.completions,
-        s.irq_count - before.irq_count
+        s.completions.saturating_sub(before.completions),
+        s.irq_count.saturating_sub(before.irq_count)
     );
     if s.max_in_flight < 2 {
         return Err("the server never had two requests in flight");
@@ -358,10 +358,10 @@ pub fn irq() -> Outcome {
     let c = blkio::stats().map_err(|_| "STATS failed")?;
     log!(
         "blk-irq: idle 300 ms: {} wakeups (the STATS request itself), {} interrupts",
-        c.wakeups - b.wakeups,
-        c.irq_count - b.irq_count
+        c.wakeups.saturating_sub(b.wakeups),
+        c.irq_count.saturating_sub(b.irq_count)
     );
-    if c.wakeups - b.wakeups != 1 || c.irq_count != b.irq_count {
+    if c.instance != b.instance || c.wakeups.saturating_sub(b.wakeups) != 1 || c.irq_count != b.irq_count {
         return Err("the server did not sleep while idle");
     }
     Ok(())
