@@ -60,44 +60,39 @@ fn err(e: Errno) -> i64 {
     -(e.0 as i64)
 }
 
-impl Server {
-    /// Checks a read, write or flush against the device and the grant.
-    fn check(&self, req: &Sqe) -> Result<Request, Errno> {
-        let op = match req.opcode {
-            OP_READ => Op::Read,
-            OP_WRITE => Op::Write,
-            _ => Op::Flush,
-        };
-        let r = Request {
-            tag: req.tag,
-            op,
-            offset: req.args[ARG_OFFSET],
-            len: 0,
-            grant_offset: req.args[ARG_GRANT_OFFSET],
-        };
-        if op == Op::Flush {
-            return Ok(r);
-        }
-        if op == Op::Write && self.info.flags & INFO_READ_ONLY != 0 {
-            return Err(Errno::EROFS);
-        }
-        let len = req.args[ARG_LEN];
-        let bs = self.info.block_size as u64;
-        if len == 0 || len > self.info.max_transfer as u64 || !len.is_multiple_of(bs) || !r.offset.is_multiple_of(bs) {
-            return Err(Errno::EINVAL);
-        }
-        match r.offset.checked_add(len) {
-            Some(end) if end <= self.info.size_bytes => {}
-            _ => return Err(Errno::EINVAL),
-        }
-        let need = if op == Op::Read { GRANT_WRITE } else { GRANT_READ };
-        let fits = r.grant_offset.checked_add(len).is_some_and(|end| end <= req.grant.len);
-        if req.grant.is_none() || req.grant.rights & need == 0 || !fits {
-            return Err(Errno::EFAULT);
-        }
-        Ok(Request { len: len as usize, ..r })
+/// Checks a read, write or flush against the device (`info`) and the request's grant.
+fn check(info: &BlkInfo, req: &Sqe) -> Result<Request, Errno> {
+    let op = match req.opcode {
+        OP_READ => Op::Read,
+        OP_WRITE => Op::Write,
+        _ => Op::Flush,
+    };
+    let r =
+        Request { tag: req.tag, op, offset: req.args[ARG_OFFSET], len: 0, grant_offset: req.args[ARG_GRANT_OFFSET] };
+    if op == Op::Flush {
+        return Ok(r);
     }
+    if op == Op::Write && info.flags & INFO_READ_ONLY != 0 {
+        return Err(Errno::EROFS);
+    }
+    let len = req.args[ARG_LEN];
+    let bs = info.block_size as u64;
+    if len == 0 || len > info.max_transfer as u64 || !len.is_multiple_of(bs) || !r.offset.is_multiple_of(bs) {
+        return Err(Errno::EINVAL);
+    }
+    match r.offset.checked_add(len) {
+        Some(end) if end <= info.size_bytes => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let need = if op == Op::Read { GRANT_WRITE } else { GRANT_READ };
+    let fits = r.grant_offset.checked_add(len).is_some_and(|end| end <= req.grant.len);
+    if req.grant.is_none() || req.grant.rights & need == 0 || !fits {
+        return Err(Errno::EFAULT);
+    }
+    Ok(Request { len: len as usize, ..r })
+}
 
+impl Server {
     /// Puts `r` into an idle slot and submits it; the reply if it failed at once.
     fn start(&mut self, slot: usize, r: Request) -> Option<Cqe> {
         if r.op == Op::Write {
@@ -188,7 +183,7 @@ impl Server {
                 Some(Cqe::new(req.tag, write_struct(req, s.as_bytes())))
             }
             OP_FLUSH if self.info.flags & INFO_FLUSH == 0 => Some(Cqe::new(req.tag, 0)),
-            OP_READ | OP_WRITE | OP_FLUSH => match self.check(req) {
+            OP_READ | OP_WRITE | OP_FLUSH => match check(&self.info, req) {
                 Err(e) => Some(Cqe::new(req.tag, err(e))),
                 Ok(r) => match self.dev.idle_slot() {
                     Some(slot) if self.waiting.is_empty() => self.start(slot, r),
@@ -285,5 +280,61 @@ pub fn main() {
         } else {
             reply = s.request(&msg);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use server_rt::GrantRef;
+
+    const INFO: BlkInfo =
+        BlkInfo { size_bytes: 1 << 20, block_size: 512, flags: 0, max_transfer: 65536, queue_depth: 16 };
+
+    fn req(opcode: u32, offset: u64, len: u64, grant_offset: u64, grant_len: u64, rights: u32) -> Sqe {
+        let mut s = Sqe::new(opcode, [0; 6]);
+        s.args[ARG_OFFSET] = offset;
+        s.args[ARG_LEN] = len;
+        s.args[ARG_GRANT_OFFSET] = grant_offset;
+        s.grant = GrantRef::own_memory(0x1000, grant_len, rights);
+        s
+    }
+
+    #[test]
+    fn good_requests() {
+        let r = check(&INFO, &req(OP_READ, 4096, 8192, 512, 8704, GRANT_WRITE)).unwrap();
+        assert_eq!((r.op, r.offset, r.len, r.grant_offset), (Op::Read, 4096, 8192, 512));
+        let w = check(&INFO, &req(OP_WRITE, (1 << 20) - 65536, 65536, 0, 65536, GRANT_READ)).unwrap();
+        assert_eq!((w.op, w.len), (Op::Write, 65536));
+        assert_eq!(check(&INFO, &Sqe::new(OP_FLUSH, [0; 6])).unwrap().op, Op::Flush);
+    }
+
+    #[test]
+    fn range_and_alignment() {
+        let einval = Err(Errno::EINVAL);
+        let c = |o, l| check(&INFO, &req(OP_READ, o, l, 0, 1 << 20, GRANT_WRITE)).map(|_| ());
+        assert_eq!(c(1 << 20, 512), einval, "at the end");
+        assert_eq!(c((1 << 20) - 512, 1024), einval, "across the end");
+        assert_eq!(c(u64::MAX - 511, 512), einval, "offset overflow");
+        assert_eq!(c(100, 512), einval, "misaligned offset");
+        assert_eq!(c(0, 100), einval, "misaligned length");
+        assert_eq!(c(0, 0), einval, "empty");
+        assert_eq!(c(0, 131072), einval, "above max transfer");
+        let big = BlkInfo { block_size: 4096, ..INFO };
+        assert_eq!(check(&big, &req(OP_READ, 512, 4096, 0, 4096, GRANT_WRITE)).map(|_| ()), einval, "4 KiB blocks");
+    }
+
+    #[test]
+    fn grants_and_read_only() {
+        let efault = Err(Errno::EFAULT);
+        assert_eq!(check(&INFO, &req(OP_READ, 0, 512, 0, 0, GRANT_WRITE)).map(|_| ()), efault, "no grant");
+        assert_eq!(check(&INFO, &req(OP_READ, 0, 4096, 0, 1024, GRANT_WRITE)).map(|_| ()), efault, "too small");
+        assert_eq!(check(&INFO, &req(OP_READ, 0, 512, 4000, 4096, GRANT_WRITE)).map(|_| ()), efault, "offset");
+        assert_eq!(check(&INFO, &req(OP_READ, 0, 512, u64::MAX, 4096, GRANT_WRITE)).map(|_| ()), efault, "overflow");
+        assert_eq!(check(&INFO, &req(OP_READ, 0, 512, 0, 512, GRANT_READ)).map(|_| ()), efault, "read-only grant");
+        assert_eq!(check(&INFO, &req(OP_WRITE, 0, 512, 0, 512, GRANT_WRITE)).map(|_| ()), efault, "write-only grant");
+        let ro = BlkInfo { flags: INFO_READ_ONLY, ..INFO };
+        assert_eq!(check(&ro, &req(OP_WRITE, 0, 512, 0, 512, GRANT_READ)).map(|_| ()), Err(Errno::EROFS));
+        assert!(check(&ro, &req(OP_READ, 0, 512, 0, 512, GRANT_WRITE)).is_ok());
     }
 }

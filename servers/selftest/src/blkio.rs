@@ -84,3 +84,18 @@ pub fn write(offset: u64, buf: &[u8]) -> Result<i64, i64> {
 pub fn flush() -> Result<i64, i64> {
     call(OP_FLUSH, [0; 3], GrantRef::NONE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_names_sector_and_tag() {
+        let mut b = alloc::vec![0u8; 1024];
+        fill(&mut b, 7, 3);
+        assert!(sector_ok(&b, 7, 3) && sector_ok(&b[512..], 8, 3));
+        assert!(!sector_ok(&b, 8, 3), "a sector's data names its number");
+        assert!(!sector_ok(&b, 7, 4), "and the tag it was written with");
+        assert_ne!(&b[..512], &b[512..], "sectors differ");
+    }
+}
