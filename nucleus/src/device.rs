@@ -204,7 +204,7 @@ pub fn init(info: &BootInfo) {
                 Bus::Mmio => Reset::Unknown,
             };
             let class = DeviceClass::Virtio(d.virtio_type);
-            t.devices[slot] = Some(Device {
+            let dev = Device {
                 class,
                 found: Some(d),
                 va,
@@ -215,7 +215,11 @@ pub fn init(info: &BootInfo) {
                 bits: 0,
                 owes_ack: false,
                 irq_count: 0,
-            });
+            };
+            // The firmware may have used it (SeaBIOS drives virtio-blk to boot from it): quiet
+            // until a driver opens it.
+            self::reset(&dev);
+            t.devices[slot] = Some(dev);
             print_device(slot, &d);
         });
     });
