@@ -2,10 +2,11 @@
 //!
 //! At boot [`init`] asks the arch layer to find the interrupt controllers and the devices (PCI
 //! functions on x86_64, virtio-mmio transports on AArch64), maps every register window of each
-//! into the device area of the kernel half (uncached / Device-nGnRE, permanently), and finds how
-//! to reset it (a virtio PCI function's `device_status` through its common-configuration
-//! capability; a virtio-mmio transport's `Status` register). Entry 0 is always the console UART,
-//! for its receive interrupt.
+//! into the device area of the kernel half (uncached / Device-nGnRE, permanently), finds how to
+//! reset it (a virtio PCI function's `device_status` through its common-configuration
+//! capability; a virtio-mmio transport's `Status` register) and resets it, since the firmware
+//! may have been using it: no device does anything until a driver opens it. Entry 0 is always
+//! the console UART, for its receive interrupt.
 //!
 //! A server whose spec lists a device class opens one device of it ([`open`]); a device has at
 //! most one owner, a live task. The owner may bind the device's interrupt line to notification
