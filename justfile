@@ -7,25 +7,34 @@
 #   just trace -- 'CMD'      run CMD traced and analyze the IPC trace (ARCH=arm64 for AArch64)
 #
 # Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
-# APPEND="..." adds kernel command-line words (e.g. APPEND="test=ticks").
+# APPEND="..." adds kernel command-line words (e.g. APPEND="test=ticks");
+# DISK=IMAGE attaches a raw disk image as a virtio-blk device (`just qemu-x86 DISK=disk.img`,
+# or `just DISK=disk.img qemu-arm64`; make one with `truncate -s 64M disk.img`).
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 OVERLAY := env_var_or_default("OVERLAY", "")
 APPEND := env_var_or_default("APPEND", "")
+DISK := env_var_or_default("DISK", "")
 objcopy := `echo "$(rustc --print sysroot 2>/dev/null)/lib/rustlib/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/bin/llvm-objcopy"`
 
-# Boot x86_64 and drop into BusyBox sh on the serial console.
-qemu-x86: setup (kernel "x86_64") (initramfs "x86_64")
+# Boot x86_64 and drop into BusyBox sh on the serial console (`DISK=IMAGE` attaches a disk).
+qemu-x86 *ARGS: setup (kernel "x86_64") (initramfs "x86_64")
+    #!/usr/bin/env bash
+    set -euo pipefail
+    disk="{{DISK}}"; for a in {{ARGS}}; do case "$a" in DISK=*) disk="${a#DISK=}" ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac; done
     cargo run -q --release -p tests --bin run -- --arch x86_64 \
         --kernel target/x86_64-unknown-none/release/kernel \
-        --initrd build/x86_64/initramfs.cpio --append "{{APPEND}}"
+        --initrd build/x86_64/initramfs.cpio --append "{{APPEND}}" ${disk:+--disk "$disk"}
 
-# Boot AArch64 and drop into BusyBox sh on the serial console.
-qemu-arm64: setup (kernel "aarch64") (initramfs "aarch64")
+# Boot AArch64 and drop into BusyBox sh on the serial console (`DISK=IMAGE` attaches a disk).
+qemu-arm64 *ARGS: setup (kernel "aarch64") (initramfs "aarch64")
+    #!/usr/bin/env bash
+    set -euo pipefail
+    disk="{{DISK}}"; for a in {{ARGS}}; do case "$a" in DISK=*) disk="${a#DISK=}" ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac; done
     cargo run -q --release -p tests --bin run -- --arch aarch64 \
         --kernel build/aarch64/Image \
-        --initrd build/aarch64/initramfs.cpio --append "{{APPEND}}"
+        --initrd build/aarch64/initramfs.cpio --append "{{APPEND}}" ${disk:+--disk "$disk"}
 
 # Lint, host unit tests (with loom), then every guest test on both architectures.
 test: setup lint (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")

@@ -1,6 +1,6 @@
 //! The Linux ABI as data: system call numbers per architecture, errno values, and (as the Linux
 //! server grows) the layouts of the structures user programs pass in (`stat`, `termios`,
-//! `sigaction`...) and the typed request/response enums of every server. No logic, no `unsafe`.
+//! `sigaction`...) and the protocols of every server (`proto/`). No logic, no `unsafe`.
 #![no_std]
 #![deny(unsafe_code)]
 

@@ -1,6 +1,7 @@
 //! The arch-neutral description of the machine that the boot code hands to the nucleus:
-//! physical memory regions (from the PVH memory map or the DTB), the kernel command line and the
-//! initial root file system (initrd). Fixed-size, no allocation: it is built before any heap.
+//! physical memory regions (from the PVH memory map or the DTB), the kernel command line, the
+//! initial root file system (initrd), and where the firmware's description of the devices is
+//! (ACPI RSDP, DTB). Fixed-size, no allocation: it is built before any heap.
 
 /// What a physical memory region may be used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,10 @@ pub struct BootInfo {
     pub kernel_phys: (u64, u64),
     /// Name of the boot protocol that brought us here (`"pvh"`, `"linux-image"`).
     pub protocol: &'static str,
+    /// Physical address of the ACPI RSDP, if the loader gave one (PVH's `rsdp_paddr`).
+    pub acpi_rsdp: Option<u64>,
+    /// Physical address of the flattened device tree, if the loader gave one (AArch64 x0).
+    pub dtb: Option<u64>,
 }
 
 impl BootInfo {
@@ -52,6 +57,8 @@ impl BootInfo {
             initrd: None,
             kernel_phys: (0, 0),
             protocol,
+            acpi_rsdp: None,
+            dtb: None,
         }
     }
 

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `console::write_bytes(&[u8])` | blocking write to the boot console (16550 / PL011) |
 //! | `console::read_byte() -> Option<u8>` | non-blocking read from the console |
+//! | `console::enable_rx_interrupt/disable_rx_interrupt()` | the UART's receive interrupt |
 //! | `cpu::interrupts_enabled/enable/disable()`, `cpu::without_interrupts(f)` | IRQ mask |
 //! | `cpu::wait_for_interrupt()` | `hlt` / `wfi`: idle until the next interrupt |
 //! | `cpu::halt_forever() -> !` | stop this CPU for good (used after a nucleus fault) |
@@ -17,17 +18,28 @@
 //! | `trap::install(&'static TrapHooks)` | route timer ticks and CPU exceptions to the nucleus |
 //! | `mm::phys_to_virt(pa) / virt_to_phys(va)` | the direct map of physical memory |
 //! | `mm::PAGE_SIZE` | 4096 |
+//! | `mm::map_device_page(va, pa, alloc)`, `mm::DEVICE_AREA_BASE/SIZE` | uncached device mappings |
+//! | `dev::init(&BootInfo)` | find the interrupt controllers (ACPI MADT / GIC), mask every line |
+//! | `dev::discover(&BootInfo, f)` | report virtio devices (PCI bus 0 / DTB `virtio,mmio`) |
+//! | `dev::console_irq()` | the console UART's receive line |
+//! | `dev::irq_route(line)`, `dev::irq_mask/irq_unmask(n)` | program, mask, unmask a line |
+//! | `dev::config_read/config_write(bus, off, ..)` | PCI configuration space |
 //!
 //! The per-arch boot code (in `boot/`) builds a [`BootInfo`] and hands it to `nucleus::main`.
+//! Device interrupt lines are masked by the trap path before the end-of-interrupt and handed to
+//! the `device_irq` hook; they stay masked until the nucleus unmasks them.
+//!
 //! Invariant: nothing in here allocates; nothing in here knows about tasks or servers.
 #![no_std]
 
 pub mod bootinfo;
 pub mod clock;
+pub mod devinfo;
 pub mod irq;
 pub mod trapinfo;
 
 pub use bootinfo::{BootInfo, MemKind, MemRegion};
+pub use devinfo::{Bus, FoundDevice, IrqLine};
 pub use trapinfo::{ExceptionClass, ExceptionInfo, TrapHooks};
 
 #[cfg(target_arch = "x86_64")]
@@ -40,7 +52,7 @@ pub mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64 as current;
 
-pub use current::{console, context, cpu, mm, power, rtc, syscall, timer, trap, user};
+pub use current::{console, context, cpu, dev, mm, power, rtc, syscall, timer, trap, user};
 
 /// Short architecture name printed in the banner and used by tests.
 pub const ARCH_NAME: &str = current::ARCH_NAME;

@@ -1,12 +1,16 @@
 //! The nucleus's implementation of `server_rt::Kernel`: what servers may ask of it. Every
 //! operation is checked against the calling task (its capabilities, its server spec); the
-//! supervisor-only operations check the `supervisor` flag of the caller's spec.
+//! supervisor-only operations check the `supervisor` flag of the caller's spec, the device
+//! operations its `devices` list and its ownership of the device (`device.rs`, `dma.rs`).
 
 use crate::user;
 use crate::{call, death, inject, sched, servers};
 use core::fmt;
 use ipc::{CapRef, Cqe, IpcError, Sqe};
-use server_rt::{AspaceRef, DeathNotice, FaultKind, Kernel, MemError, MemStats, Prot, ServerSpec, ThreadRef};
+use server_rt::{
+    AspaceRef, DeathNotice, DeviceClass, DeviceInfo, DeviceRef, DmaRegion, FaultKind, Kernel, MemError, MemStats, Prot,
+    ServerSpec, ThreadRef,
+};
 
 pub struct NucleusApi;
 
@@ -190,6 +194,50 @@ impl Kernel for NucleusApi {
 
     fn poweroff(&self, code: u32) -> ! {
         crate::poweroff(code)
+    }
+
+    fn device_open(&self, class: DeviceClass, nth: usize) -> Result<(DeviceRef, DeviceInfo), IpcError> {
+        crate::device::open(class, nth)
+    }
+
+    fn device_close(&self, dev: DeviceRef) -> Result<(), IpcError> {
+        crate::device::close(dev)
+    }
+
+    fn device_info(&self, dev: DeviceRef) -> Result<DeviceInfo, IpcError> {
+        crate::device::info(dev)
+    }
+
+    fn device_mmio(&self, paddr: u64, len: u64) -> Result<u64, IpcError> {
+        crate::device::mmio(paddr, len)
+    }
+
+    fn pci_config_read(&self, dev: DeviceRef, offset: u16) -> Result<u32, IpcError> {
+        crate::device::config_read(dev, offset)
+    }
+
+    fn pci_config_write(&self, dev: DeviceRef, offset: u16, value: u32) -> Result<(), IpcError> {
+        crate::device::config_write(dev, offset, value)
+    }
+
+    fn irq_bind(&self, dev: DeviceRef, bits: u64) -> Result<(), IpcError> {
+        crate::device::irq_bind(dev, bits)
+    }
+
+    fn irq_ack(&self, dev: DeviceRef) -> Result<(), IpcError> {
+        crate::device::irq_ack(dev)
+    }
+
+    fn dma_alloc(&self, pages: usize) -> Result<DmaRegion, IpcError> {
+        crate::dma::alloc(pages)
+    }
+
+    fn dma_free(&self, paddr: u64) -> Result<(), IpcError> {
+        crate::dma::free(paddr)
+    }
+
+    fn dma_phys(&self, vaddr: u64, len: u64) -> Result<u64, IpcError> {
+        crate::dma::phys(vaddr, len)
     }
 
     fn aspace_create(&self) -> Result<AspaceRef, MemError> {

@@ -2,8 +2,9 @@
 //! panic, a CPU fault, a stack overflow or an injected fault — marks it dead, takes it off the
 //! run queue, moves its endpoint to a new generation (every capability to the dead instance is
 //! now stale), completes every request waiting on that endpoint with `ServerDied`, and posts a
-//! death notice for the supervisor. Its stack and arena are freed by [`reap`] once it is off
-//! the CPU, because a task dying on its own stack cannot free that stack.
+//! death notice for the supervisor. The devices it drove are reset at once (`device::on_death`:
+//! lines masked and unbound, no more DMA). Its DMA memory, stack and arena are freed by [`reap`]
+//! once it is off the CPU, because a task dying on its own stack cannot free that stack.
 
 use crate::sched::{self, State};
 use crate::task::{TaskState, IDLE, MAX_TASKS};
@@ -28,6 +29,10 @@ pub fn kill(mut st: MutexGuard<'static, State>, i: usize, cause: DeathCause) {
     t.state = TaskState::Dead;
     t.death = Some(cause);
     let spec = t.spec;
+    let id = t.id;
+    // Its devices stop now (lines masked, device reset), before the reaper frees any memory
+    // the devices might still write.
+    crate::device::on_death(id);
     if let Some(s) = spec {
         crate::servers::record_death(s, cause);
     }
@@ -132,6 +137,8 @@ pub fn reap() {
         crate::user::fpu_forget(i);
         st.generations[i] = st.generations[i].wrapping_add(1);
         drop(st);
+        // Its devices were reset when it was killed; now its DMA memory can go.
+        crate::dma::release(task.id);
         if let Some(a) = task.arena {
             crate::mem::arena::destroy(a);
         }

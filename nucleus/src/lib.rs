@@ -1,5 +1,6 @@
 //! The nucleus: the small, privileged core of Cairn. It owns scheduling, capabilities, tasks,
-//! physical memory and the kernel side of the message rings, and nothing else: the Linux ABI,
+//! physical memory, the kernel side of the message rings, and which server may touch which
+//! device (its registers, its interrupt line, its DMA memory), and nothing else: the Linux ABI,
 //! file systems, networking and drivers are servers that talk to each other by message.
 //!
 //! Invariants: nothing a user program, a server or a disk image does may panic the nucleus; a
@@ -15,6 +16,8 @@ pub mod call;
 pub mod cap;
 pub mod cmdline;
 pub mod death;
+pub mod device;
+pub mod dma;
 pub mod endpoint;
 pub mod fastpath;
 pub mod grant;
@@ -96,6 +99,7 @@ pub fn main(info: &'static BootInfo, servers: &'static [ServerSpec]) -> ! {
     );
 
     traps::install();
+    device::init(info);
     arch::timer::start_periodic(TICK_HZ);
     arch::cpu::enable_interrupts();
     kprintln!("timer: {} Hz tick, clock at {} ns", TICK_HZ, arch::timer::now_ns());
@@ -124,9 +128,16 @@ fn start_servers(servers: &'static [ServerSpec], testing: bool) {
     server_rt::install(&api::API);
     servers::install_table(servers);
     task::install_idle();
-    // Nucleus tests run without the Linux personality (no user programs).
-    let wanted = |s: &ServerSpec| (s.autostart && !(testing && s.user_memory)) || (testing && s.name == "testdriver");
+    // Nucleus tests run without the Linux personality (no user programs). A driver starts only
+    // if there is a device for it.
+    let has_device = |s: &ServerSpec| s.devices.is_empty() || s.devices.iter().any(|&c| device::exists(c));
+    let wanted = |s: &ServerSpec| {
+        (s.autostart && !(testing && s.user_memory) && has_device(s)) || (testing && s.name == "testdriver")
+    };
     for (i, s) in servers.iter().enumerate() {
+        if s.autostart && !has_device(s) {
+            kprintln!("server '{}': no device for it, not started", s.name);
+        }
         if wanted(s) {
             if let Err(e) = servers::spawn(i) {
                 kprintln!("cannot start server '{}': {e}", s.name);

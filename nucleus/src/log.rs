@@ -47,3 +47,39 @@ macro_rules! kprintln {
     () => { $crate::log::print(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::log::print(format_args!("{}\n", format_args!($($arg)*))) };
 }
+
+/// A short line assembled piece by piece before printing (fixed size, no heap; longer text is
+/// cut off).
+pub struct Line {
+    buf: [u8; 192],
+    len: usize,
+}
+
+impl Line {
+    pub const fn new() -> Line {
+        Line { buf: [0; 192], len: 0 }
+    }
+
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len == self.buf.len() {
+                break;
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}

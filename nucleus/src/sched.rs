@@ -235,6 +235,16 @@ pub fn on_tick() {
     }
 }
 
+/// Switches to the best ready task if it has a higher priority than the running one (after
+/// an interrupt woke it); otherwise just releases the lock.
+pub fn preempt_if_outranked(st: MutexGuard<'static, State>) {
+    let cur = current();
+    let prio = st.tasks[cur].as_ref().map_or(usize::MAX, |t| t.priority as usize);
+    if st.highest_ready_priority().is_some_and(|p| p < prio) {
+        reschedule(st);
+    }
+}
+
 /// Sleeps the current task for at least `ns` (tick granularity).
 pub fn sleep_ns(ns: u64) {
     arch::cpu::without_interrupts(|| {

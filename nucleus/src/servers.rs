@@ -47,6 +47,7 @@ pub fn info(spec: usize) -> Option<server_rt::ServerInfo> {
             deaths: DEATHS[spec].load(Ordering::Relaxed),
             last_death: LAST_DEATH.lock()[spec],
             in_flight,
+            dma_pages: crate::dma::pages_of(spec),
         })
     })
 }

@@ -1,4 +1,5 @@
-//! The nucleus's answers to traps. Timer ticks advance time, fire fault injections and preempt.
+//! The nucleus's answers to traps. Timer ticks advance time, fire fault injections and preempt;
+//! device interrupts become notifications to the drivers bound to the line (`device.rs`).
 //! A CPU exception is charged to whoever caused it: if a server was running its own code, the
 //! server dies (a stack overflow when the address is in its guard page) and the system goes on;
 //! if the nucleus was running (no server current, or the nucleus lock held), it is fatal and
@@ -23,8 +24,22 @@ fn timer_tick() {
     }
 }
 
-fn device_irq(irq: u32) {
-    crate::kprintln!("unexpected device interrupt {irq}");
+/// A device line fired (the arch layer has masked it and ended the interrupt): the drivers
+/// bound to it get their notification bits, and one of them runs at once if it outranks the
+/// interrupted task.
+fn device_irq(line: u32) {
+    let w = crate::device::on_irq(line);
+    if w.len == 0 {
+        return;
+    }
+    let mut st = sched::lock();
+    for &(id, bits) in &w.targets[..w.len] {
+        let alive = st.tasks[id.index].as_ref().is_some_and(|t| t.id == id);
+        if alive {
+            crate::call::notify_task(&mut st, id.index, bits);
+        }
+    }
+    sched::preempt_if_outranked(st);
 }
 
 /// Whether the running code is a server's own (not the nucleus, not the idle task).

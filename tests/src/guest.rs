@@ -3,7 +3,9 @@
 //!
 //! A test is a kernel command line, files added to the initramfs (usually an `/init` script),
 //! the strings its console transcript must contain *in order*, strings it must not contain, and
-//! the power-off code. Nucleus self-tests are selected with `test=<name>` (see
+//! the power-off code, and optionally a disk image (a [`DiskSpec`]: made fresh, attached as a
+//! virtio-blk device, checked on the host afterwards). Nucleus self-tests are selected with
+//! `test=<name>` (see
 //! `nucleus/src/selftest.rs` and `servers/selftest/src/driver.rs`); BusyBox tests put a script
 //! in `/init`, which the Linux server runs as pid 1 (its exit status powers the machine off).
 //!
@@ -16,6 +18,7 @@
 
 use crate::qemu::Arch;
 use crate::transcript;
+use selftest_servers::{blkio, blktests};
 use std::time::Duration;
 
 /// The default per-test timeout (generous: TCG on a loaded two-core machine is slow).
@@ -45,10 +48,38 @@ pub struct GuestTest {
     pub timeout: Duration,
     /// A further check of the whole transcript (e.g. analyzing the IPC trace in it).
     pub post_check: Option<PostCheck>,
+    /// A disk attached as a virtio-blk device (`virtio-blk-pci` on x86_64,
+    /// `virtio-blk-device` on AArch64), made fresh for every run.
+    pub disk: Option<DiskSpec>,
+    /// Console input: once the transcript shows `.0`, the harness types `.1` (slowly, as a
+    /// person would) on the guest's serial console.
+    pub input: Option<(&'static str, &'static str)>,
 }
 
 /// A check of a whole transcript beyond the ordered strings: `Err` says what is wrong.
 pub type PostCheck = fn(&str) -> Result<(), String>;
+
+/// A disk image for one run: a fresh raw image of `mib` MiB at `build/<arch>/tests/<name>.img`,
+/// filled by `fill` (zeros otherwise) before QEMU starts, and checked by `check` after it has
+/// exited (a failed check fails the test).
+#[derive(Clone, Copy, Debug)]
+pub struct DiskSpec {
+    pub mib: u32,
+    /// Attached read-only (the device then offers `VIRTIO_BLK_F_RO`).
+    pub read_only: bool,
+    pub fill: Option<fn(&mut [u8])>,
+    pub check: Option<DiskCheck>,
+}
+
+/// A check of a disk image after the run: `Err` says what is wrong.
+pub type DiskCheck = fn(&[u8]) -> Result<(), String>;
+
+impl DiskSpec {
+    /// A zero-filled, writable disk of `mib` MiB with no check.
+    pub const fn zeroed(mib: u32) -> DiskSpec {
+        DiskSpec { mib, read_only: false, fill: None, check: None }
+    }
+}
 
 /// Both architectures.
 pub const BOTH: &[Arch] = &[Arch::X86_64, Arch::Aarch64];
@@ -66,6 +97,8 @@ impl GuestTest {
         expect_poweroff: Some(0),
         timeout: DEFAULT_TIMEOUT,
         post_check: None,
+        disk: None,
+        input: None,
     };
 
     /// Whether it runs on `arch`.
@@ -292,7 +325,7 @@ pub static TESTS: &[GuestTest] = &[
             "state: running\ninstance: 1\nrestarts: 0\npolicy: transparent",
             "'echo' instance 1 died: killed",
             "instance: 2\nlast-death: killed",
-            "echo keeper linux ramfs relay supervisor testdriver tty vfs",
+            "blk blkc1 blkc2 blkc3 echo keeper linux ramfs relay supervisor testdriver tty vfs",
         ],
         ..GuestTest::DEFAULT
     },
@@ -320,6 +353,87 @@ pub static TESTS: &[GuestTest] = &[
             "fi: killing 'echo' every ~20 ms (seed 42)",
             "calls answered correctly while echo was killed",
             "@@TEST-PASS ipc-random-kills",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "console-rx-interrupt",
+        append: "test=console-irq",
+        input: Some(("console-irq: type a line", "hello cairn\r")),
+        expect: &["console-irq: type a line", "console-irq: read 'hello cairn' in", "@@TEST-PASS console-irq"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "blk-no-disk",
+        overlay: &[("init", "#!/bin/sh\ngrep -E \"state|instance\" /sys/kernel/servers/blk/status\n", true)],
+        expect: &["server 'blk': no device for it, not started", "state: not started\ninstance: 0", "@@POWEROFF 0"],
+        forbid: &["device 1:"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "blk-basic",
+        append: "test=blk-basic",
+        disk: Some(DiskSpec { mib: 8, read_only: false, fill: Some(host_pattern), check: Some(basic_image_ok) }),
+        expect: &[
+            "blk: virtio-blk, 8192 KiB, 512-byte blocks",
+            "blk-basic: read the host's pattern across all 16384 sectors",
+            "blk-basic: wrote 6144 KiB in mixed request sizes and read everything back",
+            "blk-basic: out-of-range, misaligned and ungranted requests refused",
+            "blk-basic: another server cannot open, drive or interrupt-bind blk's device",
+            "blk-basic: flushed",
+            "@@TEST-PASS blk-basic",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "blk-read-only",
+        append: "test=blk-read-only",
+        disk: Some(DiskSpec { mib: 4, read_only: true, fill: Some(host_pattern), check: Some(image_untouched) }),
+        expect: &[
+            "blk: virtio-blk, 4096 KiB, 512-byte blocks, read-only",
+            "blk-read-only: writes refused with EROFS, the host's data reads back",
+            "@@TEST-PASS blk-read-only",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "blk-concurrent-clients",
+        append: "test=blk-concurrent",
+        disk: Some(DiskSpec::zeroed(8)),
+        expect: &["blk-concurrent: 3 clients", "all data right; at most", "@@TEST-PASS blk-concurrent"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "blk-killed-during-io",
+        append: "test=blk-kill seed=11",
+        disk: Some(DiskSpec::zeroed(8)),
+        expect: &[
+            "'blk' instance 1 died: killed",
+            "'blk' restarted as instance 2",
+            "all data right, while blk was killed 26 times",
+            "blk-kill: memory before",
+            "@@TEST-PASS blk-kill",
+        ],
+        timeout: Duration::from_secs(300),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "blk-irq-driver-sleeps",
+        append: "test=blk-irq",
+        disk: Some(DiskSpec::zeroed(8)),
+        expect: &["blk-irq: 200 reads: 201 requests, 200 completions", "blk-irq: idle 300 ms: 1 wakeups", "@@TEST-PASS blk-irq"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "blk-bench",
+        append: "test=blk-bench",
+        disk: Some(DiskSpec::zeroed(16)),
+        expect: &[
+            "blk-bench: sequential write 4 KiB",
+            "blk-bench: sequential read 4 KiB",
+            "blk-bench: sequential write 64 KiB",
+            "blk-bench: sequential read 64 KiB",
+            "@@TEST-PASS blk-bench",
         ],
         ..GuestTest::DEFAULT
     },
@@ -493,6 +607,31 @@ cat /tmp/a /tmp/b /tmp/c
 "#;
 
 /// Per-server status files, and a fault injected from inside the guest.
+/// A fresh image full of the host's pattern (`selftest_servers::blkio`, the same code the
+/// guest checks with).
+fn host_pattern(img: &mut [u8]) {
+    blkio::fill(img, 0, blkio::HOST_TAG);
+}
+
+/// Every sector of `img` holds the pattern of `tag_of(sector)`.
+fn sectors_hold(img: &[u8], tag_of: impl Fn(u64) -> u64) -> Result<(), String> {
+    match img.chunks_exact(512).enumerate().find(|&(s, sec)| !blkio::sector_ok(sec, s as u64, tag_of(s as u64))) {
+        Some((s, _)) => Err(format!("sector {s} does not hold the expected data")),
+        None => Ok(()),
+    }
+}
+
+/// After `blk-basic`: the guest's pattern over the first 6 MiB, the host's after that.
+fn basic_image_ok(img: &[u8]) -> Result<(), String> {
+    let written = blktests::BASIC_WRITTEN / 512;
+    sectors_hold(img, |s| if s < written { blktests::DRIVER_TAG } else { blkio::HOST_TAG })
+}
+
+/// A read-only disk is as the host made it.
+fn image_untouched(img: &[u8]) -> Result<(), String> {
+    sectors_hold(img, |_| blkio::HOST_TAG)
+}
+
 const SERVERS_SYSFS_SCRIPT: &str = r#"#!/bin/sh
 cat /sys/kernel/servers/echo/status
 echo kill > /sys/kernel/servers/echo/fault

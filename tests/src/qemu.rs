@@ -11,7 +11,8 @@
 //!   `(code << 1) | 1`), semihosting `SYS_EXIT` (status = code) or PSCI `SYSTEM_OFF` (status 0)
 //!   on AArch64. The authoritative code is the guest's `@@POWEROFF <code>` line, not QEMU's
 //!   exit status;
-//! * no default network card (`-nic none`); devices are added explicitly via `extra_args`.
+//! * no default network card (`-nic none`); devices are added explicitly via `extra_args`
+//!   ([`QemuConfig::attach_disk`] for a virtio-blk disk).
 //!
 //! `extra_args` come last, so they can add devices (disks, a second serial port for traces) and
 //! override earlier options where QEMU lets the last one win (`-smp`, `-m`, `-icount`).
@@ -140,6 +141,27 @@ impl QemuConfig {
         a
     }
 
+    /// Attaches the raw image `path` as a virtio-blk disk (after the other extra arguments):
+    /// `virtio-blk-pci` on x86_64; `virtio-blk-device` on AArch64's virtio-mmio, in its modern
+    /// (version 2) form.
+    pub fn attach_disk(&mut self, path: &std::path::Path, read_only: bool) {
+        let mut drive = OsString::from("file=");
+        drive.push(path);
+        drive.push(",if=none,format=raw,id=d0");
+        if read_only {
+            drive.push(",readonly=on");
+        }
+        self.extra_args.extend(["-drive".into(), drive, "-device".into()]);
+        match self.arch {
+            Arch::X86_64 => self.extra_args.push("virtio-blk-pci,drive=d0".into()),
+            Arch::Aarch64 => self.extra_args.extend([
+                "virtio-blk-device,drive=d0".into(),
+                "-global".into(),
+                "virtio-mmio.force-legacy=false".into(),
+            ]),
+        }
+    }
+
     /// The command, ready to spawn (stdio not configured: that is the runner's business).
     pub fn command(&self) -> Command {
         let mut c = Command::new(self.program());
@@ -238,6 +260,21 @@ mod tests {
         assert!(!a.iter().any(|x| x == "-initrd"));
         assert!(!a.iter().any(|x| x.contains("isa-debug-exit")));
         assert_eq!(&a[a.len() - 2..], ["-icount", "shift=0"], "extra args come last");
+    }
+
+    #[test]
+    fn disks() {
+        let mut q = QemuConfig::new(Arch::X86_64, "k");
+        q.attach_disk(std::path::Path::new("/tmp/d.img"), false);
+        let a = strs(&q);
+        assert!(has_pair(&a, "-drive", "file=/tmp/d.img,if=none,format=raw,id=d0"));
+        assert!(has_pair(&a, "-device", "virtio-blk-pci,drive=d0"));
+        let mut q = QemuConfig::new(Arch::Aarch64, "k");
+        q.attach_disk(std::path::Path::new("d.img"), true);
+        let a = strs(&q);
+        assert!(has_pair(&a, "-drive", "file=d.img,if=none,format=raw,id=d0,readonly=on"));
+        assert!(has_pair(&a, "-device", "virtio-blk-device,drive=d0"));
+        assert!(has_pair(&a, "-global", "virtio-mmio.force-legacy=false"));
     }
 
     #[test]

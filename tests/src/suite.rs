@@ -1,14 +1,16 @@
 //! Runs one guest test on one architecture: builds its initramfs (base root file system plus
-//! the test's overlay files) at `build/<arch>/tests/<name>.cpio`, boots QEMU with it, judges
-//! the transcript, and writes `build/test-logs/<arch>-<name>.log`.
+//! the test's overlay files) at `build/<arch>/tests/<name>.cpio` and, if it has one, its disk
+//! image at `build/<arch>/tests/<name>.img`, boots QEMU with them, judges the transcript (and
+//! checks the image afterwards), and writes `build/test-logs/<arch>-<name>.log`.
 //!
 //! The verdict is the first of: the initramfs or QEMU could not be made/started; the deadline
 //! passed; QEMU hung after `@@POWEROFF`; QEMU exited without `@@POWEROFF` (an abnormal end:
-//! triple fault, QEMU error); the table entry's own checks ([`GuestTest::check`]).
+//! triple fault, QEMU error); the table entry's own checks ([`GuestTest::check`]); the disk
+//! image's check ([`crate::guest::DiskSpec::check`]).
 
 use crate::guest::GuestTest;
 use crate::qemu::{Arch, QemuConfig};
-use crate::runner::{End, Guest, Options, Outcome};
+use crate::runner::{End, Guest, Input, Options, Outcome};
 use crate::transcript;
 use std::fmt::Write as _;
 use std::io;
@@ -19,6 +21,8 @@ use std::time::{Duration, Instant};
 pub const POWEROFF_GRACE: Duration = Duration::from_secs(10);
 /// Lines of transcript shown with a failure.
 pub const TAIL_LINES: usize = 30;
+/// Pause between the bytes of a test's console input.
+const INPUT_PAUSE: Duration = Duration::from_millis(20);
 
 /// Where things are, for every test of a run.
 #[derive(Clone, Debug)]
@@ -66,6 +70,10 @@ impl Setup {
         self.build_dir.join(arch.name()).join("tests").join(format!("{}.cpio", t.name))
     }
 
+    pub fn disk_path(&self, arch: Arch, t: &GuestTest) -> PathBuf {
+        self.build_dir.join(arch.name()).join("tests").join(format!("{}.img", t.name))
+    }
+
     pub fn log_path(&self, arch: Arch, t: &GuestTest) -> PathBuf {
         self.build_dir.join("test-logs").join(format!("{}-{}.log", arch.name(), t.name))
     }
@@ -104,6 +112,26 @@ pub fn build_initramfs(t: &GuestTest, base: &Path, out: &Path) -> io::Result<usi
     }
     tree.write_file(out)?;
     Ok(tree.len())
+}
+
+/// Writes a fresh disk image for `t` (if it has a disk) at `path`.
+pub fn build_disk(t: &GuestTest, path: &Path) -> io::Result<()> {
+    let Some(d) = t.disk else { return Ok(()) };
+    let mut img = vec![0u8; d.mib as usize * 1024 * 1024];
+    if let Some(fill) = d.fill {
+        fill(&mut img);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, img)
+}
+
+/// Runs the disk's post-run check on the image at `path`.
+pub fn check_disk(t: &GuestTest, path: &Path) -> Result<(), String> {
+    let Some(check) = t.disk.and_then(|d| d.check) else { return Ok(()) };
+    let img = std::fs::read(path).map_err(|e| format!("cannot read the disk image {}: {e}", path.display()))?;
+    check(&img).map_err(|why| format!("disk image: {why}"))
 }
 
 /// The result of one test on one architecture.
@@ -167,8 +195,18 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
     let mut q = QemuConfig::new(arch, kernel);
     q.initrd = Some(initrd);
     q.append = t.append.to_string();
+    let disk = setup.disk_path(arch, t);
+    if let Some(d) = t.disk {
+        if let Err(e) = build_disk(t, &disk) {
+            let why = format!("cannot make the disk image: {e}");
+            write_log(&log, t, arch, "", &format!("FAIL: {why}"), None);
+            return fail(why, String::new());
+        }
+        q.attach_disk(&disk, d.read_only);
+    }
     let timeout = setup.timeout_for(t);
-    let mut guest = match Guest::spawn(q.command(), Options::default()) {
+    let opts = Options { stdin: if t.input.is_some() { Input::Piped } else { Input::Null }, ..Options::default() };
+    let mut guest = match Guest::spawn(q.command(), opts) {
         Ok(g) => g,
         Err(e) => {
             let why = format!("cannot start {}: {e}", q.program());
@@ -176,9 +214,25 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
             return fail(why, String::new());
         }
     };
+    if let (Some((marker, text)), Some(mut pipe)) = (t.input, guest.take_stdin()) {
+        let watch = guest.watch();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            if watch.wait_until_contains(marker, timeout) {
+                for b in text.bytes() {
+                    if pipe.write_all(&[b]).and_then(|_| pipe.flush()).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(INPUT_PAUSE);
+                }
+            }
+            // Keep the pipe open until QEMU is gone (end of file would mean nothing to it).
+            let _ = watch.wait_until_contains("\u{0}never\u{0}", timeout);
+        });
+    }
     let out = guest.wait(Some(timeout), POWEROFF_GRACE);
     drop(guest);
-    let failure = judge(t, &out, timeout);
+    let failure = judge(t, &out, timeout).or_else(|| check_disk(t, &disk).err());
     let verdict = match &failure {
         None => "PASS".to_string(),
         Some(why) => format!("FAIL: {why}"),

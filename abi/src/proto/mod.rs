@@ -3,7 +3,8 @@
 //! pointers). One module per server interface, in the `*-api` style of Hubris: a server crate
 //! and its clients depend on this module, never on each other.
 //!
-//! Conventions shared by every protocol here:
+//! A request is an `ipc::Sqe` (opcode, six argument words, an optional grant) and its answer an
+//! `ipc::Cqe`. Conventions shared by every protocol here:
 //! * `Cqe::result` is a non-negative value or a negated Linux errno; IPC-layer failures
 //!   (`ServerDied`...) are the IPC error codes below the errno range;
 //! * a request that returns a structure writes it at offset 0 of the request's grant; names and
@@ -11,6 +12,7 @@
 //! * requests that change state carry a request id (`Sqe::rid`) so that a retry after the
 //!   server's death is answered, not applied twice.
 
+pub mod blk;
 pub mod fs;
 pub mod tty;
 pub mod vfs;

@@ -69,10 +69,18 @@ pub fn read_byte() -> Option<u8> {
     with_port(|| (read(FR) & FR_RXFE == 0).then(|| read(DR) as u8))
 }
 
-/// Lets the UART raise [`IRQ`] when a byte arrives, and enables that line in the GIC.
+/// Receive and receive-timeout interrupt mask bits.
+const IMSC_RX: u32 = (1 << 4) | (1 << 6);
+
+/// Lets the UART raise [`IRQ`] when a byte arrives (the nucleus routes and unmasks the line,
+/// see `dev::console_irq`).
 pub fn enable_rx_interrupt() {
-    with_port(|| write(IMSC, 1 << 4));
-    super::gic::enable(IRQ);
+    with_port(|| write(IMSC, IMSC_RX));
+}
+
+/// Stops receive interrupts (the driver that bound them died or closed the console).
+pub fn disable_rx_interrupt() {
+    with_port(|| write(IMSC, 0));
 }
 
 /// Last-resort write that ignores the lock (used by the fatal-fault path when the lock holder

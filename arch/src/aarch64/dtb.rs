@@ -2,14 +2,16 @@
 //! loader) passes in x0, into the boot-time [`BootInfo`]: the memory nodes (`Usable`), the
 //! kernel image, the device tree itself, the initrd (`/chosen linux,initrd-start/-end`), the
 //! `/memreserve/` entries and `/reserved-memory` children (all `Reserved`), and the command line
-//! (`/chosen bootargs`). It also tells `power.rs` which PSCI conduit powers the machine off.
+//! (`/chosen bootargs`). It also tells `power.rs` which PSCI conduit powers the machine off, and
+//! lists the virtio-mmio transports that have a device behind them ([`virtio_devices`]).
 //!
 //! The tree is reached through the direct map and bounds-checked before it is parsed; a missing
 //! or garbled tree yields an empty memory map, which the nucleus reports instead of guessing.
 
-use super::mm::{phys_to_virt, DIRECT_MAP_LIMIT, PAGE_SIZE};
+use super::mm::{phys_to_virt, DEVICE_LIMIT, DIRECT_MAP_LIMIT, PAGE_SIZE};
 use super::power::{set_psci_conduit, PsciConduit};
 use crate::bootinfo::{BootInfo, MemKind};
+use crate::devinfo::{Bus, FoundDevice, IrqLine};
 use fdt::Fdt;
 use spin::Once;
 
@@ -56,6 +58,7 @@ pub fn boot_info(dtb_pa: u64, kernel_phys: (u64, u64)) -> &'static BootInfo {
         let Some(fdt) = fdt_bytes(dtb_pa).and_then(|b| Fdt::new(b).ok()) else {
             return info;
         };
+        info.dtb = Some(dtb_pa);
         for node in fdt.all_nodes() {
             let is_memory = node.property("device_type").and_then(|p| p.as_str()) == Some("memory");
             if !is_memory {
@@ -105,4 +108,49 @@ pub fn boot_info(dtb_pa: u64, kernel_phys: (u64, u64)) -> &'static BootInfo {
         }
         info
     })
+}
+
+/// `virtio-mmio` magic ("virt", little-endian).
+const VIRTIO_MMIO_MAGIC: u32 = 0x7472_6976;
+
+/// Calls `f` for every `virtio,mmio` node of the tree at `dtb_pa` that has a device behind it
+/// (its header's magic is right and its device id is not 0: QEMU `virt` declares 32 transports
+/// and fills the ones `-device virtio-*-device` plugs in). The window must lie in the device
+/// GiB; the interrupt is the node's first `interrupts` triple (SPI only), with its trigger.
+pub fn virtio_devices(dtb_pa: u64, f: &mut dyn FnMut(FoundDevice)) {
+    let Some(fdt) = fdt_bytes(dtb_pa).and_then(|b| Fdt::new(b).ok()) else { return };
+    for node in fdt.all_nodes() {
+        let compatible = node.compatible().is_some_and(|c| c.all().any(|s| s == "virtio,mmio"));
+        if !compatible {
+            continue;
+        }
+        let Some(r) = node.reg().and_then(|mut r| r.next()) else { continue };
+        let (base, len) = (r.starting_address as u64, r.size.unwrap_or(0) as u64);
+        if len < 0x100 || base.checked_add(len).is_none_or(|end| end > DEVICE_LIMIT) {
+            continue;
+        }
+        let reg = |off: u64| {
+            // SAFETY: `base..base+len` (len >= 0x100) lies in the device GiB, mapped
+            // Device-nGnRE in the direct map; these are the virtio-mmio header registers.
+            unsafe { (phys_to_virt(base + off) as *const u32).read_volatile() }
+        };
+        if reg(0) != VIRTIO_MMIO_MAGIC || reg(8) == 0 {
+            continue;
+        }
+        let mut d = FoundDevice::empty(Bus::Mmio);
+        d.vendor = reg(0xc) as u16;
+        d.virtio_type = reg(8);
+        d.regions[0] = (base, len);
+        if let Some(p) = node.property("interrupts").filter(|p| p.value.len() >= 12) {
+            let cell = |i: usize| {
+                u32::from_be_bytes([p.value[4 * i], p.value[4 * i + 1], p.value[4 * i + 2], p.value[4 * i + 3]])
+            };
+            let (kind, number, flags) = (cell(0), cell(1), cell(2));
+            if kind == 0 {
+                // IRQ_TYPE_EDGE_RISING = 1, _FALLING = 2, _LEVEL_HIGH = 4, _LEVEL_LOW = 8.
+                d.irq = Some(IrqLine { number: number + 32, level: flags & 0xc != 0, active_low: flags & 0xa != 0 });
+            }
+        }
+        f(d);
+    }
 }

@@ -1,7 +1,8 @@
 //! The GICv2 of QEMU's `virt` (distributor at 0x0800_0000, CPU interface at 0x0801_0000),
 //! through the device part of the direct map. Only the lines the kernel asks for are enabled
-//! (today the virtual timer's PPI); interrupts are acknowledged and ended by [`handle`]'s
-//! caller, before any hook that might switch tasks runs.
+//! (the virtual timer's PPI, and the SPIs servers bind); interrupts are acknowledged and ended
+//! by the trap path before any hook that might switch tasks runs, and an SPI is disabled before
+//! its end of interrupt, until its driver has serviced the device.
 
 use super::mm::phys_to_virt;
 
@@ -12,6 +13,8 @@ const GICD_CTLR: u64 = 0x000;
 const GICD_ISENABLER: u64 = 0x100;
 const GICD_ICENABLER: u64 = 0x180;
 const GICD_IPRIORITYR: u64 = 0x400;
+const GICD_ITARGETSR: u64 = 0x800;
+const GICD_ICFGR: u64 = 0xc00;
 const GICC_CTLR: u64 = 0x000;
 const GICC_PMR: u64 = 0x004;
 const GICC_BPR: u64 = 0x008;
@@ -51,6 +54,28 @@ pub fn enable(intid: u32) {
     let v = read(GICD_BASE, prio_reg) & !(0xff << shift);
     write(GICD_BASE, prio_reg, v | (0xa0 << shift));
     write(GICD_BASE, GICD_ISENABLER + 4 * (intid as u64 / 32), 1 << (intid % 32));
+}
+
+/// Disables (masks) interrupt `intid` at the distributor. A level line that stays asserted
+/// stays pending and fires again once enabled; an edge that comes while disabled is latched.
+pub fn disable(intid: u32) {
+    write(GICD_BASE, GICD_ICENABLER + 4 * (intid as u64 / 32), 1 << (intid % 32));
+}
+
+/// Sets up SPI `intid` (disabled): edge- or level-sensitive, targeted at CPU 0.
+pub fn configure_spi(intid: u32, edge: bool) {
+    if !(32..SPECIAL_INTID).contains(&intid) {
+        return;
+    }
+    disable(intid);
+    let cfg = GICD_ICFGR + 4 * (intid as u64 / 16);
+    let bit = 1 << ((intid % 16) * 2 + 1);
+    let v = read(GICD_BASE, cfg);
+    write(GICD_BASE, cfg, if edge { v | bit } else { v & !bit });
+    let target = GICD_ITARGETSR + (intid as u64 & !3);
+    let shift = (intid % 4) * 8;
+    let t = read(GICD_BASE, target) & !(0xff << shift);
+    write(GICD_BASE, target, t | (1 << shift));
 }
 
 /// Acknowledges the highest-priority pending interrupt; returns the raw `GICC_IAR` value.

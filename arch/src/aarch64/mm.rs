@@ -5,8 +5,9 @@
 //! `virt`: GIC, PL011, virtio-mmio...) as Device-nGnRE, the next ones (RAM from 0x4000_0000)
 //! as Normal write-back memory. The kernel image is linked inside the direct map, at
 //! `PHYS_OFFSET` + its load address. [`KSTACK_AREA_BASE`] (L0 slot 256) is mapped page by page
-//! through ordinary L1/L2/L3 tables so that stacks can have unmapped guard pages; nothing else
-//! in the kernel half is mapped (in particular not `0xffff_ff00_dead_0000`).
+//! through ordinary L1/L2/L3 tables so that stacks can have unmapped guard pages, and
+//! [`DEVICE_AREA_BASE`] (slot 257) holds device registers the nucleus maps page by page;
+//! nothing else in the kernel half is mapped (in particular not `0xffff_ff00_dead_0000`).
 //!
 //! `TTBR0_EL1` holds a user address space (`user.rs`), or an empty table when none is active:
 //! the boot identity map is dropped by [`drop_identity_map`] as soon as the kernel runs on the
@@ -38,6 +39,12 @@ pub const DEVICE_LIMIT: u64 = 1 << 30;
 /// Virtual area for task stacks mapped page by page, so that an unmapped guard page can sit
 /// below each stack (TTBR1 L0 slot 256; never overlaps the direct map).
 pub const KSTACK_AREA_BASE: u64 = 0xffff_8000_0000_0000;
+
+/// Virtual area where the nucleus maps device registers (virtio-mmio windows) page by page as
+/// Device-nGnRE (TTBR1 L0 slot 257).
+pub const DEVICE_AREA_BASE: u64 = 0xffff_8080_0000_0000;
+/// Size of the device area.
+pub const DEVICE_AREA_SIZE: u64 = 1 << 30;
 
 // Descriptor bits (VMSAv8-64, stage 1).
 pub const DESC_VALID: u64 = 1;
@@ -82,6 +89,8 @@ pub const DEVICE_BLOCK: u64 = DESC_VALID | ATTR_DEVICE | ACCESS_FLAG | PXN | UXN
 pub const NORMAL_BLOCK: u64 = DESC_VALID | ATTR_NORMAL | SH_INNER | ACCESS_FLAG | UXN;
 /// A kernel 4 KiB page: read/write, never executable.
 const KERNEL_PAGE: u64 = DESC_VALID | DESC_TABLE | ATTR_NORMAL | SH_INNER | ACCESS_FLAG | PXN | UXN;
+/// A device-register 4 KiB page: Device-nGnRE, read/write, never executable.
+const DEVICE_PAGE: u64 = DESC_VALID | DESC_TABLE | ATTR_DEVICE | ACCESS_FLAG | PXN | UXN;
 
 /// Why a kernel mapping could not be changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +188,24 @@ pub fn map_kernel_page(va: u64, pa: u64, alloc_table: &mut dyn FnMut() -> Option
             return Err(MapError::AlreadyMapped);
         }
         e.write_volatile((pa & ADDR_MASK) | KERNEL_PAGE);
+    }
+    publish_tables();
+    Ok(())
+}
+
+/// Maps the 4 KiB page at `va` (inside the device area) to device registers at `pa`.
+pub fn map_device_page(va: u64, pa: u64, alloc_table: &mut dyn FnMut() -> Option<u64>) -> Result<(), MapError> {
+    if !(DEVICE_AREA_BASE..DEVICE_AREA_BASE + DEVICE_AREA_SIZE).contains(&va) {
+        return Err(MapError::BadAddress);
+    }
+    let e = walk(kernel_root(), va, Some(alloc_table))?;
+    // SAFETY: `e` is the leaf entry for `va` in the kernel tables (see `walk`); an invalid
+    // entry is never cached in the TLB.
+    unsafe {
+        if e.read_volatile() & DESC_VALID != 0 {
+            return Err(MapError::AlreadyMapped);
+        }
+        e.write_volatile((pa & ADDR_MASK) | DEVICE_PAGE);
     }
     publish_tables();
     Ok(())

@@ -1,8 +1,8 @@
 //! AArch64 (ARMv8-A, EL1, 4 KiB granule, QEMU `virt`): PL011 console, the exception vectors
 //! (`VBAR_EL1`) with a stack-overflow check in their prologue, the GICv2, the generic timer
 //! (virtual timer as the tick, `CNTVCT_EL0` as the clock), TTBR1 kernel page tables with the
-//! direct map, TTBR0 user address spaces tagged with ASIDs, DTB parsing and power-off through
-//! semihosting or PSCI. The boot path itself (Linux `Image` header, EL2 → EL1, MMU on) lives in
+//! direct map, TTBR0 user address spaces tagged with ASIDs, DTB parsing (memory, virtio-mmio
+//! devices), device interrupts as GIC SPIs (`dev`) and power-off through semihosting or PSCI. The boot path itself (Linux `Image` header, EL2 → EL1, MMU on) lives in
 //! `boot/src/aarch64`; it calls [`early_init`] first and [`dtb::boot_info`] next.
 //!
 //! Invariants: the kernel always runs on `SP_EL1` (never `SPSel = 0`); `SP_EL0` and
@@ -12,6 +12,7 @@
 pub mod console;
 pub mod context;
 pub mod cpu;
+pub mod dev;
 pub mod dtb;
 pub mod gic;
 mod mem;

@@ -430,11 +430,17 @@ fn irq() {
         if let Some(h) = hooks() {
             (h.timer_tick)();
         }
-    } else {
+    } else if id >= 32 {
+        // A device line (SPI): disabled before the end of interrupt, so that a level line still
+        // asserted does not fire again at once; its driver's acknowledgement enables it again.
+        super::gic::disable(id);
         super::gic::end(iar);
         if let Some(h) = hooks() {
             (h.device_irq)(id);
         }
+    } else {
+        super::gic::end(iar);
+        let _ = core::fmt::write(&mut RawWriter, format_args!("\r\nunexpected interrupt {id}\r\n"));
     }
 }
 

@@ -30,9 +30,15 @@ pub fn read_byte() -> Option<u8> {
     with_port(|p| p.try_receive().ok())
 }
 
-/// Lets the UART raise an interrupt when a byte arrives (IRQ 4 on the legacy PIC/IOAPIC).
+/// Lets the UART raise an interrupt when a byte arrives (ISA IRQ 4; the nucleus routes the
+/// line, see `dev::console_irq`). Output stays polled.
 pub fn enable_rx_interrupt() {
-    super::cpu::without_interrupts(|| super::io::outb(0x3f8 + 1, 0x01));
+    with_port(|_| super::io::outb(0x3f8 + 1, 0x01));
+}
+
+/// Stops receive interrupts (the driver that bound them died or closed the console).
+pub fn disable_rx_interrupt() {
+    with_port(|_| super::io::outb(0x3f8 + 1, 0x00));
 }
 
 /// Last-resort write that ignores the lock (used by the fatal-fault path when the lock holder

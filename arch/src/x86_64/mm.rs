@@ -1,5 +1,6 @@
 //! The kernel's view of physical memory: all RAM is mapped at `PHYS_OFFSET` (the direct map,
-//! PML4 slot 256), and the kernel image at -2 GiB.
+//! PML4 slot 256), and the kernel image at -2 GiB. Task stacks (slot 384) and device registers
+//! (slot 385, uncached) are mapped page by page.
 
 pub const PAGE_SIZE: u64 = 4096;
 /// Base of the direct map of physical memory.
@@ -28,7 +29,16 @@ pub const DIRECT_MAP_LIMIT: u64 = 4 << 30;
 /// below each stack (PML4 slot 384; never overlaps the direct map or the kernel image).
 pub const KSTACK_AREA_BASE: u64 = 0xffff_c000_0000_0000;
 
+/// Virtual area where the nucleus maps device registers (PCI BARs, virtio-mmio windows) page
+/// by page, uncached (PML4 slot 385, 512 GiB above the stack area).
+pub const DEVICE_AREA_BASE: u64 = 0xffff_c080_0000_0000;
+/// Size of the device area.
+pub const DEVICE_AREA_SIZE: u64 = 1 << 30;
+
 pub(crate) const PRESENT: u64 = 1;
+/// Page-level write-through and cache-disable: with the power-on PAT this is UC (uncached).
+pub(crate) const WRITE_THROUGH: u64 = 1 << 3;
+pub(crate) const CACHE_DISABLE: u64 = 1 << 4;
 pub(crate) const WRITABLE: u64 = 1 << 1;
 pub(crate) const USER: u64 = 1 << 2;
 pub(crate) const HUGE: u64 = 1 << 7;
@@ -119,6 +129,23 @@ pub fn map_kernel_page(va: u64, pa: u64, alloc_table: &mut dyn FnMut() -> Option
     Ok(())
 }
 
+/// Maps the 4 KiB page at `va` (inside the device area) to device registers at `pa`:
+/// uncached, writable, not executable.
+pub fn map_device_page(va: u64, pa: u64, alloc_table: &mut dyn FnMut() -> Option<u64>) -> Result<(), MapError> {
+    if !(DEVICE_AREA_BASE..DEVICE_AREA_BASE + DEVICE_AREA_SIZE).contains(&va) {
+        return Err(MapError::BadAddress);
+    }
+    let e = walk(kernel_root(), va, Some(alloc_table), 0)?;
+    // SAFETY: `e` is the leaf entry for `va` in the kernel tables (see `walk`).
+    unsafe {
+        if e.read_volatile() & PRESENT != 0 {
+            return Err(MapError::AlreadyMapped);
+        }
+        e.write_volatile((pa & ADDR_MASK) | PRESENT | WRITABLE | WRITE_THROUGH | CACHE_DISABLE | NO_EXECUTE | GLOBAL);
+    }
+    Ok(())
+}
+
 /// Unmaps the 4 KiB page at `va`, returning the physical address it mapped. Intermediate
 /// tables are kept (the stack area reuses them).
 pub fn unmap_kernel_page(va: u64) -> Option<u64> {
@@ -153,7 +180,8 @@ pub fn prepare_kernel_half(alloc_table: &mut dyn FnMut() -> Option<u64>) -> Resu
         let e = entry(root, slot);
         // SAFETY: the kernel PML4, through the direct map; single writer at boot.
         unsafe {
-            if e.read_volatile() & PRESENT == 0 && slot == (KSTACK_AREA_BASE >> 39) & 511 {
+            let wanted = slot == (KSTACK_AREA_BASE >> 39) & 511 || slot == (DEVICE_AREA_BASE >> 39) & 511;
+            if e.read_volatile() & PRESENT == 0 && wanted {
                 let new = alloc_table().ok_or(MapError::OutOfFrames)?;
                 e.write_volatile(new | PRESENT | WRITABLE);
             }

@@ -1,5 +1,6 @@
 //! Reads the PVH `hvm_start_info` (Xen's `arch-x86/hvm/start_info.h`) that QEMU's PVH loader
-//! leaves in low memory: the E820-style memory map, the command line and the initrd module.
+//! leaves in low memory: the E820-style memory map, the command line, the initrd module and the
+//! ACPI RSDP.
 //! Every field is bounds-checked; a missing or garbled structure yields an empty map, which the
 //! nucleus reports instead of guessing.
 
@@ -85,6 +86,9 @@ pub fn boot_info(start_info_pa: u64, kernel_phys: (u64, u64)) -> &'static BootIn
                 }
             }
             info.set_cmdline(&buf);
+        }
+        if si.rsdp_paddr != 0 {
+            info.acpi_rsdp = Some(si.rsdp_paddr);
         }
         if si.nr_modules >= 1 {
             if let Some(m) = read::<ModListEntry>(si.modlist_paddr) {

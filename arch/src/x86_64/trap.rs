@@ -4,7 +4,8 @@
 //!
 //! Exceptions (vectors 0..32) are decoded into an [`ExceptionInfo`] and handed to the nucleus's
 //! hook, which decides (resume, kill the task, or halt with a report). The APIC timer calls the
-//! tick hook after the EOI (the hook may switch tasks, so the EOI must not wait for it).
+//! tick hook after the EOI (the hook may switch tasks, so the EOI must not wait for it). A device
+//! line (I/O APIC vector) is masked, then EOIed, then handed to the device hook.
 
 use super::apic;
 use super::gdt;
@@ -248,13 +249,22 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         }
     } else if vector == apic::SPURIOUS_VECTOR as u64 || (0xe0..0xf0).contains(&vector) {
         // Spurious APIC interrupt or a stray legacy PIC line: nothing to acknowledge.
+    } else if let Some(line) = super::dev::line_of_vector(vector) {
+        // A device line: masked before the EOI (a level-triggered line still asserted would
+        // fire again at once), unmasked by its driver's acknowledgement.
+        super::ioapic::mask(line);
+        apic::eoi();
+        if let Some(h) = hooks() {
+            (h.device_irq)(line);
+        }
     } else {
         apic::eoi();
         if let Some(h) = hooks() {
             if vector == apic::TIMER_VECTOR as u64 {
                 (h.timer_tick)();
             } else {
-                (h.device_irq)((vector - 32) as u32);
+                let mut w = super::console::RawWriter;
+                let _ = core::fmt::write(&mut w, format_args!("\r\nunexpected interrupt vector {vector:#x}\r\n"));
             }
         }
     }

@@ -467,14 +467,19 @@ fn server_status(l: &Linux, i: usize) -> String {
             };
             let death = info.last_death.map_or(String::from("none"), |d| format!("{d}"));
             format!(
-                "name: {}\nstate: {}\ninstance: {}\nrestarts: {}\npolicy: {}\nin-flight: {}\nlast-death: {}\n",
+                "name: {}\nstate: {}\ninstance: {}\nrestarts: {}\npolicy: {}\nin-flight: {}\nlast-death: {}\ndma-pages: {}\n",
                 s.name,
-                if info.alive { "running" } else { "dead" },
+                match (info.alive, info.instance) {
+                    (true, _) => "running",
+                    (false, 0) => "not started",
+                    (false, _) => "dead",
+                },
                 info.instance,
                 info.instance.saturating_sub(1),
                 policy,
                 info.in_flight,
-                death
+                death,
+                info.dma_pages
             )
         }
         _ => "no such server\n".into(),

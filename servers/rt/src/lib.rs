@@ -3,7 +3,8 @@
 //! Servers are `#![deny(unsafe_code)]` crates that run as nucleus tasks in the shared kernel
 //! address space. They must not depend on the nucleus (DESIGN §2), so the nucleus installs an
 //! implementation of [`Kernel`] here at boot and servers call through it: synchronous IPC
-//! (`call`, `receive`, `reply_and_receive`), the name service (`lookup`), time, logging, and —
+//! (`call`, `receive`, `reply_and_receive`), the name service (`lookup`), time, logging, device
+//! access for drivers (opening a device, its interrupt as notification bits, DMA memory), and —
 //! for the supervisor only — death notices and spawning. Every call is checked by the nucleus
 //! against the calling task's capabilities; nothing here is trusted.
 #![no_std]
@@ -143,6 +144,61 @@ pub struct ServerInfo {
     pub last_death: Option<DeathCause>,
     /// Requests now waiting on its endpoint (queued or being served).
     pub in_flight: u32,
+    /// Pages of DMA memory its live instance holds.
+    pub dma_pages: usize,
+}
+
+/// A class of device a server may drive (its spec's `devices` list). The nucleus found the
+/// devices at boot; a server opens one of a class it is allowed ([`Kernel::device_open`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceClass {
+    /// The boot console's UART, for its receive interrupt (output stays with the nucleus's
+    /// log and `console_write`; bytes are read with `console_read`).
+    Console,
+    /// A virtio device of this virtio device type ([`VIRTIO_BLOCK`], ...).
+    Virtio(u32),
+}
+
+/// The virtio device type of a block device.
+pub const VIRTIO_BLOCK: u32 = 2;
+
+/// A device this server has opened: an index into the nucleus's device table, valid until the
+/// server closes it or dies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DeviceRef(pub u32);
+
+/// Where a device sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceBus {
+    /// The console (no registers of its own for servers).
+    Console,
+    /// A PCI function (configuration space through [`Kernel::pci_config_read`]).
+    Pci { bus: u8, device: u8, function: u8 },
+    /// A memory-mapped device (its window is `regions[0]`).
+    Mmio,
+}
+
+/// What the nucleus knows about a device.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceInfo {
+    pub class: DeviceClass,
+    pub bus: DeviceBus,
+    /// Physical register windows `(start, len)` (PCI memory BARs by index; `(0, 0)` = none).
+    /// [`Kernel::device_mmio`] gives their mapped addresses to the server that opened it.
+    pub regions: [(u64, u64); 6],
+    /// Whether it has an interrupt line (which [`Kernel::irq_bind`] can bind).
+    pub has_irq: bool,
+    /// Interrupts taken on its line so far.
+    pub irq_count: u64,
+}
+
+/// Physically contiguous memory a device may read and write ([`Kernel::dma_alloc`]): the
+/// physical address to give the device and the (direct-map) address the driver uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaRegion {
+    pub paddr: u64,
+    pub vaddr: u64,
+    pub pages: usize,
 }
 
 /// Memory accounting, for leak checks.
@@ -175,6 +231,11 @@ pub struct ServerSpec {
     /// Size of the state area that survives this server's death (0: none). See
     /// [`Kernel::state_commit`].
     pub state_bytes: u64,
+    /// The classes of device it may open and drive (its device capabilities). An `autostart`
+    /// server with a non-empty list starts only if a device of one of them exists.
+    pub devices: &'static [DeviceClass],
+    /// Most DMA memory it may hold at once ([`Kernel::dma_alloc`]; 0: none).
+    pub dma_bytes: u64,
 }
 
 /// One write of a state-area commit ([`Kernel::state_commit`]).
@@ -298,6 +359,43 @@ pub trait Kernel: Sync {
     fn tracing(&self) -> bool;
     /// Ends the machine (test drivers): prints the power-off marker.
     fn poweroff(&self, code: u32) -> !;
+
+    // Device drivers (servers whose spec lists `devices`). A device is opened by one live
+    // server at a time; when that server dies, the nucleus masks and unbinds its interrupt
+    // line, resets the device (so it stops reading and writing memory), and only then frees the
+    // server's DMA memory and arena.
+    /// Opens the `nth` device of `class` (0 = the first) for this server. `NotPermitted` if the
+    /// spec does not list the class, `NoSuchCap` if there is no such device, `Busy` if another
+    /// live server has it. A PCI device gets memory decoding and bus mastering enabled.
+    fn device_open(&self, class: DeviceClass, nth: usize) -> Result<(DeviceRef, DeviceInfo), IpcError>;
+    /// Closes a device this server opened: its line is masked and unbound, the device reset.
+    fn device_close(&self, dev: DeviceRef) -> Result<(), IpcError>;
+    /// What the nucleus knows about a device this server opened.
+    fn device_info(&self, dev: DeviceRef) -> Result<DeviceInfo, IpcError>;
+    /// The kernel virtual address (uncached) of `len` bytes of register window at physical
+    /// `paddr`, which must lie inside a region of a device this server opened.
+    fn device_mmio(&self, paddr: u64, len: u64) -> Result<u64, IpcError>;
+    /// Reads a 32-bit PCI configuration register (`offset` aligned, < 256) of a device this
+    /// server opened.
+    fn pci_config_read(&self, dev: DeviceRef, offset: u16) -> Result<u32, IpcError>;
+    /// Writes one; the BARs and the ROM address accept only the sizing pattern (all ones) and
+    /// their boot-time value, so a driver can size them but not move them.
+    fn pci_config_write(&self, dev: DeviceRef, offset: u16, value: u32) -> Result<(), IpcError>;
+    /// Binds the device's interrupt line: each interrupt sets `bits` (non-zero) on this server
+    /// (a notification, waking it) and leaves the line masked until [`Kernel::irq_ack`]. For
+    /// the console this also turns the UART's receive interrupt on.
+    fn irq_bind(&self, dev: DeviceRef, bits: u64) -> Result<(), IpcError>;
+    /// Says the device has been serviced: the line is unmasked (once every driver sharing it
+    /// has acknowledged).
+    fn irq_ack(&self, dev: DeviceRef) -> Result<(), IpcError>;
+    /// `pages` of zeroed, physically contiguous memory for DMA, accounted to this server
+    /// (within its spec's `dma_bytes`) and freed when it dies.
+    fn dma_alloc(&self, pages: usize) -> Result<DmaRegion, IpcError>;
+    /// Frees a region from [`Kernel::dma_alloc`] (named by its physical address).
+    fn dma_free(&self, paddr: u64) -> Result<(), IpcError>;
+    /// The physical address of `len` bytes at `vaddr`, which must lie inside one of this
+    /// server's DMA regions (what a driver hands the device).
+    fn dma_phys(&self, vaddr: u64, len: u64) -> Result<u64, IpcError>;
 
     // Linux ABI server only (`user_memory` in its spec).
     fn aspace_create(&self) -> Result<AspaceRef, MemError>;

@@ -43,6 +43,13 @@ pub fn main() {
         "ipc-forward-grant" => forward_grant(),
         "ipc-notify" => notifications(),
         "state-keeper" => state_keeper(20),
+        "blk-basic" => crate::blktests::basic(),
+        "blk-read-only" => crate::blktests::read_only(),
+        "blk-concurrent" => crate::blktests::concurrent(),
+        "blk-kill" => crate::blktests::kill(25),
+        "blk-irq" => crate::blktests::irq(),
+        "blk-bench" => crate::blktests::bench(),
+        "console-irq" => crate::blktests::console_irq(),
         _ => Err("unknown test"),
     };
     match outcome {

@@ -6,7 +6,7 @@
 #![no_std]
 #![deny(unsafe_code)]
 
-use server_rt::{RestartPolicy, ServerSpec};
+use server_rt::{DeviceClass, RestartPolicy, ServerSpec, VIRTIO_BLOCK};
 
 /// Priorities: 0 is the highest. The supervisor outranks everything so that restarts happen
 /// before clients retry.
@@ -14,7 +14,7 @@ const PRIO_SUPERVISOR: u8 = 0;
 const PRIO_SERVER: u8 = 1;
 const PRIO_CLIENT: u8 = 2;
 
-pub static SERVERS: [ServerSpec; 9] = [
+pub static SERVERS: [ServerSpec; 13] = [
     ServerSpec {
         name: "supervisor",
         entry: supervisor::main,
@@ -28,6 +28,8 @@ pub static SERVERS: [ServerSpec; 9] = [
         supervisor: true,
         user_memory: false,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "linux",
@@ -43,6 +45,8 @@ pub static SERVERS: [ServerSpec; 9] = [
         supervisor: false,
         user_memory: true,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "tty",
@@ -57,6 +61,8 @@ pub static SERVERS: [ServerSpec; 9] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 4096,
+        devices: &[DeviceClass::Console],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "vfs",
@@ -71,6 +77,8 @@ pub static SERVERS: [ServerSpec; 9] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 64 * 1024,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "ramfs",
@@ -85,6 +93,8 @@ pub static SERVERS: [ServerSpec; 9] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "echo",
@@ -99,6 +109,8 @@ pub static SERVERS: [ServerSpec; 9] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "testdriver",
@@ -107,12 +119,16 @@ pub static SERVERS: [ServerSpec; 9] = [
         stack_bytes: 64 * 1024,
         arena_bytes: 256 * 1024,
         policy: RestartPolicy::Never,
-        serves: false,
-        may_call: &["echo", "relay", "keeper"],
+        // Serves only to receive notifications (the block clients say when they are done).
+        serves: true,
+        may_call: &["echo", "relay", "keeper", "blk", "blkc1", "blkc2", "blkc3"],
         autostart: false,
         supervisor: false,
         user_memory: false,
         state_bytes: 0,
+        // The console-interrupt test (`console-irq`) drives the console's receive line.
+        devices: &[DeviceClass::Console],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "relay",
@@ -127,6 +143,8 @@ pub static SERVERS: [ServerSpec; 9] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
     },
     ServerSpec {
         name: "keeper",
@@ -141,5 +159,50 @@ pub static SERVERS: [ServerSpec; 9] = [
         supervisor: false,
         user_memory: false,
         state_bytes: 4096,
+        devices: &[],
+        dma_bytes: 0,
     },
+    ServerSpec {
+        name: "blk",
+        entry: blk_server::main,
+        priority: PRIO_SERVER,
+        stack_bytes: 64 * 1024,
+        arena_bytes: 256 * 1024,
+        // Block reads and writes are idempotent: clients retry, the disk holds the state.
+        policy: RestartPolicy::Transparent,
+        serves: true,
+        may_call: &[],
+        // Started only if there is a virtio-blk device (the nucleus checks `devices`).
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
+        state_bytes: 0,
+        devices: &[DeviceClass::Virtio(VIRTIO_BLOCK)],
+        // Sixteen 64 KiB request buffers, their headers and the virtqueue.
+        dma_bytes: 2 << 20,
+    },
+    blk_client("blkc1", selftest_servers::blkclient::main1),
+    blk_client("blkc2", selftest_servers::blkclient::main2),
+    blk_client("blkc3", selftest_servers::blkclient::main3),
 ];
+
+/// A block-device test client (`servers/selftest/src/blkclient.rs`): started at boot like the
+/// other test servers, idle in `receive` until the test driver starts a run.
+const fn blk_client(name: &'static str, entry: fn()) -> ServerSpec {
+    ServerSpec {
+        name,
+        entry,
+        priority: PRIO_CLIENT,
+        stack_bytes: 32 * 1024,
+        arena_bytes: 256 * 1024,
+        policy: RestartPolicy::Transparent,
+        serves: true,
+        may_call: &["blk", "testdriver"],
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
+        state_bytes: 0,
+        devices: &[],
+        dma_bytes: 0,
+    }
+}

@@ -1,7 +1,10 @@
 //! `run`: the interactive runner behind `just qemu-x86` / `just qemu-arm64`.
 //!
 //! usage: run --arch x86_64|aarch64 --kernel PATH [--initrd PATH] [--append ARGS]
-//!            [--memory SIZE] [--smp N] [--timeout SECONDS] [--dry-run] [-- QEMU ARGS...]
+//!            [--memory SIZE] [--smp N] [--disk IMAGE [--disk-read-only]] [--timeout SECONDS]
+//!            [--dry-run] [-- QEMU ARGS...]
+//!
+//! `--disk` attaches a raw image as the guest's virtio-blk disk (`QemuConfig::attach_disk`).
 //!
 //! The guest's serial console is this process's stdin/stdout. Output is passed through
 //! unchanged (byte for byte, as it arrives) while being scanned for `@@POWEROFF <code>`.
@@ -27,7 +30,8 @@ use std::process::{exit, ChildStdin};
 use std::time::Duration;
 
 const USAGE: &str = "usage: run --arch x86_64|aarch64 --kernel PATH [--initrd PATH] [--append ARGS]
-           [--memory SIZE] [--smp N] [--timeout SECONDS] [--dry-run] [-- QEMU ARGS...]";
+           [--memory SIZE] [--smp N] [--disk IMAGE [--disk-read-only]] [--timeout SECONDS]
+           [--dry-run] [-- QEMU ARGS...]";
 
 /// How long QEMU may keep running after `@@POWEROFF`.
 const POWEROFF_GRACE: Duration = Duration::from_secs(10);
@@ -60,6 +64,8 @@ fn parse_args() -> Args {
     let mut smp = None;
     let mut timeout = None;
     let mut dry_run = false;
+    let mut disk: Option<std::path::PathBuf> = None;
+    let mut disk_read_only = false;
     let mut extra = Vec::new();
     let mut args = std::env::args_os().skip(1);
     while let Some(flag) = args.next() {
@@ -85,6 +91,8 @@ fn parse_args() -> Args {
                 timeout = Some(parse_seconds(&v).unwrap_or_else(|| usage_error(&format!("bad --timeout {v:?}"))));
             }
             "--dry-run" => dry_run = true,
+            "--disk" => disk = Some(value().into()),
+            "--disk-read-only" => disk_read_only = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 exit(0)
@@ -108,6 +116,15 @@ fn parse_args() -> Args {
         config.smp = n;
     }
     config.extra_args = extra;
+    match disk {
+        Some(d) if !d.is_file() && !dry_run => {
+            eprintln!("run: disk image not found: {}", d.display());
+            exit(125)
+        }
+        Some(d) => config.attach_disk(&d, disk_read_only),
+        None if disk_read_only => usage_error("--disk-read-only needs --disk"),
+        None => {}
+    }
     Args { config, timeout, dry_run }
 }
 
