@@ -1,5 +1,5 @@
 //! The `tty` server: the serial console as a Linux terminal. It owns the console device (output,
-//! and input, which it polls every few milliseconds until device interrupts reach servers), the
+//! and input, which arrives by the UART's receive interrupt, as notifications), the
 //! line discipline (`discipline.rs`) and the terminal's settings: termios, window size and
 //! foreground process group. Its client is the Linux ABI server, which checks job-control rules
 //! and delivers the signals the terminal raises; the tty knows nothing of processes.
@@ -241,28 +241,66 @@ impl Tty {
     }
 }
 
+/// Notification bit of the console's receive interrupt.
+const CONSOLE_IRQ: u64 = 1 << 1;
+
+/// Claims the console's receive interrupt (on the first request: in the nucleus's own tests no
+/// client ever comes, and the test driver may want the device itself).
+fn bind_console(k: &dyn Kernel) -> Option<server_rt::DeviceRef> {
+    let (dev, info) = k.device_open(server_rt::DeviceClass::Console, 0).ok()?;
+    if !info.has_irq || k.irq_bind(dev, CONSOLE_IRQ).is_err() {
+        let _ = k.device_close(dev);
+        return None;
+    }
+    Some(dev)
+}
+
 /// Server entry.
 pub fn main() {
     let k = kernel();
     let mut tty = Tty::restore(k);
+    let mut irq: Option<server_rt::DeviceRef> = None;
+    let mut tried_irq = false;
     let mut next = None;
     loop {
+        // With the interrupt bound, input wakes the server; without it, it polls.
         let req = match next.take() {
             Some(r) => Some(r),
+            None if irq.is_some() => match k.receive() {
+                Ok(r) => Some(r),
+                Err(e) => panic!("tty: receive failed: {e}"),
+            },
             None => match k.receive_timeout(INPUT_POLL_NS) {
                 Ok(r) => r,
                 Err(e) => panic!("tty: receive failed: {e}"),
             },
         };
-        tty.poll_input();
+        // Input is taken only once a client has asked for something: until then it stays in
+        // the UART for whoever owns the console (the nucleus's tests drive it themselves).
+        if tried_irq {
+            tty.poll_input();
+        }
         let Some(req) = req else { continue };
         if req.is_notification() {
+            if let (Some(dev), true) = (irq, req.args[0] & CONSOLE_IRQ != 0) {
+                let _ = k.irq_ack(dev);
+                tty.poll_input(); // what arrived between the read and the acknowledgement
+            }
             continue;
         }
+        if !tried_irq {
+            tried_irq = true;
+            irq = bind_console(k);
+            if irq.is_none() {
+                log!("tty: no console interrupt: polling input every {} ms", INPUT_POLL_NS / 1_000_000);
+            }
+            tty.poll_input();
+        }
         let reply = tty.handle(&req);
-        next = match k.reply_and_receive_timeout(&reply, INPUT_POLL_NS) {
-            Ok(r) => r,
-            Err(e) => panic!("tty: receive failed: {e}"),
-        };
+        next = match irq {
+            Some(_) => k.reply_and_receive(&reply).map(Some),
+            None => k.reply_and_receive_timeout(&reply, INPUT_POLL_NS),
+        }
+        .unwrap_or_else(|e| panic!("tty: receive failed: {e}"));
     }
 }
