@@ -50,8 +50,13 @@ pub fn call_endpoint(e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
 }
 
 fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
-    let grant = crate::grant::check_grant(&mut st, cur, &req.grant)?;
-    st.task(cur).grant = grant;
+    // Most calls lend nothing: keep the (large) checked grant off their path.
+    if req.grant.is_none() {
+        st.task(cur).grant = None;
+    } else {
+        let grant = crate::grant::check_grant(&mut st, cur, &req.grant)?;
+        st.task(cur).grant = grant;
+    }
     st.task(cur).call_started_ns = arch::timer::now_ns();
     let mut sqe = *req;
     sqe.tag = st.task(cur).next_tag();
@@ -186,9 +191,7 @@ pub(crate) fn receive_until(until_ns: u64) -> Result<Option<Sqe>, IpcError> {
                 return Ok(None);
             }
             sched::block_current(st, TaskState::BlockedReceive { until_ns });
-            if sched::lock().task(cur).pending_fault.is_some() {
-                crate::inject::checkpoint(); // woken to suffer an injected fault
-            }
+            crate::inject::checkpoint(); // woken, perhaps to suffer an injected fault
             st = sched::lock();
         }
     })

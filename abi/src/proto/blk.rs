@@ -106,3 +106,7 @@ pub struct BlkStats {
 
 const _: () = assert!(core::mem::size_of::<BlkInfo>() == 24);
 const _: () = assert!(core::mem::size_of::<BlkStats>() == 72);
+
+/// Opcode names, for traces.
+pub const OPCODES: &[(u32, &str)] =
+    &[(OP_INFO, "info"), (OP_READ, "read"), (OP_WRITE, "write"), (OP_FLUSH, "flush"), (OP_STATS, "stats")];

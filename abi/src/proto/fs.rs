@@ -106,3 +106,27 @@ pub struct SetTimes {
     pub atime: super::Timespec,
     pub mtime: super::Timespec,
 }
+
+/// Opcode names, for traces.
+pub const OPCODES: &[(u32, &str)] = &[
+    (LOOKUP, "lookup"),
+    (GETATTR, "getattr"),
+    (SETATTR, "setattr"),
+    (READ, "read"),
+    (WRITE, "write"),
+    (READDIR, "readdir"),
+    (CREATE, "create"),
+    (SYMLINK, "symlink"),
+    (READLINK, "readlink"),
+    (LINK, "link"),
+    (UNLINK, "unlink"),
+    (RENAME, "rename"),
+    (OPEN, "open"),
+    (RELEASE, "release"),
+    (STATFS, "statfs"),
+    (SYNC, "sync"),
+    (FSYNC, "fsync"),
+    (MOUNT, "mount"),
+    (UMOUNT, "umount"),
+    (NAME_OF, "name_of"),
+];

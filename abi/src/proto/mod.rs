@@ -19,6 +19,19 @@ pub mod vfs;
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+/// The name of `opcode` in the protocol of the server named `server`, for traces: the trace
+/// analyzer labels requests with it.
+pub fn opcode_name(server: &str, opcode: u32) -> Option<&'static str> {
+    let table = match server {
+        "vfs" => vfs::OPCODES,
+        "ramfs" | "ext2" => fs::OPCODES,
+        "tty" => tty::OPCODES,
+        "blk" => blk::OPCODES,
+        _ => return None,
+    };
+    table.iter().find(|(o, _)| *o == opcode).map(|&(_, n)| n)
+}
+
 /// Offset in a request's grant where names (paths, link targets) start; the space before it
 /// is for the structure the reply writes ([`Attr`], [`StatFs`]...).
 pub const NAMES_AT: u64 = 256;

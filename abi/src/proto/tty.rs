@@ -27,3 +27,7 @@ pub const NOTIFY_INPUT: u64 = 1;
 
 pub const POLLIN: u16 = 0x1;
 pub const POLLOUT: u16 = 0x4;
+
+/// Opcode names, for traces.
+pub const OPCODES: &[(u32, &str)] =
+    &[(READ, "read"), (WRITE, "write"), (IOCTL, "ioctl"), (POLL, "poll"), (TAKE_SIGNALS, "take_signals")];

@@ -99,3 +99,18 @@ pub fn fstype_from_name(name: &str) -> Option<u64> {
         _ => return None,
     })
 }
+
+/// Opcode names, for traces.
+pub const OPCODES: &[(u32, &str)] = &[
+    (WALK, "walk"),
+    (MKNOD, "mknod"),
+    (UNLINK, "unlink"),
+    (RENAME, "rename"),
+    (LINK, "link"),
+    (SYMLINK, "symlink"),
+    (GETPATH, "getpath"),
+    (MOUNT, "mount"),
+    (UMOUNT, "umount"),
+    (MOUNTS, "mounts"),
+    (MOUNTPOINT_OF, "mountpoint_of"),
+];

@@ -104,9 +104,13 @@ impl Names {
         self.tasks.get(&slot).map(String::as_str)
     }
 
-    /// The name of `opcode` on endpoint `index`, if given.
+    /// The name of `opcode` on endpoint `index`: given by a name line, or known from the
+    /// protocol of the server the endpoint is named after (`abi::proto`).
     pub fn opcode(&self, index: u32, opcode: u32) -> Option<&str> {
-        self.opcodes.get(&(index, opcode)).map(String::as_str)
+        self.opcodes
+            .get(&(index, opcode))
+            .map(String::as_str)
+            .or_else(|| abi::proto::opcode_name(self.endpoint(index)?, opcode))
     }
 
     /// A label for endpoint `index`: its name, or `endpoint N`.

@@ -67,7 +67,7 @@ fn interleaved_requests_from_two_cpus() {
             "read (fd 3) 550 ns -> 512",
             "  linux [read] 490 ns -> 512 (queued 40 ns)",
             "    vfs [read] 350 ns -> 512 (queued 50 ns)",
-            "      ext2 [opcode 1] 200 ns -> 0 (queued 50 ns)",
+            "      ext2 [lookup] 200 ns -> 0 (queued 50 ns)",
             "read (fd 4) 600 ns -> 100",
             "  linux [read] 530 ns -> 100 (queued 30 ns)",
             "    vfs [read] 400 ns -> 100 (queued 260 ns)",
@@ -121,8 +121,8 @@ fn server_dies_mid_request_and_the_retry_succeeds() {
 
     let text = report::full(&a, &ChainFilter::default());
     let chain = chain_skeleton(&text);
-    assert_eq!(chain[3], "      ext2 [opcode 1] DIED after 110 ns (queued 50 ns)");
-    assert_eq!(chain[4], "      ext2 [opcode 1] 300 ns -> 0 (queued 50 ns) RETRY #1");
+    assert_eq!(chain[3], "      ext2 [lookup] DIED after 110 ns (queued 50 ns)");
+    assert_eq!(chain[4], "      ext2 [lookup] 300 ns -> 0 (queued 50 ns) RETRY #1");
     assert!(text.contains("task 4 (ext2) died at 0.010310 ms, restarted as task 8 (ext2#2) at 0.012000 ms"), "{text}");
     assert!(text.contains("- IN FLIGHT AT THE DEATH of task 4 (ext2)"), "{text}");
     assert!(text.contains("retried as tag 0x302 at 0.012100 ms"), "{text}");

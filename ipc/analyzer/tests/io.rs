@@ -264,7 +264,7 @@ fn command_line_end_to_end() {
     let chains = &stdout[stdout.find("== Causal chains ==").unwrap()..];
     assert!(chains.contains("read (fd 4) 600 ns -> 100  [task 11 (cat)"), "{chains}");
     assert!(!chains.contains("read (fd 3)"), "--pid cat selects cat's read only: {chains}");
-    assert!(chains.contains("    vfs [opcode 2] 400 ns"), "{chains}");
+    assert!(chains.contains("    vfs [mknod] 400 ns"), "opcodes named by the protocol: {chains}");
     assert!(String::from_utf8_lossy(&run.stderr).contains("wrote"));
     check_chrome(&std::fs::read_to_string(&json_out).unwrap());
     assert!(std::fs::read_to_string(&html_out).unwrap().contains("<svg"));
