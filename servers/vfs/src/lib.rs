@@ -43,11 +43,14 @@ const MAX_LINKS: u32 = 40;
 /// Retries of a call to a file-system server that is being restarted.
 const FS_ATTEMPTS: u32 = 64;
 
-/// A resolved file: its id and attributes.
+/// A resolved file: its id and attributes. `synthetic`: the attributes were not asked of the
+/// file system (a start directory walked by root, see `start_node`) and must be fetched before
+/// anything but a search-permission check uses them.
 #[derive(Clone, Copy, Debug)]
 struct Node {
     id: FileId,
     attr: Attr,
+    synthetic: bool,
 }
 
 /// The end of a walk inside this VFS: `node` is the file (None: the last component does not
@@ -130,11 +133,11 @@ impl Vfs {
         }
         if file.server() == self.client {
             // A pseudo file system's root: its attributes are the client's business.
-            return Ok(Node { id: file, attr: pseudo_root_attr(file) });
+            return Ok(Node { id: file, attr: pseudo_root_attr(file), synthetic: false });
         }
         let mut out = [0u8; core::mem::size_of::<Attr>()];
         self.fs_call(file, fsp::GETATTR, [file.0, 0, 0, 0, 0, 0], &[], &mut out, 0)?;
-        Ok(Node { id: file, attr: Attr::read_from_bytes(&out).map_err(|_| Errno::EIO)? })
+        Ok(Node { id: file, attr: Attr::read_from_bytes(&out).map_err(|_| Errno::EIO)?, synthetic: false })
     }
 
     fn root(&self) -> Result<Node, Errno> {
@@ -147,7 +150,27 @@ impl Vfs {
         let mut out = [0u8; core::mem::size_of::<Attr>()];
         self.fs_call(dir.id, fsp::LOOKUP, [dir.id.0, name.len() as u64, 0, 0, 0, 0], &[name], &mut out, 0)?;
         let attr = Attr::read_from_bytes(&out).map_err(|_| Errno::EIO)?;
-        Ok(Node { id: attr.file_id(), attr })
+        Ok(Node { id: attr.file_id(), attr, synthetic: false })
+    }
+
+    /// The directory a walk starts from. Its attributes are only needed for the search
+    /// permission check, which root always passes (start directories are directories: the
+    /// caller hands only those), so for root the file system is not asked.
+    fn start_node(&self, dir: FileId, cred: Cred) -> Result<Node, Errno> {
+        if cred.uid == 0 && dir.server() != self.client {
+            let attr = Attr { file: dir.0, mode: S_IFDIR | 0o755, nlink: 2, ..Default::default() };
+            return Ok(Node { id: dir, attr, synthetic: true });
+        }
+        self.getattr(dir)
+    }
+
+    /// `n` with its real attributes.
+    fn real(&self, n: Node) -> Result<Node, Errno> {
+        if n.synthetic {
+            self.getattr(n.id)
+        } else {
+            Ok(n)
+        }
     }
 
     /// `..` of `dir`: out of a mounted root to the parent of the directory it covers.
@@ -188,7 +211,12 @@ impl Vfs {
             return Err(Errno::ENAMETOOLONG);
         }
         let trailing_slash = path.len() > 1 && path.ends_with(b"/");
-        let mut cur = if path.starts_with(b"/") || start == 0 { self.root()? } else { self.getattr(FileId(start))? };
+        let first = if path.starts_with(b"/") || start == 0 {
+            self.mounts.root().ok_or(Errno::ENOENT)?.root
+        } else {
+            FileId(start)
+        };
+        let mut cur = self.start_node(first, cred)?;
         let mut comps: VecDeque<Vec<u8>> = split(path);
         let mut links = 0;
         let mut last: Option<(Node, Vec<u8>)> = None;
@@ -239,7 +267,7 @@ impl Vfs {
                 }
                 let target = self.readlink(&child)?;
                 if target.starts_with(b"/") {
-                    cur = self.root()?;
+                    cur = self.start_node(self.mounts.root().ok_or(Errno::ENOENT)?.root, cred)?;
                 }
                 for c in split(&target).into_iter().rev() {
                     comps.push_front(c);
@@ -251,6 +279,7 @@ impl Vfs {
             }
             cur = child;
         }
+        let cur = self.real(cur)?;
         if trailing_slash && !cur.attr.is_dir() {
             return Err(Errno::ENOTDIR);
         }
@@ -335,7 +364,7 @@ impl Vfs {
                 n
             }
             None if flags & proto::WALK_CREATE != 0 => {
-                let parent = parent.ok_or(Errno::ENOENT)?;
+                let parent = self.real(parent.ok_or(Errno::ENOENT)?)?;
                 if path.ends_with(b"/") {
                     return Err(Errno::EISDIR);
                 }
@@ -348,7 +377,7 @@ impl Vfs {
                 self.fs_call(parent.id, fsp::CREATE, args, &[&name], &mut out, sub_rid(req.rid, 0))?;
                 let attr = Attr::read_from_bytes(&out).map_err(|_| Errno::EIO)?;
                 reply.aux = proto::WALK_CREATED;
-                let n = Node { id: attr.file_id(), attr };
+                let n = Node { id: attr.file_id(), attr, synthetic: false };
                 return Self::put_attr(req, &n);
             }
             None => return Err(Errno::ENOENT),
@@ -382,7 +411,7 @@ impl Vfs {
             let args = [node.id.0, fsp::SET_SIZE, 0, 0, 0, 0];
             self.fs_call_in_out(node.id, fsp::SETATTR, args, &mut out, sub_rid(req.rid, 1))?;
             let attr = Attr::read_from_bytes(&out[..core::mem::size_of::<Attr>()]).map_err(|_| Errno::EIO)?;
-            return Self::put_attr(req, &Node { id: node.id, attr });
+            return Self::put_attr(req, &Node { id: node.id, attr, synthetic: false });
         }
         if flags & proto::WALK_PATH != 0 {
             let mut full = match &parent {
@@ -434,7 +463,7 @@ impl Vfs {
         if node.is_some() {
             return Err(Errno::EEXIST);
         }
-        let parent = parent.ok_or(Errno::EEXIST)?;
+        let parent = self.real(parent.ok_or(Errno::EEXIST)?)?;
         let mut mode = mode as u32;
         let kind = mode & S_IFMT;
         if path.ends_with(b"/") && kind != S_IFDIR {
