@@ -31,6 +31,7 @@
 //!
 //! Invariant: nothing in here allocates; nothing in here knows about tasks or servers.
 #![no_std]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bootinfo;
 pub mod clock;

@@ -7,6 +7,7 @@
 //! This crate owns nothing after that point: the nucleus takes over for good.
 #![no_std]
 #![no_main]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;

@@ -8,6 +8,7 @@
 //! (powering QEMU off with a nonzero code so that no test hangs). This crate and `arch/` are
 //! the only places allowed to use `unsafe`, and only where a `// SAFETY:` line says why.
 #![no_std]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
