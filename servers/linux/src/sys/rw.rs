@@ -60,7 +60,7 @@ pub fn read_into(
         let f = file.borrow();
         (f.flags, f.offset)
     };
-    if flags & O_ACCMODE == O_WRONLY {
+    if matches!(flags & O_ACCMODE, O_WRONLY | 3) {
         return Err(Errno::EBADF);
     }
     let nonblock = flags & O_NONBLOCK != 0;
@@ -142,7 +142,7 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
         let f = file.borrow();
         (f.flags, f.offset)
     };
-    if flags & O_ACCMODE == 0 {
+    if matches!(flags & O_ACCMODE, 0 | 3) {
         return Errno::EBADF.into();
     }
     let len = len.min(IO_MAX);
