@@ -27,6 +27,39 @@ pub struct Pipe {
     pub writers: usize,
 }
 
+impl Pipe {
+    /// Appends `n` bytes that `fill` writes straight into the buffer's free space (at most two
+    /// pieces: the ring may wrap). If `fill` fails, nothing is appended.
+    pub fn push_with<E>(&mut self, n: usize, mut fill: impl FnMut(usize, &mut [u8]) -> Result<(), E>) -> Result<(), E> {
+        let old = self.buf.len();
+        self.buf.resize(old + n, 0);
+        let (front, back) = self.buf.as_mut_slices();
+        let r = if old >= front.len() {
+            fill(0, &mut back[old - front.len()..])
+        } else {
+            let first = front.len() - old;
+            fill(0, &mut front[old..]).and_then(|_| fill(first, &mut back[..n - first]))
+        };
+        if r.is_err() {
+            self.buf.truncate(old);
+        }
+        r
+    }
+
+    /// Removes the first `n` bytes after `sink` took them (in at most two pieces); if `sink`
+    /// fails, nothing is removed.
+    pub fn pop_with<E>(&mut self, n: usize, mut sink: impl FnMut(usize, &[u8]) -> Result<(), E>) -> Result<(), E> {
+        let (front, back) = self.buf.as_slices();
+        let a = n.min(front.len());
+        sink(0, &front[..a])?;
+        if n > a {
+            sink(a, &back[..n - a])?;
+        }
+        self.buf.drain(..n);
+        Ok(())
+    }
+}
+
 /// Devices the Linux server implements itself, by their device numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {

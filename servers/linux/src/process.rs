@@ -300,6 +300,17 @@ pub fn check_user_range(l: &Linux, pid: Pid, va: u64, len: usize, write: bool) -
     Ok(())
 }
 
+/// Copies user memory at `va` into `buf` (mapping untouched pages a VMA allows, as a fault
+/// would).
+pub fn read_into(l: &Linux, pid: Pid, va: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    let p = l.procs.get(&pid).ok_or(Errno::ESRCH)?;
+    if l.k.aspace_read(p.aspace, va, buf).is_err() {
+        populate(l, pid, va, buf.len(), false)?;
+        l.k.aspace_read(p.aspace, va, buf).map_err(|_| Errno::EFAULT)?;
+    }
+    Ok(())
+}
+
 pub fn read_bytes(l: &Linux, pid: Pid, va: u64, len: usize) -> Result<Vec<u8>, Errno> {
     let p = l.procs.get(&pid).ok_or(Errno::ESRCH)?;
     if len > 64 << 20 {

@@ -97,8 +97,10 @@ pub fn read_into(
                     Ok(None)
                 };
             }
+            // Straight from the pipe's buffer into the user's (the range was checked above).
             let n = len.min(pipe.buf.len());
-            pipe.buf.drain(..n).collect()
+            pipe.pop_with(n, |at, piece| write_bytes(l, c.pid, buf + at as u64, piece))?;
+            return Ok(Some(n));
         }
         Object::PipeWrite(_) => return Err(Errno::EBADF),
         Object::Device { dev: Device::Null, .. } => Vec::new(),
@@ -189,10 +191,6 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
         };
         return l.tty(ttyp::WRITE, [len as u64, 0, 0, 0, 0, 0], grant).map(|r| r.result).into();
     }
-    let data = match read_bytes(l, c.pid, buf, len) {
-        Ok(d) => d,
-        Err(e) => return e.into(),
-    };
     let pipe = match &file.borrow().object {
         Object::PipeWrite(p) => Some(p.clone()),
         Object::PipeRead(_) => return Errno::EBADF.into(),
@@ -209,13 +207,20 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
             return Errno::EPIPE.into();
         }
         let room = crate::files::PIPE_CAPACITY.saturating_sub(pipe.buf.len());
-        if room == 0 && !data.is_empty() {
+        if room == 0 && len > 0 {
             return if flags & O_NONBLOCK != 0 { Errno::EAGAIN.into() } else { Outcome::Block };
         }
-        let n = room.min(data.len());
-        pipe.buf.extend(&data[..n]);
-        return Outcome::Done(n as i64);
+        // Straight from the user's buffer into the pipe's.
+        let n = room.min(len);
+        return match pipe.push_with(n, |at, piece| crate::process::read_into(l, c.pid, buf + at as u64, piece)) {
+            Ok(()) => Outcome::Done(n as i64),
+            Err(e) => e.into(),
+        };
     }
+    let data = match read_bytes(l, c.pid, buf, len) {
+        Ok(d) => d,
+        Err(e) => return e.into(),
+    };
     let node = match &file.borrow().object {
         Object::Device { dev: Device::Full, .. } => return Errno::ENOSPC.into(),
         Object::Device { .. } => return Outcome::Done(data.len() as i64),
