@@ -51,9 +51,10 @@ pub struct GuestTest {
     /// A disk attached as a virtio-blk device (`virtio-blk-pci` on x86_64,
     /// `virtio-blk-device` on AArch64), made fresh for every run.
     pub disk: Option<DiskSpec>,
-    /// Console input: once the transcript shows `.0`, the harness types `.1` (slowly, as a
-    /// person would) on the guest's serial console.
-    pub input: Option<(&'static str, &'static str)>,
+    /// Console input, in steps: once the transcript shows a step's marker (`.0`) after what the
+    /// previous step typed, the harness types its text (`.1`) slowly, as a person would, on the
+    /// guest's serial console.
+    pub input: &'static [(&'static str, &'static str)],
 }
 
 /// A check of a whole transcript beyond the ordered strings: `Err` says what is wrong.
@@ -98,7 +99,7 @@ impl GuestTest {
         timeout: DEFAULT_TIMEOUT,
         post_check: None,
         disk: None,
-        input: None,
+        input: &[],
     };
 
     /// Whether it runs on `arch`.
@@ -386,6 +387,50 @@ pub static TESTS: &[GuestTest] = &[
         ],
         ..GuestTest::DEFAULT
     },
+    GuestTest {
+        name: "interactive-shell",
+        overlay: &[("init", "#!/bin/sh\nexec /bin/sh\n", true)],
+        input: &[
+            ("/ # ", "echo one two three | wc -w\r"),
+            ("/ # ", "cd /tmp && mkdir -p t && cd t && pwd\r"),
+            ("# ", "for i in 1 2 3; do echo \"n$i\"; done | tail -n 1\r"),
+            ("# ", "sleep 5 &\r"),
+            ("# ", "jobs\r"),
+            ("# ", "kill %1; wait; echo waited\r"),
+            ("# ", "echo bad | grep -q good || echo \"rc=$?\"\r"),
+            ("# ", "exit\r"),
+        ],
+        expect: &["\n3\n", "/tmp/t", "n3", "sleep 5", "waited", "rc=1", "@@POWEROFF 0"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "vi-edits-a-file",
+        overlay: &[("init", "#!/bin/sh\nprintf 'l1\\nl2\\n' > /tmp/t.txt\nexec /bin/sh\n", true)],
+        input: &[
+            ("/ # ", "vi /tmp/t.txt\r"),
+            ("- /tmp/t.txt", "jA"),
+            ("I /tmp/t.txt", " added\x1b"),
+            ("[Modified]", ":wq\r"),
+            ("/ # ", "cat /tmp/t.txt\r"),
+            ("/ # ", "exit\r"),
+        ],
+        expect: &["'/tmp/t.txt' 2L, 12C", "l1\nl2 added\n", "@@POWEROFF 0"],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "less-pages-input",
+        overlay: &[("init", "#!/bin/sh\nexec /bin/sh\n", true)],
+        input: &[
+            ("/ # ", "seq 1 100 | less\r"),
+            ("standard input", "G"),
+            ("(END)", "/50\r"),
+            ("72", "q"),
+            ("/ # ", "echo less-rc=$?\r"),
+            ("/ # ", "exit\r"),
+        ],
+        expect: &["standard input", "100", "(END)", "51", "less-rc=0", "@@POWEROFF 0"],
+        ..GuestTest::DEFAULT
+    },
     conformance!("files-vs-linux", "files"),
     GuestTest {
         name: "fault-kinds-from-guest",
@@ -417,7 +462,7 @@ pub static TESTS: &[GuestTest] = &[
     GuestTest {
         name: "console-rx-interrupt",
         append: "test=console-irq",
-        input: Some(("console-irq: type a line", "hello cairn\r")),
+        input: &[("console-irq: type a line", "hello cairn\r")],
         expect: &["console-irq: type a line", "console-irq: read 'hello cairn' in", "@@TEST-PASS console-irq"],
         ..GuestTest::DEFAULT
     },

@@ -179,15 +179,21 @@ impl Watch {
     /// Waits until the output contains `needle` anywhere: `true`, or `false` at the deadline
     /// or the end of the output. Consumes nothing and kills nothing.
     pub fn wait_until_contains(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_until_contains_after(0, needle, timeout).is_some()
+    }
+
+    /// Waits until the output from byte `from` on contains `needle`: the offset just past it, or
+    /// `None` at the deadline or the end of the output.
+    pub fn wait_until_contains_after(&self, from: usize, needle: &str, timeout: Duration) -> Option<usize> {
         let deadline = Instant::now() + timeout;
         let mut st = self.0.lock();
         loop {
-            if find(&st.out, needle.as_bytes()).is_some() {
-                return true;
+            if let Some(at) = st.out.get(from..).and_then(|rest| find(rest, needle.as_bytes())) {
+                return Some(from + at + needle.len());
             }
             let now = Instant::now();
             if st.out_eof || now >= deadline {
-                return false;
+                return None;
             }
             st = self.0.cond.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }

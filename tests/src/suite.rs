@@ -205,7 +205,7 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
         q.attach_disk(&disk, d.read_only);
     }
     let timeout = setup.timeout_for(t);
-    let opts = Options { stdin: if t.input.is_some() { Input::Piped } else { Input::Null }, ..Options::default() };
+    let opts = Options { stdin: if t.input.is_empty() { Input::Null } else { Input::Piped }, ..Options::default() };
     let mut guest = match Guest::spawn(q.command(), opts) {
         Ok(g) => g,
         Err(e) => {
@@ -214,11 +214,16 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
             return fail(why, String::new());
         }
     };
-    if let (Some((marker, text)), Some(mut pipe)) = (t.input, guest.take_stdin()) {
+    if let (false, Some(mut pipe)) = (t.input.is_empty(), guest.take_stdin()) {
         let watch = guest.watch();
+        let steps = t.input;
         std::thread::spawn(move || {
             use std::io::Write as _;
-            if watch.wait_until_contains(marker, timeout) {
+            // Each step waits for its marker in the output that came after the previous step.
+            let mut from = 0;
+            for (marker, text) in steps {
+                let Some(at) = watch.wait_until_contains_after(from, marker, timeout) else { return };
+                from = at;
                 for b in text.bytes() {
                     if pipe.write_all(&[b]).and_then(|_| pipe.flush()).is_err() {
                         return;
