@@ -93,6 +93,14 @@ pub fn on_syscall(frame: &mut TrapFrame) {
 /// A CPU exception in user mode: the `linux` server decides (map a page, or a signal).
 /// Returns if the thread may retry the instruction.
 pub fn on_user_fault(info: &ExceptionInfo, frame: &mut TrapFrame) {
+    // Copy-on-write is mechanism: resolved here, without a round trip to the server.
+    if info.class == arch::ExceptionClass::PageFault && info.write {
+        if let Some(addr) = info.addr.filter(|&a| a < arch::user::USER_TOP) {
+            if crate::user::resolve_write_fault(addr) {
+                return;
+            }
+        }
+    }
     let mut sqe = Sqe { opcode: 0, flags: user_request::FAULT, ..Default::default() };
     sqe.args[0] = info.addr.unwrap_or(0);
     sqe.args[1] = info.pc;

@@ -1,6 +1,7 @@
 //! User threads and address spaces: the mechanism under the Linux ABI server's policy.
 //!
-//! The nucleus owns address spaces (page tables and the frames they map) and user threads
+//! The nucleus owns address spaces (page tables and the frames they map, shared copy-on-write
+//! after fork) and user threads
 //! (tasks that run in one). The `linux` server decides everything else — where things are
 //! mapped, what a fault means, when a process ends — and drives these objects through
 //! `server_rt::Kernel`. A system call or a user fault becomes a request on the `linux`
@@ -69,7 +70,14 @@ fn slot_of(a: AspaceRef, slots: &[Slot; MAX_ASPACES]) -> Result<usize, MemError>
 }
 
 fn flags(p: Prot) -> PageFlags {
-    PageFlags { write: p.write, exec: p.exec }
+    PageFlags { write: p.write, exec: p.exec, cow: false }
+}
+
+/// The page-table rights for rights `p` on frame `pa`: a writable page whose frame another
+/// address space also maps stays read-only, marked copy-on-write.
+fn flags_for(p: Prot, pa: u64) -> PageFlags {
+    let shared = p.write && frame::refs(pa) > 1;
+    PageFlags { write: p.write && !shared, exec: p.exec, cow: shared }
 }
 
 fn check_range(va: u64, len: u64) -> Result<(u64, u64), MemError> {
@@ -107,7 +115,12 @@ pub fn aspace_destroy(a: AspaceRef) -> Result<(), MemError> {
             s.pages = 0;
             s.space.take().ok_or(MemError::BadHandle)?
         };
-        space.destroy(&mut |_, pa| frame::free_page(pa), &mut |t| frame::free_page(t));
+        space.destroy(
+            &mut |_, pa| {
+                frame::put(pa);
+            },
+            &mut |t| frame::free_page(t),
+        );
         Ok(())
     })
 }
@@ -150,8 +163,8 @@ pub fn aspace_map(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), Mem
     with_space(a, |space, pages| {
         let mut page = start;
         while page < end {
-            if space.translate(page).is_some() {
-                space.protect(page, flags(prot)).map_err(|_| MemError::Fault)?;
+            if let Some((pa, _)) = space.translate(page) {
+                space.protect(page, flags_for(prot, pa)).map_err(|_| MemError::Fault)?;
             } else {
                 let pa = frame::alloc_zeroed_page().ok_or(MemError::NoMemory)?;
                 if space.map(page, pa, flags(prot), &mut alloc_table).is_err() {
@@ -172,7 +185,7 @@ pub fn aspace_unmap(a: AspaceRef, va: u64, len: u64) -> Result<(), MemError> {
         let mut page = start;
         while page < end {
             if let Some(pa) = space.unmap(page) {
-                frame::free_page(pa);
+                frame::put(pa);
                 *pages -= 1;
             }
             page += PAGE_SIZE;
@@ -186,8 +199,8 @@ pub fn aspace_protect(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(),
     with_space(a, |space, _| {
         let mut page = start;
         while page < end {
-            if space.translate(page).is_some() {
-                space.protect(page, flags(prot)).map_err(|_| MemError::Fault)?;
+            if let Some((pa, _)) = space.translate(page) {
+                space.protect(page, flags_for(prot, pa)).map_err(|_| MemError::Fault)?;
             }
             page += PAGE_SIZE;
         }
@@ -195,8 +208,71 @@ pub fn aspace_protect(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(),
     })
 }
 
+/// Makes mapped page `va` private to `space` before a write: a frame that other address
+/// spaces share is copied (the copy keeps the page's rights, writable if it was
+/// copy-on-write); a copy-on-write page whose frame is no longer shared just becomes writable.
+/// Returns the frame now mapped, `None` if nothing is mapped at `va`.
+fn make_private(space: &AddressSpace, va: u64) -> Result<Option<u64>, MemError> {
+    let va = va & !(PAGE_SIZE - 1);
+    let Some((pa, fl)) = space.translate(va) else { return Ok(None) };
+    let own = PageFlags { write: fl.write || fl.cow, exec: fl.exec, cow: false };
+    if frame::refs(pa) <= 1 {
+        if fl.cow {
+            space.protect(va, own).map_err(|_| MemError::Fault)?;
+        }
+        return Ok(Some(pa));
+    }
+    let new = frame::alloc(1, 1).ok_or(MemError::NoMemory)?.start;
+    // SAFETY: both frames are RAM in the direct map; `new` is freshly ours, `pa` is mapped.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            arch::mm::phys_to_virt(pa) as *const u8,
+            arch::mm::phys_to_virt(new) as *mut u8,
+            PAGE_SIZE as usize,
+        )
+    };
+    match space.remap(va, new, own) {
+        Ok(old) => {
+            frame::put(old);
+            Ok(Some(new))
+        }
+        Err(_) => {
+            frame::free_page(new);
+            Err(MemError::Fault)
+        }
+    }
+}
+
+/// A write fault of the running user thread at `addr`: if the page is copy-on-write, gives
+/// the thread its own writable copy and returns true (the instruction is retried at once,
+/// without asking the `linux` server). Anything else is the server's to decide.
+pub fn resolve_write_fault(addr: u64) -> bool {
+    arch::cpu::without_interrupts(|| {
+        let index = {
+            let mut st = sched::lock();
+            match st.task(sched::current()).user.as_ref() {
+                Some(u) => u.aspace,
+                None => return false,
+            }
+        };
+        let slots = ASPACES.lock();
+        let Some(space) = slots.get(index).and_then(|s| s.space.as_ref()) else { return false };
+        if !space.translate(addr & !(PAGE_SIZE - 1)).is_some_and(|(_, fl)| fl.cow) {
+            return false;
+        }
+        make_private(space, addr).is_ok_and(|p| p.is_some())
+    })
+}
+
 /// Copies between user memory and a kernel buffer, page by page, through the direct map.
-fn copy(a: AspaceRef, va: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) -> Result<(), MemError> {
+/// A write (`write`) first makes each page private to this address space (copy-on-write).
+fn copy(
+    a: AspaceRef,
+    va: u64,
+    len: usize,
+    write: bool,
+    mut f: impl FnMut(*mut u8, usize, usize),
+) -> Result<(), MemError> {
     let end = va.checked_add(len as u64).ok_or(MemError::Fault)?;
     if end > USER_TOP {
         return Err(MemError::Fault);
@@ -205,7 +281,11 @@ fn copy(a: AspaceRef, va: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usi
         let mut done = 0usize;
         while done < len {
             let addr = va + done as u64;
-            let (pa, _) = space.translate(addr).ok_or(MemError::Fault)?;
+            let pa = if write {
+                make_private(space, addr)?.ok_or(MemError::Fault)?
+            } else {
+                space.translate(addr).ok_or(MemError::Fault)?.0
+            };
             let offset = addr % PAGE_SIZE;
             let n = ((PAGE_SIZE - offset) as usize).min(len - done);
             f(arch::mm::phys_to_virt(pa + offset) as *mut u8, done, n);
@@ -217,7 +297,7 @@ fn copy(a: AspaceRef, va: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usi
 
 pub fn aspace_read(a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError> {
     let dst = buf.as_mut_ptr();
-    copy(a, va, buf.len(), |user, at, n| {
+    copy(a, va, buf.len(), false, |user, at, n| {
         // SAFETY: `user..user+n` is a mapped user frame seen through the direct map; `dst+at`
         // is inside `buf` (at + n <= buf.len()); they cannot overlap (kernel buffer vs frame).
         unsafe { core::ptr::copy_nonoverlapping(user, dst.add(at), n) }
@@ -226,34 +306,47 @@ pub fn aspace_read(a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError
 
 pub fn aspace_write(a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
     let src = buf.as_ptr();
-    copy(a, va, buf.len(), |user, at, n| {
+    copy(a, va, buf.len(), true, |user, at, n| {
         // SAFETY: as in `aspace_read`, in the other direction.
         unsafe { core::ptr::copy_nonoverlapping(src.add(at), user, n) }
     })
 }
 
-/// An eager copy of every page (fork). Copy-on-write is future work (docs/caveats.md).
+/// A copy-on-write copy of the address space (fork): the child maps the parent's frames, each
+/// gaining a reference, and every writable page becomes read-only and copy-on-write in both;
+/// the first write to it (a fault resolved by [`resolve_write_fault`], or a kernel write) makes
+/// a private copy. Read-only pages are simply shared.
 pub fn aspace_copy(a: AspaceRef) -> Result<AspaceRef, MemError> {
     let child = aspace_create()?;
     let result = arch::cpu::without_interrupts(|| {
         let mut slots = ASPACES.lock();
         let pi = slot_of(a, &slots)?;
         let ci = slot_of(child, &slots)?;
-        let (parent_pages, mut copied, mut err) = (slots[pi].pages, 0usize, None);
-        {
-            let (ps, cs) = if pi < ci {
-                let (lo, hi) = slots.split_at_mut(ci);
-                (&lo[pi], &mut hi[0])
-            } else {
-                let (lo, hi) = slots.split_at_mut(pi);
-                (&hi[0], &mut lo[ci])
-            };
-            let parent = ps.space.as_ref().ok_or(MemError::BadHandle)?;
-            let dst = cs.space.as_ref().ok_or(MemError::BadHandle)?;
-            parent.for_each_page(&mut |va, pa, fl| {
-                if err.is_some() {
+        let (mut mapped, mut err) = (0usize, None);
+        let (ps, cs) = if pi < ci {
+            let (lo, hi) = slots.split_at_mut(ci);
+            (&lo[pi], &mut hi[0])
+        } else {
+            let (lo, hi) = slots.split_at_mut(pi);
+            (&hi[0], &mut lo[ci])
+        };
+        let parent = ps.space.as_ref().ok_or(MemError::BadHandle)?;
+        let dst = cs.space.as_ref().ok_or(MemError::BadHandle)?;
+        parent.for_each_page(&mut |va, pa, fl| {
+            if err.is_some() {
+                return;
+            }
+            let writable = fl.write || fl.cow;
+            let shared = PageFlags { write: false, exec: fl.exec, cow: writable };
+            let (child_pa, child_flags) = if frame::share(pa) {
+                if fl.write && parent.protect_deferred(va, shared).is_err() {
+                    frame::put(pa);
+                    err = Some(MemError::Fault);
                     return;
                 }
+                (pa, shared)
+            } else {
+                // The frame's count is saturated: this page is copied at once.
                 let Some(new) = frame::alloc(1, 1) else {
                     err = Some(MemError::NoMemory);
                     return;
@@ -266,16 +359,17 @@ pub fn aspace_copy(a: AspaceRef) -> Result<AspaceRef, MemError> {
                         PAGE_SIZE as usize,
                     )
                 };
-                if dst.map(va, new.start, fl, &mut alloc_table).is_err() {
-                    frame::free(new);
-                    err = Some(MemError::NoMemory);
-                    return;
-                }
-                copied += 1;
-            });
-            cs.pages = copied;
-        }
-        debug_assert!(err.is_some() || copied == parent_pages);
+                (new.start, PageFlags { write: writable, exec: fl.exec, cow: false })
+            };
+            if dst.map(va, child_pa, child_flags, &mut alloc_table).is_err() {
+                frame::put(child_pa);
+                err = Some(MemError::NoMemory);
+                return;
+            }
+            mapped += 1;
+        });
+        parent.flush();
+        cs.pages = mapped;
         err.map_or(Ok(()), Err)
     });
     match result {

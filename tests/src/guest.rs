@@ -163,6 +163,63 @@ false || echo "or-ok"
 echo "end"
 "#;
 
+/// `/init` for a conformance program: its output between `== NAME` and `== end STATUS`, the
+/// same lines `tests/guest/conformance/record.sh` records under Linux.
+macro_rules! conformance_init {
+    ($prog:literal) => {
+        concat!("#!/bin/sh\necho '== ", $prog, "'; /usr/libexec/cairn/", $prog, "; echo \"== end $?\"\n")
+    };
+}
+
+/// The transcript's lines from `== PROG` through `== end N` (`\r` and `linux: ` kernel log lines
+/// removed) must equal `expected`, what Linux printed (`tests/guest/conformance/record.sh`).
+fn matches_linux(transcript: &str, prog: &str, expected: &str) -> Result<(), String> {
+    let text = transcript.replace('\r', "");
+    let start = format!("== {prog}");
+    let got: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != start)
+        .filter(|l| !l.starts_with("linux: "))
+        .scan(false, |done, l| {
+            if *done {
+                return None;
+            }
+            *done = l.starts_with("== end ");
+            Some(l)
+        })
+        .collect();
+    let want: Vec<&str> = expected.lines().collect();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        if g != w {
+            return Err(format!("{prog} line {}: got {g:?}, Linux printed {w:?}", i + 1));
+        }
+    }
+    if got.len() != want.len() {
+        return Err(format!("{prog} printed {} lines, Linux printed {}", got.len(), want.len()));
+    }
+    Ok(())
+}
+
+/// A guest test that runs conformance program `$prog` as `/init`'s only command and compares
+/// its output with Linux's (`tests/guest/conformance/$prog.expected`).
+macro_rules! conformance {
+    ($name:literal, $prog:literal) => {
+        conformance!($name, $prog, DEFAULT_TIMEOUT)
+    };
+    ($name:literal, $prog:literal, $timeout:expr) => {
+        GuestTest {
+            name: $name,
+            overlay: &[("init", conformance_init!($prog), true)],
+            expect: &[concat!("== ", $prog, "\n"), "== end ", "@@POWEROFF 0"],
+            timeout: $timeout,
+            post_check: Some(|t| {
+                matches_linux(t, $prog, include_str!(concat!("../guest/conformance/", $prog, ".expected")))
+            }),
+            ..GuestTest::DEFAULT
+        }
+    };
+}
+
 /// Every guest test.
 pub static TESTS: &[GuestTest] = &[
     GuestTest {
@@ -409,6 +466,7 @@ pub static TESTS: &[GuestTest] = &[
         post_check: Some(session_matches_linux),
         ..GuestTest::DEFAULT
     },
+    conformance!("fork-cow-200", "fork_cow"),
 ];
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what

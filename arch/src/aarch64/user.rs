@@ -25,12 +25,18 @@ pub const USER_TOP: u64 = 0x0000_8000_0000_0000;
 pub const ASID_TAG: u64 = 0x5a5d_0000_0000_0000;
 const ASID_SLOT: u64 = 511;
 
-/// Access rights of a user page.
+/// Access rights of a user page. `cow` marks a page that is read-only in the page table
+/// but writable after copy-on-write (a software bit the MMU ignores); `write` and `cow` are
+/// never both set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PageFlags {
     pub write: bool,
     pub exec: bool,
+    pub cow: bool,
 }
+
+/// Descriptor bit 55, reserved for software: "writable after copy-on-write".
+const COW: u64 = 1 << 55;
 
 /// A user address space, named by the physical address of its root table.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,6 +94,9 @@ fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
     bits |= AP_EL0 | PXN;
     if !flags.write {
         bits |= AP_RO;
+        if flags.cow {
+            bits |= COW;
+        }
     }
     if !flags.exec {
         bits |= UXN;
@@ -96,7 +105,7 @@ fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
 }
 
 fn leaf_flags(v: u64) -> PageFlags {
-    PageFlags { write: v & AP_RO == 0, exec: v & UXN == 0 }
+    PageFlags { write: v & AP_RO == 0, exec: v & UXN == 0, cow: v & COW != 0 }
 }
 
 impl AddressSpace {
@@ -168,12 +177,42 @@ impl AddressSpace {
 
     /// Changes the rights of a mapped page (same frame and memory type: no break-before-make).
     pub fn protect(&self, va: u64, flags: PageFlags) -> Result<(), MapError> {
+        self.protect_deferred(va, flags)?;
+        flush_user_page(self.asid(), va);
+        Ok(())
+    }
+
+    /// Changes the rights of a mapped page without TLB maintenance: the caller calls
+    /// [`AddressSpace::flush`] after a batch of changes.
+    pub fn protect_deferred(&self, va: u64, flags: PageFlags) -> Result<(), MapError> {
         let (pa, _) = self.translate(va).ok_or(MapError::NotMapped)?;
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None)?;
         // SAFETY: as in `map`.
         unsafe { e.write_volatile(leaf_bits(pa, flags)) };
-        flush_user_page(self.asid(), va);
         Ok(())
+    }
+
+    /// Points mapped page `va` at frame `pa` with `flags` (copy-on-write: the copy replaces
+    /// the shared frame), with break-before-make: the entry is invalidated and its TLB entry
+    /// dropped before the new one is written. Returns the frame it mapped before.
+    pub fn remap(&self, va: u64, pa: u64, flags: PageFlags) -> Result<u64, MapError> {
+        let (old, _) = self.translate(va).ok_or(MapError::NotMapped)?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), None)?;
+        // SAFETY: as in `map`.
+        unsafe { e.write_volatile(0) };
+        flush_user_page(self.asid(), va);
+        // SAFETY: as in `map`.
+        unsafe { e.write_volatile(leaf_bits(pa, flags)) };
+        publish_tables();
+        Ok(old)
+    }
+
+    /// Drops every TLB entry of this address space (after `protect_deferred`).
+    pub fn flush(&self) {
+        let asid = self.asid();
+        if asid != 0 {
+            flush_asid(asid);
+        }
     }
 
     /// Loads this address space on the CPU.

@@ -13,11 +13,34 @@ use super::mm::{
 /// One past the highest user address (the canonical lower half).
 pub const USER_TOP: u64 = 0x0000_8000_0000_0000;
 
-/// Access rights of a user page.
+/// Access rights of a user page. `cow` marks a page that is read-only in the page table
+/// but writable after copy-on-write (a software bit the CPU ignores); `write` and `cow` are
+/// never both set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PageFlags {
     pub write: bool,
     pub exec: bool,
+    pub cow: bool,
+}
+
+/// PTE bit 9, available to software: "writable after copy-on-write".
+const COW: u64 = 1 << 9;
+
+fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
+    let mut bits = (pa & ADDR_MASK) | PRESENT | USER;
+    if flags.write {
+        bits |= WRITABLE;
+    } else if flags.cow {
+        bits |= COW;
+    }
+    if !flags.exec {
+        bits |= NO_EXECUTE;
+    }
+    bits
+}
+
+fn leaf_flags(v: u64) -> PageFlags {
+    PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0, cow: v & COW != 0 }
 }
 
 /// A user address space, named by the physical address of its root table.
@@ -64,19 +87,12 @@ impl AddressSpace {
     ) -> Result<(), MapError> {
         check(va)?;
         let e = walk(self.root, va & !(PAGE_SIZE - 1), Some(alloc_table), USER)?;
-        let mut bits = pa | PRESENT | USER;
-        if flags.write {
-            bits |= WRITABLE;
-        }
-        if !flags.exec {
-            bits |= NO_EXECUTE;
-        }
         // SAFETY: `e` is the leaf entry for `va` in this address space (see `walk`).
         unsafe {
             if e.read_volatile() & PRESENT != 0 {
                 return Err(MapError::AlreadyMapped);
             }
-            e.write_volatile(bits);
+            e.write_volatile(leaf_bits(pa, flags));
         }
         Ok(())
     }
@@ -104,26 +120,47 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER).ok()?;
         // SAFETY: as in `map`.
         let v = unsafe { e.read_volatile() };
-        (v & PRESENT != 0).then_some((v & ADDR_MASK, PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0 }))
+        (v & PRESENT != 0).then(|| (v & ADDR_MASK, leaf_flags(v)))
     }
 
     /// Changes the rights of a mapped page.
     pub fn protect(&self, va: u64, flags: PageFlags) -> Result<(), MapError> {
-        let (pa, _) = self.translate(va).ok_or(MapError::NotMapped)?;
-        let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER)?;
-        let mut bits = pa | PRESENT | USER;
-        if flags.write {
-            bits |= WRITABLE;
-        }
-        if !flags.exec {
-            bits |= NO_EXECUTE;
-        }
-        // SAFETY: as in `map`.
-        unsafe { e.write_volatile(bits) };
+        self.protect_deferred(va, flags)?;
         if self.is_active() {
             invalidate(va);
         }
         Ok(())
+    }
+
+    /// Changes the rights of a mapped page without dropping its TLB entry: the caller calls
+    /// [`AddressSpace::flush`] after a batch of changes.
+    pub fn protect_deferred(&self, va: u64, flags: PageFlags) -> Result<(), MapError> {
+        let (pa, _) = self.translate(va).ok_or(MapError::NotMapped)?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER)?;
+        // SAFETY: as in `map`.
+        unsafe { e.write_volatile(leaf_bits(pa, flags)) };
+        Ok(())
+    }
+
+    /// Points mapped page `va` at frame `pa` with `flags` (copy-on-write: the copy replaces
+    /// the shared frame). Returns the frame it mapped before.
+    pub fn remap(&self, va: u64, pa: u64, flags: PageFlags) -> Result<u64, MapError> {
+        let (old, _) = self.translate(va).ok_or(MapError::NotMapped)?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER)?;
+        // SAFETY: as in `map`; the stale TLB entry is dropped right after.
+        unsafe { e.write_volatile(leaf_bits(pa, flags)) };
+        if self.is_active() {
+            invalidate(va);
+        }
+        Ok(old)
+    }
+
+    /// Drops every TLB entry of this address space (after `protect_deferred`).
+    pub fn flush(&self) {
+        if self.is_active() {
+            // SAFETY: reloading CR3 with its own value only flushes non-global TLB entries.
+            unsafe { core::arch::asm!("mov {0}, cr3", "mov cr3, {0}", out(reg) _, options(nostack, preserves_flags)) };
+        }
     }
 
     fn is_active(&self) -> bool {
@@ -202,7 +239,7 @@ impl AddressSpace {
                 }
                 let va = base + i * span;
                 if level == 0 {
-                    f(va, v & ADDR_MASK, PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0 });
+                    f(va, v & ADDR_MASK, leaf_flags(v));
                 } else {
                     visit(v & ADDR_MASK, level - 1, va, f);
                 }
