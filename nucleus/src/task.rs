@@ -10,7 +10,7 @@ use arch::context::Context;
 use ipc::{Cqe, IpcError, Sqe};
 use server_rt::DeathCause;
 
-pub const MAX_TASKS: usize = 64;
+pub const MAX_TASKS: usize = 256;
 /// Slot of the idle task (the boot context).
 pub const IDLE: usize = 0;
 
@@ -71,6 +71,10 @@ pub struct Task {
     pub death: Option<DeathCause>,
     /// User-mode state, for user threads.
     pub user: Option<crate::user::UserCtx>,
+    /// Ticks this task was running at (CPU time, tick granularity).
+    pub ticks: u64,
+    /// Ticks servers spent serving this task's requests (a user thread's system time).
+    pub served_ticks: u64,
 }
 
 impl Task {
@@ -96,6 +100,8 @@ impl Task {
             slice: crate::sched::SLICE_TICKS,
             death: None,
             user: None,
+            ticks: 0,
+            served_ticks: 0,
         }
     }
 

@@ -1,8 +1,7 @@
 //! User threads and address spaces: the mechanism under the Linux ABI server's policy.
 //!
 //! The nucleus owns address spaces (page tables and the frames they map, shared copy-on-write
-//! after fork) and user threads
-//! (tasks that run in one). The `linux` server decides everything else — where things are
+//! after fork) and user threads (tasks that run in one). The `linux` server decides everything else — where things are
 //! mapped, what a fault means, when a process ends — and drives these objects through
 //! `server_rt::Kernel`. A system call or a user fault becomes a request on the `linux`
 //! endpoint, made by the thread itself from its kernel stack, so a thread waiting for its
@@ -16,7 +15,7 @@ use crate::task::{Task, TaskState, MAX_TASKS};
 use arch::mm::PAGE_SIZE;
 use arch::trap::TrapFrame;
 use arch::user::{AddressSpace, FpuState, PageFlags, USER_TOP};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use server_rt::{AspaceRef, MemError, Prot, ThreadRef};
 use spin::Mutex;
 
@@ -47,6 +46,28 @@ struct Slot {
     generation: u32,
     space: Option<AddressSpace>,
     pages: usize,
+}
+
+/// Per task slot: the server asked to see this thread before it next runs user code.
+static INTERRUPT: [AtomicBool; MAX_TASKS] = [const { AtomicBool::new(false) }; MAX_TASKS];
+/// Per task slot: the thread gives up the CPU before it next runs user code (sched_yield).
+static YIELD: [AtomicBool; MAX_TASKS] = [const { AtomicBool::new(false) }; MAX_TASKS];
+
+/// Whether task `slot` should yield before returning to user mode (and forgets it).
+pub fn take_yield(slot: usize) -> bool {
+    YIELD.get(slot).is_some_and(|f| f.swap(false, Ordering::Relaxed))
+}
+
+/// Whether task `slot` owes the server an `INTERRUPT` request.
+pub fn interrupt_pending(slot: usize) -> bool {
+    INTERRUPT.get(slot).is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
+/// Clears task `slot`'s interrupt mark (it is sending the server a request now).
+pub fn take_interrupt(slot: usize) {
+    if let Some(f) = INTERRUPT.get(slot) {
+        f.store(false, Ordering::Relaxed);
+    }
 }
 
 static ASPACES: Mutex<[Slot; MAX_ASPACES]> =
@@ -95,7 +116,7 @@ pub fn aspace_create() -> Result<AspaceRef, MemError> {
         let Some(i) = slots.iter().position(|s| s.space.is_none()) else {
             drop(slots);
             space.destroy(&mut |_, _| {}, &mut |t| frame::free_page(t));
-            return Err(MemError::NoMemory);
+            return Err(MemError::Limit);
         };
         slots[i].space = Some(space);
         slots[i].pages = 0;
@@ -208,6 +229,51 @@ pub fn aspace_protect(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(),
     })
 }
 
+/// Moves the pages of `[from, from + len)` to `[to, to + len)`; whatever `to..` mapped is
+/// dropped first. The ranges must not overlap.
+pub fn aspace_move(a: AspaceRef, from: u64, to: u64, len: u64) -> Result<(), MemError> {
+    let (start, end) = check_range(from, len)?;
+    let (dst, _) = check_range(to, len)?;
+    if start < dst + (end - start) && dst < end {
+        return Err(MemError::Fault);
+    }
+    with_space(a, |space, pages| {
+        let mut off = 0;
+        while start + off < end {
+            if let Some(pa) = space.unmap(dst + off) {
+                frame::put(pa);
+                *pages -= 1;
+            }
+            if let Some((pa, fl)) = space.translate(start + off) {
+                space.unmap(start + off);
+                if space.map(dst + off, pa, fl, &mut alloc_table).is_err() {
+                    frame::put(pa);
+                    *pages -= 1;
+                    return Err(MemError::NoMemory);
+                }
+            }
+            off += PAGE_SIZE;
+        }
+        Ok(())
+    })
+}
+
+/// The rights of page `va`, if it is mapped.
+pub fn aspace_query(a: AspaceRef, va: u64) -> Option<Prot> {
+    if va >= USER_TOP {
+        return None;
+    }
+    with_space(a, |space, _| {
+        Ok(space.translate(va & !(PAGE_SIZE - 1)).map(|(_, fl)| Prot {
+            read: true,
+            write: fl.write || fl.cow,
+            exec: fl.exec,
+        }))
+    })
+    .ok()
+    .flatten()
+}
+
 /// Makes mapped page `va` private to `space` before a write: a frame that other address
 /// spaces share is copied (the copy keeps the page's rights, writable if it was
 /// copy-on-write); a copy-on-write page whose frame is no longer shared just becomes writable.
@@ -316,7 +382,8 @@ pub fn aspace_write(a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
 /// gaining a reference, and every writable page becomes read-only and copy-on-write in both;
 /// the first write to it (a fault resolved by [`resolve_write_fault`], or a kernel write) makes
 /// a private copy. Read-only pages are simply shared.
-pub fn aspace_copy(a: AspaceRef) -> Result<AspaceRef, MemError> {
+pub fn aspace_copy(a: AspaceRef, shared: &[(u64, u64)]) -> Result<AspaceRef, MemError> {
+    let is_shared = |va: u64| shared.iter().any(|&(s, l)| va >= s && va - s < l);
     let child = aspace_create()?;
     let result = arch::cpu::without_interrupts(|| {
         let mut slots = ASPACES.lock();
@@ -337,14 +404,16 @@ pub fn aspace_copy(a: AspaceRef) -> Result<AspaceRef, MemError> {
                 return;
             }
             let writable = fl.write || fl.cow;
-            let shared = PageFlags { write: false, exec: fl.exec, cow: writable };
-            let (child_pa, child_flags) = if frame::share(pa) {
-                if fl.write && parent.protect_deferred(va, shared).is_err() {
+            let cow = PageFlags { write: false, exec: fl.exec, cow: writable };
+            let (child_pa, child_flags) = if is_shared(va) && frame::share(pa) {
+                (pa, fl) // MAP_SHARED: the same frame, writable in both
+            } else if frame::share(pa) {
+                if fl.write && parent.protect_deferred(va, cow).is_err() {
                     frame::put(pa);
                     err = Some(MemError::Fault);
                     return;
                 }
-                (pa, shared)
+                (pa, cow)
             } else {
                 // The frame's count is saturated: this page is copied at once.
                 let Some(new) = frame::alloc(1, 1) else {
@@ -438,7 +507,9 @@ fn create_thread(aspace: usize, frame: TrapFrame, tp: u64, fpu: FpuState) -> Res
     let top = stack.top();
     arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
-        let index = st.tasks.iter().skip(1).position(|t| t.is_none()).map(|p| p + 1).ok_or(MemError::NoMemory)?;
+        let index = st.tasks.iter().skip(1).position(|t| t.is_none()).map(|p| p + 1).ok_or(MemError::Limit)?;
+        INTERRUPT[index].store(false, Ordering::Relaxed);
+        YIELD[index].store(false, Ordering::Relaxed);
         let generation = st.generations[index];
         // SAFETY: `top` is the end of the stack this task owns for its whole life.
         let context = unsafe { arch::context::Context::new(top, user_thread_start, index, 0) };
@@ -598,5 +669,72 @@ pub fn thread_set_regs(tag: u64, regs: &[u64; server_rt::USER_REGS]) -> Result<(
         // SAFETY: as in `thread_regs`; the thread resumes from this frame after the reply.
         unsafe { (*u.frame).set_user_regs(regs) };
         Ok(())
+    })
+}
+
+/// Asks user thread `t` to enter the server (an `INTERRUPT` request) before it next runs user
+/// code. A thread inside a request already is left alone: the server sees it when it answers.
+pub fn thread_interrupt(t: ThreadRef) {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        if let Ok(i) = thread_slot(&mut st, t) {
+            if !matches!(st.task(i).state, TaskState::BlockedReply { .. }) {
+                INTERRUPT[i].store(true, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+/// Makes user thread `t` give up the CPU before it next runs user code.
+pub fn thread_yield(t: ThreadRef) {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        if let Ok(i) = thread_slot(&mut st, t) {
+            YIELD[i].store(true, Ordering::Relaxed);
+        }
+    })
+}
+
+/// The FP/SIMD registers of the thread waiting in request `tag` (`arch::user::fp_read`).
+pub fn thread_fpu(tag: u64, buf: &mut [u8]) -> Result<usize, MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let t = requester(&mut st, tag)?;
+        let u = st.task(t).user.as_mut().expect("requester is a user thread");
+        if FPU_OWNER.load(Ordering::Relaxed) == t {
+            u.fpu.save(); // live in the CPU (lazy switching): bring the copy up to date
+        }
+        // SAFETY: the thread is blocked inside the request whose frame this is.
+        arch::user::fp_read(&u.fpu, unsafe { &*u.frame }, buf);
+        Ok(buf.len().min(arch::user::FP_BYTES))
+    })
+}
+
+/// Replaces them; they are loaded when the thread next runs.
+pub fn thread_set_fpu(tag: u64, buf: &[u8]) -> Result<(), MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let t = requester(&mut st, tag)?;
+        let u = st.task(t).user.as_mut().expect("requester is a user thread");
+        // SAFETY: as in `thread_fpu`; the thread resumes from this frame after the reply.
+        arch::user::fp_write(&mut u.fpu, unsafe { &mut *u.frame }, buf);
+        // The CPU's copy (if it is this thread's) is stale now: load the new one on the switch.
+        fpu_forget(t);
+        Ok(())
+    })
+}
+
+/// CPU time of thread `t`: (running, served by servers), in ns.
+pub fn thread_times(t: ThreadRef) -> (u64, u64) {
+    let tick = 1_000_000_000 / crate::TICK_HZ as u64;
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        match thread_slot(&mut st, t) {
+            Ok(i) => {
+                let task = st.task(i);
+                (task.ticks * tick, task.served_ticks * tick)
+            }
+            Err(_) => (0, 0),
+        }
     })
 }

@@ -467,6 +467,8 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     conformance!("fork-cow-200", "fork_cow"),
+    conformance!("threads-futex-vfork", "threads"),
+    conformance!("task-limits-eagain", "task_limits"),
 ];
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what

@@ -325,3 +325,33 @@ impl FpuState {
     /// Nothing to do: the trap frame holds the user FP/SIMD state.
     pub fn restore(&self) {}
 }
+
+/// Bytes of a thread's FP/SIMD state as [`fp_read`] gives it: v0..v31 (16 bytes each), then
+/// FPSR and FPCR (32 bits each).
+pub const FP_BYTES: usize = 520;
+
+/// Copies a thread's FP/SIMD state (in its trap frame) into `out` (at most [`FP_BYTES`]).
+pub fn fp_read(_fpu: &FpuState, frame: &super::trap::TrapFrame, out: &mut [u8]) {
+    let mut b = [0u8; FP_BYTES];
+    for (i, q) in frame.q.iter().enumerate() {
+        b[i * 16..i * 16 + 16].copy_from_slice(&q.to_le_bytes());
+    }
+    b[512..516].copy_from_slice(&(frame.fpsr as u32).to_le_bytes());
+    b[516..520].copy_from_slice(&(frame.fpcr as u32).to_le_bytes());
+    let n = out.len().min(FP_BYTES);
+    out[..n].copy_from_slice(&b[..n]);
+}
+
+/// Replaces a thread's FP/SIMD state (in its trap frame, restored by the return to user mode).
+/// FPSR and FPCR keep only their architected bits.
+pub fn fp_write(_fpu: &mut FpuState, frame: &mut super::trap::TrapFrame, src: &[u8]) {
+    if src.len() < FP_BYTES {
+        return;
+    }
+    for (i, q) in frame.q.iter_mut().enumerate() {
+        *q = u128::from_le_bytes(src[i * 16..i * 16 + 16].try_into().unwrap_or_default());
+    }
+    let word = |o: usize| u32::from_le_bytes([src[o], src[o + 1], src[o + 2], src[o + 3]]) as u64;
+    frame.fpsr = word(512) & 0xf800_009f;
+    frame.fpcr = word(516) & 0x07f7_9f00;
+}

@@ -285,3 +285,28 @@ impl Default for FpuState {
         Self::new()
     }
 }
+
+/// Bytes of a thread's FP/SIMD state as [`fp_read`] gives it: the FXSAVE image (what a
+/// signal frame's `fpstate` holds).
+pub const FP_BYTES: usize = 512;
+
+/// MXCSR bits FXRSTOR accepts on every x86_64 CPU (all defined bits but DAZ, which the
+/// earliest ones lack): a reserved bit would make the restore fault in the kernel.
+const MXCSR_VALID: u32 = 0xffbf;
+
+/// Copies a thread's FP/SIMD state (`fpu`, saved: see the nucleus's lazy switching) into `out`
+/// (at most [`FP_BYTES`]).
+pub fn fp_read(fpu: &FpuState, _frame: &super::trap::TrapFrame, out: &mut [u8]) {
+    let n = out.len().min(FP_BYTES);
+    out[..n].copy_from_slice(&fpu.0[..n]);
+}
+
+/// Replaces a thread's FP/SIMD state with `src` (an FXSAVE image from user memory: MXCSR is
+/// masked to the bits FXRSTOR accepts, so that restoring it cannot fault).
+pub fn fp_write(fpu: &mut FpuState, _frame: &mut super::trap::TrapFrame, src: &[u8]) {
+    let n = src.len().min(FP_BYTES);
+    fpu.0[..n].copy_from_slice(&src[..n]);
+    let mxcsr = u32::from_le_bytes([fpu.0[24], fpu.0[25], fpu.0[26], fpu.0[27]]) & MXCSR_VALID;
+    fpu.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+    fpu.0[28..32].copy_from_slice(&0xffffu32.to_le_bytes());
+}

@@ -5,7 +5,7 @@
 
 use crate::elf;
 use crate::fs::{Content, Ino, S_IFMT, S_IFREG};
-use crate::process::{Mm, MMAP_BASE, PAGE, SIGPAGE, STACK_MAX, STACK_TOP};
+use crate::process::{Creds, Mm, Rlimit, MMAP_BASE, PAGE, RLIMIT_STACK, RLIM_NLIMITS, SIGPAGE, STACK_TOP};
 use crate::Linux;
 use abi::Errno;
 use alloc::string::String;
@@ -55,9 +55,29 @@ fn read_file(l: &Linux, cwd: Ino, path: &str) -> Result<Vec<u8>, Errno> {
     }
 }
 
-/// Loads `path` into a fresh address space with `argv`/`envp`. Interprets `#!` lines (up to
-/// four levels).
-pub fn load(l: &mut Linux, cwd: Ino, path: &str, argv: &[String], envp: &[String]) -> Result<Image, Errno> {
+/// The most stack a program may get (RLIMIT_STACK unlimited or larger than this).
+const STACK_RESERVE_MAX: u64 = 4 << 30;
+
+/// What the new program runs as and with.
+struct Context<'a> {
+    creds: &'a Creds,
+    /// The stack's size: RLIMIT_STACK's soft limit.
+    stack: u64,
+}
+
+/// Loads `path` into a fresh address space with `argv`/`envp`, for a process with `creds`
+/// and `rlimits` (the stack is RLIMIT_STACK big). Interprets `#!` lines (up to four levels).
+pub fn load(
+    l: &mut Linux,
+    cwd: Ino,
+    path: &str,
+    argv: &[String],
+    envp: &[String],
+    creds: &Creds,
+    rlimits: &[Rlimit; RLIM_NLIMITS],
+) -> Result<Image, Errno> {
+    let stack = rlimits[RLIMIT_STACK].0.clamp(16 * PAGE, STACK_RESERVE_MAX) & !(PAGE - 1);
+    let cx = Context { creds, stack };
     let mut path = String::from(path);
     let mut argv: Vec<String> = argv.to_vec();
     for _ in 0..4 {
@@ -82,12 +102,19 @@ pub fn load(l: &mut Linux, cwd: Ino, path: &str, argv: &[String], envp: &[String
             path = String::from(interp);
             continue;
         }
-        return load_elf(l, &data, &path, &argv, envp);
+        return load_elf(l, &data, &path, &argv, envp, &cx);
     }
     Err(Errno::ELOOP)
 }
 
-fn load_elf(l: &mut Linux, data: &[u8], path: &str, argv: &[String], envp: &[String]) -> Result<Image, Errno> {
+fn load_elf(
+    l: &mut Linux,
+    data: &[u8],
+    path: &str,
+    argv: &[String],
+    envp: &[String],
+    cx: &Context,
+) -> Result<Image, Errno> {
     let e = elf::parse(data, abi::syscall::layout::ELF_MACHINE).ok_or(Errno::ENOEXEC)?;
     if e.interp.is_some() {
         // Dynamic executables need the loader mapped too: not in v0 (docs/caveats.md).
@@ -95,7 +122,7 @@ fn load_elf(l: &mut Linux, data: &[u8], path: &str, argv: &[String], envp: &[Str
     }
     let bias = if e.dynamic { PIE_BASE } else { 0 };
     let aspace = l.k.aspace_create().map_err(|_| Errno::ENOMEM)?;
-    let result = populate(l, aspace, &e, bias, data, path, argv, envp);
+    let result = populate(l, aspace, &e, bias, data, path, argv, envp, cx);
     if result.is_err() {
         let _ = l.k.aspace_destroy(aspace);
     }
@@ -112,6 +139,7 @@ fn populate(
     path: &str,
     argv: &[String],
     envp: &[String],
+    cx: &Context,
 ) -> Result<Image, Errno> {
     let k = l.k;
     let mut mm = Mm { mmap_next: MMAP_BASE, ..Default::default() };
@@ -152,9 +180,9 @@ fn populate(
     k.aspace_protect(aspace, SIGPAGE, PAGE, rx).map_err(|_| Errno::ENOMEM)?;
     mm.add(SIGPAGE, SIGPAGE + PAGE, rx);
 
-    // The stack: the whole limit is a VMA (grown on fault); the top pages are mapped now.
-    mm.add(STACK_TOP - STACK_MAX, STACK_TOP, rw);
-    let initial = 32 * PAGE;
+    // The stack: the whole limit is a VMA (mapped on fault); the top pages are mapped now.
+    mm.add(STACK_TOP - cx.stack, STACK_TOP, rw);
+    let initial = (32 * PAGE).min(cx.stack);
     k.aspace_map(aspace, STACK_TOP - initial, initial, rw).map_err(|_| Errno::ENOMEM)?;
 
     // Strings at the top, then the random bytes, then the pointer block.
@@ -168,7 +196,9 @@ fn populate(
     let execfn_off = strings.len() as u64;
     strings.extend_from_slice(path.as_bytes());
     strings.push(0);
-    if strings.len() as u64 > initial / 2 {
+    // Linux allows arguments and environment a quarter of the stack limit; the strings must
+    // also fit in the pages mapped now.
+    if strings.len() as u64 > (initial / 2).min(cx.stack / 4) {
         return Err(Errno::E2BIG);
     }
     let strings_at = (STACK_TOP - strings.len() as u64) & !15;
@@ -187,10 +217,10 @@ fn populate(
         (AT_BASE, 0),
         (AT_FLAGS, 0),
         (AT_ENTRY, e.entry + bias),
-        (AT_UID, 0),
-        (AT_EUID, 0),
-        (AT_GID, 0),
-        (AT_EGID, 0),
+        (AT_UID, cx.creds.ruid as u64),
+        (AT_EUID, cx.creds.euid as u64),
+        (AT_GID, cx.creds.rgid as u64),
+        (AT_EGID, cx.creds.egid as u64),
         (AT_HWCAP, 0),
         (AT_CLKTCK, 100),
         (AT_SECURE, 0),

@@ -66,6 +66,8 @@ pub struct Ctx {
     pub args: [u64; 6],
     /// When the request first arrived (for timeouts and sleeps).
     pub started_ns: u64,
+    /// The calling thread's id (`pid` for the main thread).
+    pub tid: Pid,
 }
 
 /// The server's state.
@@ -86,6 +88,12 @@ pub struct Linux {
     pub handlers: [Option<sys::Handler>; sys::MAX_NR],
     /// Which numbers cannot unblock another request (`sys::PURE`).
     pure: [bool; sys::MAX_NR],
+    /// Threads waiting on futexes.
+    pub futexes: sys::futex::Futexes,
+    /// Parents waiting in vfork for their children.
+    pub vforks: Vec<sys::proc::VforkWait>,
+    /// The earliest interval-timer expiry (monotonic ns; `u64::MAX` when none is armed).
+    pub next_timer_ns: u64,
 }
 
 impl Linux {
@@ -105,7 +113,15 @@ impl Linux {
             strace: k.cmdline_get("strace") == Some("1"),
             handlers: sys::table(),
             pure: sys::pure_table(),
+            futexes: Default::default(),
+            vforks: Vec::new(),
+            next_timer_ns: u64::MAX,
         }
+    }
+
+    /// Whether system calls are logged (`strace=1`).
+    pub fn strace(&self) -> bool {
+        self.strace
     }
 
     /// Logs an unimplemented system call once, by name.
@@ -122,26 +138,20 @@ impl Linux {
         let Some(&pid) = self.threads.get(&thread.0) else {
             return Outcome::Done(Errno::ESRCH.as_return());
         };
-        let ctx = Ctx { tag: sqe.tag, pid, thread, nr: sqe.opcode, args: sqe.args, started_ns };
-        let mut outcome = match sqe.flags {
+        let tid = process::tid_of(self, pid, thread);
+        let ctx = Ctx { tag: sqe.tag, pid, thread, nr: sqe.opcode, args: sqe.args, started_ns, tid };
+        // A stopped process's requests wait for SIGCONT.
+        if self.procs.get(&pid).is_some_and(|p| p.stopped) {
+            return Outcome::Block;
+        }
+        let outcome = match sqe.flags {
             user_request::SYSCALL => sys::dispatch(self, &ctx),
             user_request::FAULT => process::on_fault(self, &ctx),
+            user_request::INTERRUPT => sys::signal::on_interrupt(self, &ctx),
             _ => Outcome::Done(Errno::EINVAL.as_return()),
         };
         // Signals are delivered on the way back to user mode; a blocked call is interrupted.
-        let is_execve = ctx.nr as usize == abi::syscall::current::EXECVE;
-        if sqe.flags == user_request::SYSCALL && !is_execve {
-            let result = match outcome {
-                Outcome::Done(v) if v != server_rt::REGS_SET => Some(v),
-                Outcome::Block if sys::signal::deliverable(self, pid).is_some() => Some(Errno::EINTR.as_return()),
-                _ => None,
-            };
-            if let Some(r) = result {
-                if let Some(o) = sys::signal::deliver(self, &ctx, r) {
-                    outcome = o;
-                }
-            }
-        }
+        let outcome = sys::signal::on_reply(self, &ctx, sqe.flags, outcome);
         if self.strace && outcome != Outcome::Block {
             let name = abi::syscall::name(abi::syscall::CURRENT, ctx.nr as usize).unwrap_or("?");
             let what = if sqe.flags == user_request::FAULT { "FAULT" } else { name };
@@ -180,12 +190,24 @@ impl Linux {
         }
     }
 
+    /// How long to wait for the next request: a tick with requests blocked, until the next
+    /// timer otherwise (`u64::MAX`: for ever).
+    fn wait_ns(&self) -> u64 {
+        let timers = sys::timer::next_wake_ns(self);
+        if self.pending.is_empty() {
+            timers
+        } else {
+            timers.min(1_000_000)
+        }
+    }
+
     fn serve(&mut self) -> ! {
         loop {
             // With requests blocked (waiting for input, a child, time), wake at least every tick
             // to look at them again; a new request wakes the server at once either way.
-            let next =
-                if self.pending.is_empty() { self.k.receive().map(Some) } else { self.k.receive_timeout(1_000_000) };
+            // Interval timers wake the server too.
+            let wait = self.wait_ns();
+            let next = if wait == u64::MAX { self.k.receive().map(Some) } else { self.k.receive_timeout(wait) };
             let mut next = match next {
                 Ok(n) => n,
                 Err(e) => panic!("linux: receive failed: {e}"),
@@ -195,6 +217,7 @@ impl Linux {
             // the loop at least every 10 ms to look at console input (^C while a program runs).
             let batch_start = self.k.now_ns();
             while let Some(sqe) = next.take() {
+                sys::timer::fire(self);
                 let now = self.k.now_ns();
                 let fast = now < batch_start + 10_000_000;
                 let outcome = self.handle(&sqe, now);
@@ -207,7 +230,7 @@ impl Linux {
                     Outcome::Block => self.pending.push((sqe, now)),
                     Outcome::Done(result) if fast && !self.tty.has_pending_signal() => {
                         // With requests blocked, wake within a tick anyway to look at them.
-                        let wait = if self.pending.is_empty() { u64::MAX } else { 1_000_000 };
+                        let wait = self.wait_ns();
                         let reply = Cqe { tag: sqe.tag, result, ..Default::default() };
                         match self.k.reply_and_receive_timeout(&reply, wait) {
                             Ok(r) => next = r,
@@ -219,6 +242,7 @@ impl Linux {
             }
             self.tty.poll_input(self.k);
             tty::deliver_signals(self);
+            sys::timer::fire(self);
             if !self.pending.is_empty() {
                 self.retry_pending();
             }
