@@ -469,6 +469,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("fork-cow-200", "fork_cow"),
     conformance!("threads-futex-vfork", "threads"),
     conformance!("task-limits-eagain", "task_limits"),
+    conformance!("job-control-wait", "jobctl"),
 ];
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what

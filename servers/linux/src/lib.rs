@@ -94,6 +94,9 @@ pub struct Linux {
     pub vforks: Vec<sys::proc::VforkWait>,
     /// The earliest interval-timer expiry (monotonic ns; `u64::MAX` when none is armed).
     pub next_timer_ns: u64,
+    /// Results of requests that finished as their process stopped: (tag, result), answered
+    /// when it continues.
+    pub held: Vec<(u64, i64)>,
 }
 
 impl Linux {
@@ -116,6 +119,7 @@ impl Linux {
             futexes: Default::default(),
             vforks: Vec::new(),
             next_timer_ns: u64::MAX,
+            held: Vec::new(),
         }
     }
 
@@ -140,21 +144,29 @@ impl Linux {
         };
         let tid = process::tid_of(self, pid, thread);
         let ctx = Ctx { tag: sqe.tag, pid, thread, nr: sqe.opcode, args: sqe.args, started_ns, tid };
-        // A stopped process's requests wait for SIGCONT.
+        // A stopped process's requests wait for SIGCONT (one that finished as the process
+        // stopped keeps its result until then).
         if self.procs.get(&pid).is_some_and(|p| p.stopped) {
             return Outcome::Block;
         }
-        let outcome = match sqe.flags {
-            user_request::SYSCALL => sys::dispatch(self, &ctx),
-            user_request::FAULT => process::on_fault(self, &ctx),
-            user_request::INTERRUPT => sys::signal::on_interrupt(self, &ctx),
-            _ => Outcome::Done(Errno::EINVAL.as_return()),
+        let outcome = match sys::signal::take_held(self, sqe.tag) {
+            Some(result) => Outcome::Done(result),
+            None => match sqe.flags {
+                user_request::SYSCALL => sys::dispatch(self, &ctx),
+                user_request::FAULT => process::on_fault(self, &ctx),
+                user_request::INTERRUPT => sys::signal::on_interrupt(self, &ctx),
+                _ => Outcome::Done(Errno::EINVAL.as_return()),
+            },
         };
         // Signals are delivered on the way back to user mode; a blocked call is interrupted.
         let outcome = sys::signal::on_reply(self, &ctx, sqe.flags, outcome);
         if self.strace && outcome != Outcome::Block {
             let name = abi::syscall::name(abi::syscall::CURRENT, ctx.nr as usize).unwrap_or("?");
-            let what = if sqe.flags == user_request::FAULT { "FAULT" } else { name };
+            let what = match sqe.flags {
+                user_request::FAULT => "FAULT",
+                user_request::INTERRUPT => "INTERRUPT",
+                _ => name,
+            };
             log!(
                 "[{pid}] {what}({:#x}, {:#x}, {:#x}, {:#x}) = {outcome:?}",
                 ctx.args[0],

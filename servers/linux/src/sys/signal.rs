@@ -499,7 +499,16 @@ fn interrupted(l: &mut Linux, c: &Ctx, flags: u64) -> Resume {
 /// with a handler is delivered to the answering thread, and a blocked call with one waiting
 /// is interrupted (EINTR or restarted). `outcome` is what the handler decided.
 pub fn on_reply(l: &mut Linux, c: &Ctx, kind: u32, outcome: Outcome) -> Outcome {
-    if l.procs.get(&c.pid).is_none_or(|p| p.is_zombie() || p.thread(c.tid).is_none()) {
+    let Some(p) = l.procs.get(&c.pid).filter(|p| !p.is_zombie() && p.thread(c.tid).is_some()) else {
+        return outcome;
+    };
+    if p.stopped {
+        // The process stopped while this request ran (it stopped itself, say): the thread
+        // does not go back to user mode until SIGCONT; the result waits for it.
+        if let Outcome::Done(v) = outcome {
+            l.held.push((c.tag, v));
+            return Outcome::Block;
+        }
         return outcome;
     }
     let is_execve = kind == user_request::SYSCALL && c.nr as usize == abi::syscall::current::EXECVE;
@@ -527,6 +536,15 @@ pub fn on_reply(l: &mut Linux, c: &Ctx, kind: u32, outcome: Outcome) -> Outcome 
     };
     let resume = if outcome == Outcome::Block { interrupted(l, c, act.flags) } else { resume };
     setup_frame(l, c, sig, &info, &act, resume, saved_mask)
+}
+
+/// The result a request kept while its process was stopped, if any (see [`on_reply`]).
+pub fn take_held(l: &mut Linux, tag: u64) -> Option<i64> {
+    if l.held.is_empty() {
+        return None;
+    }
+    let i = l.held.iter().position(|h| h.0 == tag)?;
+    Some(l.held.remove(i).1)
 }
 
 /// A fault the thread cannot go on from: the signal is forced (a handler runs if there is one
