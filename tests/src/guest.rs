@@ -470,6 +470,8 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("threads-futex-vfork", "threads"),
     conformance!("task-limits-eagain", "task_limits"),
     conformance!("job-control-wait", "jobctl"),
+    conformance!("signals-siginfo-restart", "signals"),
+    conformance!("signals-async-fp-timers", "sigasync"),
 ];
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what

@@ -535,7 +535,17 @@ pub fn on_reply(l: &mut Linux, c: &Ctx, kind: u32, outcome: Outcome) -> Outcome 
         return if l.procs.get(&c.pid).is_none_or(|p| p.is_zombie()) { Outcome::NoReply } else { outcome };
     };
     let resume = if outcome == Outcome::Block { interrupted(l, c, act.flags) } else { resume };
-    setup_frame(l, c, sig, &info, &act, resume, saved_mask)
+    let mut result = setup_frame(l, c, sig, &info, &act, resume, saved_mask);
+    // Every other signal the thread can take now gets its frame on top, as Linux does before
+    // it returns to user mode: the last one set up runs first.
+    while result == Outcome::Done(REGS_SET) {
+        let Some((sig, info, act)) = next_handled(l, c.pid, c.tid) else { break };
+        result = setup_frame(l, c, sig, &info, &act, Resume::Keep, None);
+    }
+    if result == Outcome::NoReply || l.procs.get(&c.pid).is_none_or(|p| p.is_zombie()) {
+        return Outcome::NoReply;
+    }
+    result
 }
 
 /// The result a request kept while its process was stopped, if any (see [`on_reply`]).
