@@ -472,6 +472,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("job-control-wait", "jobctl"),
     conformance!("signals-siginfo-restart", "signals"),
     conformance!("signals-async-fp-timers", "sigasync"),
+    conformance!("memory-mremap-madvise-faults", "memory"),
 ];
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what

@@ -42,6 +42,9 @@ pub struct Vma {
     pub end: u64,
     pub prot: Prot,
     pub flags: u32,
+    /// A file mapping's first page past the end of the file (0: none): accesses from there on
+    /// are SIGBUS, as on Linux.
+    pub eof: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -80,8 +83,13 @@ impl Mm {
     }
 
     pub fn add_with(&mut self, start: u64, end: u64, prot: Prot, flags: u32) {
-        self.punch(start, end);
-        self.vmas.push(Vma { start, end, prot, flags });
+        self.insert(Vma { start, end, prot, flags, eof: 0 });
+    }
+
+    /// Adds `v`, replacing whatever overlapped it.
+    pub fn insert(&mut self, v: Vma) {
+        self.punch(v.start, v.end);
+        self.vmas.push(v);
         self.vmas.sort_by_key(|v| v.start);
     }
 
@@ -377,12 +385,15 @@ pub fn on_fault(l: &mut Linux, c: &Ctx) -> Outcome {
                 let prev_end = mm.vmas.iter().filter(|o| o.end <= v.start).map(|o| o.end).max().unwrap_or(0);
                 let gap_ok = prev_end == 0 || page >= prev_end.saturating_add(STACK_GUARD_GAP);
                 if gap_ok && v.end - page <= stack_limit {
-                    mm.add_with(page, v.end, v.prot, v.flags);
+                    mm.insert(Vma { start: page, ..v });
                 }
             }
         }
         let vma = mm.find(addr).copied();
         drop(mm);
+        if vma.is_some_and(|v| v.eof != 0 && page >= v.eof) {
+            return signal::force_fault(l, c, SigInfo::fault(signal::SIGBUS, signal::BUS_ADRERR, addr));
+        }
         let code = match vma {
             None => signal::SEGV_MAPERR,
             Some(v) => {

@@ -164,14 +164,22 @@ pub fn mmap(l: &mut Linux, c: &Ctx) -> Outcome {
     if flags & MAP_GROWSDOWN != 0 {
         vflags |= VMA_GROWSDOWN;
     }
-    mm.add_with(start, start + len, pr, vflags);
+    // The pages of a file mapping past the file's end are SIGBUS.
+    let file_end =
+        contents.as_ref().map(|d| start + (d.len() as u64).next_multiple_of(PAGE)).filter(|&e| e < start + len);
+    mm.insert(Vma { start, end: start + len, prot: pr, flags: vflags, eof: file_end.unwrap_or(0) });
     drop(mm);
     if let Some(data) = contents {
         let rw = Prot { read: true, write: true, exec: pr.exec };
-        if l.k.aspace_map(aspace, start, len, rw).is_err() || l.k.aspace_write(aspace, start, &data).is_err() {
+        let mapped = file_end.unwrap_or(start + len) - start;
+        if mapped != 0
+            && (l.k.aspace_map(aspace, start, mapped, rw).is_err() || l.k.aspace_write(aspace, start, &data).is_err())
+        {
             return Errno::ENOMEM.into();
         }
-        let _ = l.k.aspace_protect(aspace, start, len, pr);
+        if mapped != 0 {
+            let _ = l.k.aspace_protect(aspace, start, mapped, pr);
+        }
     } else if vflags & VMA_SHARED != 0 || flags & (MAP_POPULATE | MAP_LOCKED) != 0 {
         // Shared memory exists from the start (fork keeps these frames shared); MAP_POPULATE
         // and MAP_LOCKED fault everything in now.
@@ -246,7 +254,7 @@ pub fn mprotect(l: &mut Linux, c: &Ctx) -> Outcome {
     let pieces: Vec<Vma> = mm.vmas.iter().filter(|v| v.start < end && start < v.end).copied().collect();
     for v in pieces {
         let (s, e) = (v.start.max(start), v.end.min(end));
-        mm.add_with(s, e, prot(bits), v.flags);
+        mm.insert(Vma { start: s, end: e, prot: prot(bits), ..v });
     }
     let _ = l.k.aspace_protect(p.aspace, start, end - start, prot(bits));
     Outcome::Done(0)
@@ -305,7 +313,7 @@ pub fn mremap(l: &mut Linux, c: &Ctx) -> Outcome {
         let grow_end = old + new_len;
         if grow_end <= TASK_SIZE && (v.end >= grow_end || !mm.overlaps(v.end.max(old + old_len), grow_end)) {
             if v.end < grow_end {
-                mm.add_with(v.start, grow_end, v.prot, v.flags);
+                mm.insert(Vma { end: grow_end, ..v });
             }
             return Outcome::Done(old as i64);
         }
@@ -331,7 +339,8 @@ pub fn mremap(l: &mut Linux, c: &Ctx) -> Outcome {
         mm.punch(old, old + old_len);
         let _ = l.k.aspace_unmap(aspace, old, old_len);
     }
-    mm.add_with(dst, dst + new_len, v.prot, v.flags);
+    let eof = if v.eof != 0 { dst + (v.eof.saturating_sub(old)) } else { 0 };
+    mm.insert(Vma { start: dst, end: dst + new_len, eof, ..v });
     if v.flags & VMA_SHARED != 0 && new_len > moved {
         let _ = l.k.aspace_map(aspace, dst + moved, new_len - moved, v.prot);
     }
