@@ -91,14 +91,15 @@ fn slot_of(a: AspaceRef, slots: &[Slot; MAX_ASPACES]) -> Result<usize, MemError>
 }
 
 fn flags(p: Prot) -> PageFlags {
-    PageFlags { write: p.write, exec: p.exec, cow: false }
+    PageFlags { write: p.write, exec: p.exec, cow: false, shared: false }
 }
 
-/// The page-table rights for rights `p` on frame `pa`: a writable page whose frame another
-/// address space also maps stays read-only, marked copy-on-write.
-fn flags_for(p: Prot, pa: u64) -> PageFlags {
-    let shared = p.write && frame::refs(pa) > 1;
-    PageFlags { write: p.write && !shared, exec: p.exec, cow: shared }
+/// The page-table rights for rights `p` on a page mapping frame `pa` with rights `old`: a
+/// writable page whose frame another address space also maps stays read-only, marked
+/// copy-on-write, unless it is shared on purpose (MAP_SHARED).
+fn flags_for(p: Prot, pa: u64, old: PageFlags) -> PageFlags {
+    let cow = p.write && !old.shared && frame::refs(pa) > 1;
+    PageFlags { write: p.write && !cow, exec: p.exec, cow, shared: old.shared }
 }
 
 fn check_range(va: u64, len: u64) -> Result<(u64, u64), MemError> {
@@ -184,8 +185,8 @@ pub fn aspace_map(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), Mem
     with_space(a, |space, pages| {
         let mut page = start;
         while page < end {
-            if let Some((pa, _)) = space.translate(page) {
-                space.protect(page, flags_for(prot, pa)).map_err(|_| MemError::Fault)?;
+            if let Some((pa, old)) = space.translate(page) {
+                space.protect(page, flags_for(prot, pa, old)).map_err(|_| MemError::Fault)?;
             } else {
                 let pa = frame::alloc_zeroed_page().ok_or(MemError::NoMemory)?;
                 if space.map(page, pa, flags(prot), &mut alloc_table).is_err() {
@@ -220,8 +221,8 @@ pub fn aspace_protect(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(),
     with_space(a, |space, _| {
         let mut page = start;
         while page < end {
-            if let Some((pa, _)) = space.translate(page) {
-                space.protect(page, flags_for(prot, pa)).map_err(|_| MemError::Fault)?;
+            if let Some((pa, old)) = space.translate(page) {
+                space.protect(page, flags_for(prot, pa, old)).map_err(|_| MemError::Fault)?;
             }
             page += PAGE_SIZE;
         }
@@ -281,8 +282,8 @@ pub fn aspace_query(a: AspaceRef, va: u64) -> Option<Prot> {
 fn make_private(space: &AddressSpace, va: u64) -> Result<Option<u64>, MemError> {
     let va = va & !(PAGE_SIZE - 1);
     let Some((pa, fl)) = space.translate(va) else { return Ok(None) };
-    let own = PageFlags { write: fl.write || fl.cow, exec: fl.exec, cow: false };
-    if frame::refs(pa) <= 1 {
+    let own = PageFlags { write: fl.write || fl.cow, exec: fl.exec, cow: false, shared: fl.shared };
+    if fl.shared || frame::refs(pa) <= 1 {
         if fl.cow {
             space.protect(va, own).map_err(|_| MemError::Fault)?;
         }
@@ -404,9 +405,16 @@ pub fn aspace_copy(a: AspaceRef, shared: &[(u64, u64)]) -> Result<AspaceRef, Mem
                 return;
             }
             let writable = fl.write || fl.cow;
-            let cow = PageFlags { write: false, exec: fl.exec, cow: writable };
-            let (child_pa, child_flags) = if is_shared(va) && frame::share(pa) {
-                (pa, fl) // MAP_SHARED: the same frame, writable in both
+            let cow = PageFlags { write: false, exec: fl.exec, cow: writable, shared: false };
+            let (child_pa, child_flags) = if (fl.shared || is_shared(va)) && frame::share(pa) {
+                // MAP_SHARED: the same frame, writable in both, marked so that nothing copies it.
+                let sh = PageFlags { shared: true, ..fl };
+                if !fl.shared && parent.protect_deferred(va, sh).is_err() {
+                    frame::put(pa);
+                    err = Some(MemError::Fault);
+                    return;
+                }
+                (pa, sh)
             } else if frame::share(pa) {
                 if fl.write && parent.protect_deferred(va, cow).is_err() {
                     frame::put(pa);
@@ -428,7 +436,7 @@ pub fn aspace_copy(a: AspaceRef, shared: &[(u64, u64)]) -> Result<AspaceRef, Mem
                         PAGE_SIZE as usize,
                     )
                 };
-                (new.start, PageFlags { write: writable, exec: fl.exec, cow: false })
+                (new.start, PageFlags { write: writable, exec: fl.exec, cow: false, shared: false })
             };
             if dst.map(va, child_pa, child_flags, &mut alloc_table).is_err() {
                 frame::put(child_pa);

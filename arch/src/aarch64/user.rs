@@ -33,10 +33,14 @@ pub struct PageFlags {
     pub write: bool,
     pub exec: bool,
     pub cow: bool,
+    /// The frame is shared on purpose (MAP_SHARED): never copied on write.
+    pub shared: bool,
 }
 
 /// Descriptor bit 55, reserved for software: "writable after copy-on-write".
 const COW: u64 = 1 << 55;
+/// Descriptor bit 56, reserved for software: "shared on purpose" (MAP_SHARED).
+const SHARED: u64 = 1 << 56;
 
 /// A user address space, named by the physical address of its root table.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,11 +105,14 @@ fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
     if !flags.exec {
         bits |= UXN;
     }
+    if flags.shared {
+        bits |= SHARED;
+    }
     bits
 }
 
 fn leaf_flags(v: u64) -> PageFlags {
-    PageFlags { write: v & AP_RO == 0, exec: v & UXN == 0, cow: v & COW != 0 }
+    PageFlags { write: v & AP_RO == 0, exec: v & UXN == 0, cow: v & COW != 0, shared: v & SHARED != 0 }
 }
 
 impl AddressSpace {

@@ -21,10 +21,14 @@ pub struct PageFlags {
     pub write: bool,
     pub exec: bool,
     pub cow: bool,
+    /// The frame is shared on purpose (MAP_SHARED): never copied on write.
+    pub shared: bool,
 }
 
 /// PTE bit 9, available to software: "writable after copy-on-write".
 const COW: u64 = 1 << 9;
+/// PTE bit 10, available to software: "shared on purpose" (MAP_SHARED).
+const SHARED: u64 = 1 << 10;
 
 fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
     let mut bits = (pa & ADDR_MASK) | PRESENT | USER;
@@ -36,11 +40,14 @@ fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
     if !flags.exec {
         bits |= NO_EXECUTE;
     }
+    if flags.shared {
+        bits |= SHARED;
+    }
     bits
 }
 
 fn leaf_flags(v: u64) -> PageFlags {
-    PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0, cow: v & COW != 0 }
+    PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0, cow: v & COW != 0, shared: v & SHARED != 0 }
 }
 
 /// A user address space, named by the physical address of its root table.

@@ -165,14 +165,18 @@ int main(void) {
     int *pr = (int *)map(PG, PROT_READ | PROT_WRITE);
     *sh = 1;
     *pr = 1;
+    int pp[2];
+    pipe(pp);
+    write(pp[1], "kw", 2);
     pid_t k = fork();
     if (k == 0) {
         *sh = 2;
         *pr = 2;
+        (void)read(pp[0], (char *)(sh + 1), 2); // a kernel write into the shared page
         _exit(0);
     }
     waitpid(k, 0, 0);
-    printf("after the child's writes: shared %d, private %d\n", *sh, *pr);
+    printf("after the child's writes: shared %d, private %d, read into shared memory: %.2s\n", *sh, *pr, (char *)(sh + 1));
 
     // A file mapping past the end of the file: SIGBUS.
     int fd = open("/tmp/mapped", O_RDWR | O_CREAT | O_TRUNC, 0644);
