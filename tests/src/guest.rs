@@ -473,6 +473,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("signals-siginfo-restart", "signals"),
     conformance!("signals-async-fp-timers", "sigasync"),
     conformance!("memory-mremap-madvise-faults", "memory"),
+    conformance!("creds-limits-sched", "creds"),
 ];
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what

@@ -87,6 +87,9 @@ impl FdTable {
 
     /// Places `fd` in the lowest free slot >= `min`.
     pub fn insert(&mut self, fd: Fd, min: usize) -> Result<u64, Errno> {
+        if min > 0 && min >= self.limit.min(MAX_FDS) {
+            return Err(Errno::EINVAL); // F_DUPFD at or past RLIMIT_NOFILE
+        }
         let slot = (min..self.limit.min(MAX_FDS))
             .find(|&i| self.fds.get(i).is_none_or(|f| f.is_none()))
             .ok_or(Errno::EMFILE)?;
