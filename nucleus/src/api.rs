@@ -191,6 +191,11 @@ impl Kernel for NucleusApi {
         user::aspace_move(a, from, to, len)
     }
 
+    fn aspace_resident(&self, a: AspaceRef, va: u64, out: &mut [u8]) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::aspace_resident(a, va, out)
+    }
+
     fn aspace_query(&self, a: AspaceRef, va: u64) -> Option<Prot> {
         require_user_memory().ok()?;
         user::aspace_query(a, va)

@@ -14,7 +14,7 @@ use crate::sched;
 use crate::task::{Task, TaskState, MAX_TASKS};
 use arch::mm::PAGE_SIZE;
 use arch::trap::TrapFrame;
-use arch::user::{AddressSpace, FpuState, PageFlags, USER_TOP};
+use arch::user::{AddressSpace, FpuState, PageFlags, Visit, USER_TOP};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use server_rt::{AspaceRef, MemError, Prot, ThreadRef};
 use spin::Mutex;
@@ -91,7 +91,7 @@ fn slot_of(a: AspaceRef, slots: &[Slot; MAX_ASPACES]) -> Result<usize, MemError>
 }
 
 fn flags(p: Prot) -> PageFlags {
-    PageFlags { write: p.write, exec: p.exec, cow: false, shared: false }
+    PageFlags { write: p.write, exec: p.exec, cow: false, shared: false, none: !p.read && !p.write && !p.exec }
 }
 
 /// The page-table rights for rights `p` on a page mapping frame `pa` with rights `old`: a
@@ -99,7 +99,7 @@ fn flags(p: Prot) -> PageFlags {
 /// copy-on-write, unless it is shared on purpose (MAP_SHARED).
 fn flags_for(p: Prot, pa: u64, old: PageFlags) -> PageFlags {
     let cow = p.write && !old.shared && frame::refs(pa) > 1;
-    PageFlags { write: p.write && !cow, exec: p.exec, cow, shared: old.shared }
+    PageFlags { write: p.write && !cow, exec: p.exec, cow, shared: old.shared, none: !p.read && !p.write && !p.exec }
 }
 
 fn check_range(va: u64, len: u64) -> Result<(u64, u64), MemError> {
@@ -204,14 +204,11 @@ pub fn aspace_map(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), Mem
 pub fn aspace_unmap(a: AspaceRef, va: u64, len: u64) -> Result<(), MemError> {
     let (start, end) = check_range(va, len)?;
     with_space(a, |space, pages| {
-        let mut page = start;
-        while page < end {
-            if let Some(pa) = space.unmap(page) {
-                frame::put(pa);
-                *pages -= 1;
-            }
-            page += PAGE_SIZE;
-        }
+        space.visit_range(start, end, &mut |_, pa, _| {
+            frame::put(pa);
+            *pages -= 1;
+            Visit::Unmap
+        });
         Ok(())
     })
 }
@@ -219,13 +216,7 @@ pub fn aspace_unmap(a: AspaceRef, va: u64, len: u64) -> Result<(), MemError> {
 pub fn aspace_protect(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), MemError> {
     let (start, end) = check_range(va, len)?;
     with_space(a, |space, _| {
-        let mut page = start;
-        while page < end {
-            if let Some((pa, old)) = space.translate(page) {
-                space.protect(page, flags_for(prot, pa, old)).map_err(|_| MemError::Fault)?;
-            }
-            page += PAGE_SIZE;
-        }
+        space.visit_range(start, end, &mut |_, pa, old| Visit::Protect(flags_for(prot, pa, old)));
         Ok(())
     })
 }
@@ -239,22 +230,37 @@ pub fn aspace_move(a: AspaceRef, from: u64, to: u64, len: u64) -> Result<(), Mem
         return Err(MemError::Fault);
     }
     with_space(a, |space, pages| {
-        let mut off = 0;
-        while start + off < end {
-            if let Some(pa) = space.unmap(dst + off) {
-                frame::put(pa);
-                *pages -= 1;
+        space.visit_range(dst, dst + (end - start), &mut |_, pa, _| {
+            frame::put(pa);
+            *pages -= 1;
+            Visit::Unmap
+        });
+        // Each page leaves its old place as it takes the new one (the new tables are outside
+        // the range being walked).
+        let mut err = None;
+        space.visit_range(start, end, &mut |va, pa, fl| {
+            if err.is_some() {
+                return Visit::Keep;
             }
-            if let Some((pa, fl)) = space.translate(start + off) {
-                space.unmap(start + off);
-                if space.map(dst + off, pa, fl, &mut alloc_table).is_err() {
-                    frame::put(pa);
-                    *pages -= 1;
-                    return Err(MemError::NoMemory);
-                }
+            if space.map(dst + (va - start), pa, fl, &mut alloc_table).is_err() {
+                err = Some(MemError::NoMemory);
+                return Visit::Keep;
             }
-            off += PAGE_SIZE;
-        }
+            Visit::Unmap
+        });
+        err.map_or(Ok(()), Err)
+    })
+}
+
+/// Marks in `out` (one byte per page from `va`) which pages are mapped (mincore).
+pub fn aspace_resident(a: AspaceRef, va: u64, out: &mut [u8]) -> Result<(), MemError> {
+    let (start, end) = check_range(va, out.len() as u64 * PAGE_SIZE)?;
+    out.fill(0);
+    with_space(a, |space, _| {
+        space.visit_range(start, end, &mut |v, _, _| {
+            out[((v - start) / PAGE_SIZE) as usize] = 1;
+            Visit::Keep
+        });
         Ok(())
     })
 }
@@ -266,7 +272,7 @@ pub fn aspace_query(a: AspaceRef, va: u64) -> Option<Prot> {
     }
     with_space(a, |space, _| {
         Ok(space.translate(va & !(PAGE_SIZE - 1)).map(|(_, fl)| Prot {
-            read: true,
+            read: !fl.none,
             write: fl.write || fl.cow,
             exec: fl.exec,
         }))
@@ -282,7 +288,7 @@ pub fn aspace_query(a: AspaceRef, va: u64) -> Option<Prot> {
 fn make_private(space: &AddressSpace, va: u64) -> Result<Option<u64>, MemError> {
     let va = va & !(PAGE_SIZE - 1);
     let Some((pa, fl)) = space.translate(va) else { return Ok(None) };
-    let own = PageFlags { write: fl.write || fl.cow, exec: fl.exec, cow: false, shared: fl.shared };
+    let own = PageFlags { write: fl.write || fl.cow, cow: false, ..fl };
     if fl.shared || frame::refs(pa) <= 1 {
         if fl.cow {
             space.protect(va, own).map_err(|_| MemError::Fault)?;
@@ -405,7 +411,7 @@ pub fn aspace_copy(a: AspaceRef, shared: &[(u64, u64)]) -> Result<AspaceRef, Mem
                 return;
             }
             let writable = fl.write || fl.cow;
-            let cow = PageFlags { write: false, exec: fl.exec, cow: writable, shared: false };
+            let cow = PageFlags { write: false, cow: writable, shared: false, ..fl };
             let (child_pa, child_flags) = if (fl.shared || is_shared(va)) && frame::share(pa) {
                 // MAP_SHARED: the same frame, writable in both, marked so that nothing copies it.
                 let sh = PageFlags { shared: true, ..fl };
@@ -436,7 +442,7 @@ pub fn aspace_copy(a: AspaceRef, shared: &[(u64, u64)]) -> Result<AspaceRef, Mem
                         PAGE_SIZE as usize,
                     )
                 };
-                (new.start, PageFlags { write: writable, exec: fl.exec, cow: false, shared: false })
+                (new.start, PageFlags { write: writable, cow: false, shared: false, ..fl })
             };
             if dst.map(va, child_pa, child_flags, &mut alloc_table).is_err() {
                 frame::put(child_pa);

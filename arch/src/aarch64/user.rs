@@ -35,12 +35,30 @@ pub struct PageFlags {
     pub cow: bool,
     /// The frame is shared on purpose (MAP_SHARED): never copied on write.
     pub shared: bool,
+    /// No access at all (PROT_NONE): the entry keeps its frame but is not valid for the MMU.
+    pub none: bool,
 }
 
 /// Descriptor bit 55, reserved for software: "writable after copy-on-write".
 const COW: u64 = 1 << 55;
 /// Descriptor bit 56, reserved for software: "shared on purpose" (MAP_SHARED).
 const SHARED: u64 = 1 << 56;
+/// In an invalid descriptor (where the MMU ignores every other bit): "a PROT_NONE page of
+/// this frame".
+const PROTNONE: u64 = 1 << 57;
+
+/// Whether a leaf entry maps a frame (accessible or PROT_NONE).
+fn mapped(v: u64) -> bool {
+    v & (DESC_VALID | PROTNONE) != 0
+}
+
+/// What [`AddressSpace::visit_range`] does with a mapped page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    Keep,
+    Unmap,
+    Protect(PageFlags),
+}
 
 /// A user address space, named by the physical address of its root table.
 #[derive(Debug, PartialEq, Eq)]
@@ -94,6 +112,9 @@ fn check(va: u64) -> Result<(), MapError> {
 }
 
 fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
+    if flags.none {
+        return (pa & ADDR_MASK) | PROTNONE | if flags.shared { SHARED } else { 0 };
+    }
     let mut bits = (pa & ADDR_MASK) | DESC_VALID | DESC_TABLE | ATTR_NORMAL | SH_INNER | ACCESS_FLAG | NOT_GLOBAL;
     bits |= AP_EL0 | PXN;
     if !flags.write {
@@ -112,7 +133,14 @@ fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
 }
 
 fn leaf_flags(v: u64) -> PageFlags {
-    PageFlags { write: v & AP_RO == 0, exec: v & UXN == 0, cow: v & COW != 0, shared: v & SHARED != 0 }
+    let none = v & DESC_VALID == 0;
+    PageFlags {
+        write: !none && v & AP_RO == 0,
+        exec: !none && v & UXN == 0,
+        cow: v & COW != 0,
+        shared: v & SHARED != 0,
+        none,
+    }
 }
 
 impl AddressSpace {
@@ -149,7 +177,7 @@ impl AddressSpace {
         // SAFETY: `e` is the leaf entry for `va` in this address space (see `walk`). An invalid
         // entry is never cached, so the new one needs no TLB maintenance.
         unsafe {
-            if e.read_volatile() & DESC_VALID != 0 {
+            if mapped(e.read_volatile()) {
                 return Err(MapError::AlreadyMapped);
             }
             e.write_volatile(leaf_bits(pa, flags));
@@ -164,7 +192,7 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None).ok()?;
         // SAFETY: as in `map`; the TLB entry (tagged with our ASID) is dropped below.
         let v = unsafe { e.read_volatile() };
-        if v & DESC_VALID == 0 {
+        if !mapped(v) {
             return None;
         }
         // SAFETY: as in `map`.
@@ -179,7 +207,7 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None).ok()?;
         // SAFETY: as in `map`.
         let v = unsafe { e.read_volatile() };
-        (v & DESC_VALID != 0).then(|| (v & ADDR_MASK, leaf_flags(v)))
+        mapped(v).then(|| (v & ADDR_MASK, leaf_flags(v)))
     }
 
     /// Changes the rights of a mapped page (same frame and memory type: no break-before-make).
@@ -243,7 +271,7 @@ impl AddressSpace {
             for i in 0..slots {
                 // SAFETY: a page table of this address space, through the direct map.
                 let v = unsafe { entry(table, i).read_volatile() };
-                if v & DESC_VALID == 0 {
+                if v & DESC_VALID == 0 && !(level == 0 && mapped(v)) {
                     continue;
                 }
                 let va = base + i * span;
@@ -261,6 +289,56 @@ impl AddressSpace {
         }
     }
 
+    /// Calls `f(va, pa, flags)` for every mapped page in `[start, end)`, in address order, and
+    /// applies its answer; tables that are absent are skipped whole, so a huge sparse range
+    /// costs little. Stale TLB entries are dropped before it returns.
+    pub fn visit_range(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, u64, PageFlags) -> Visit) {
+        fn walk(
+            table: u64,
+            level: u32,
+            base: u64,
+            start: u64,
+            end: u64,
+            f: &mut dyn FnMut(u64, u64, PageFlags) -> Visit,
+            changed: &mut bool,
+        ) {
+            let span = 1u64 << (12 + 9 * level);
+            let slots = if level == 3 { 256 } else { 512 };
+            let first = start.saturating_sub(base) / span;
+            let last = (end.saturating_sub(base).div_ceil(span)).min(slots);
+            for i in first..last {
+                let e = entry(table, i);
+                // SAFETY: a page table of this address space, through the direct map; the
+                // nucleus serialises page-table changes (one writer, interrupts masked).
+                let v = unsafe { e.read_volatile() };
+                if v & DESC_VALID == 0 && !(level == 0 && mapped(v)) {
+                    continue;
+                }
+                let va = base + i * span;
+                if level > 0 {
+                    if v & DESC_TABLE != 0 {
+                        walk(v & ADDR_MASK, level - 1, va, start, end, f, changed);
+                    }
+                    continue;
+                }
+                let new = match f(va, v & ADDR_MASK, leaf_flags(v)) {
+                    Visit::Keep => continue,
+                    Visit::Unmap => 0,
+                    Visit::Protect(fl) => leaf_bits(v & ADDR_MASK, fl),
+                };
+                // SAFETY: as above; the ASID's TLB entries are flushed before `visit_range`
+                // returns (same frame for a protection change: no break-before-make needed).
+                unsafe { e.write_volatile(new) };
+                *changed = true;
+            }
+        }
+        let mut changed = false;
+        walk(self.root, 3, 0, start, end.min(USER_TOP), f, &mut changed);
+        if changed {
+            self.flush();
+        }
+    }
+
     /// Calls `f(va, pa, flags)` for every mapped user page, in address order.
     pub fn for_each_page(&self, f: &mut dyn FnMut(u64, u64, PageFlags)) {
         fn visit(table: u64, level: u32, base: u64, f: &mut dyn FnMut(u64, u64, PageFlags)) {
@@ -269,7 +347,7 @@ impl AddressSpace {
             for i in 0..slots {
                 // SAFETY: a page table of this address space, through the direct map.
                 let v = unsafe { entry(table, i).read_volatile() };
-                if v & DESC_VALID == 0 {
+                if v & DESC_VALID == 0 && !(level == 0 && mapped(v)) {
                     continue;
                 }
                 let va = base + i * span;

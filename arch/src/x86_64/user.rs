@@ -23,14 +23,27 @@ pub struct PageFlags {
     pub cow: bool,
     /// The frame is shared on purpose (MAP_SHARED): never copied on write.
     pub shared: bool,
+    /// No access at all (PROT_NONE): the entry keeps its frame but is not valid for the MMU.
+    pub none: bool,
 }
 
 /// PTE bit 9, available to software: "writable after copy-on-write".
 const COW: u64 = 1 << 9;
 /// PTE bit 10, available to software: "shared on purpose" (MAP_SHARED).
 const SHARED: u64 = 1 << 10;
+/// In a non-present PTE (where the CPU ignores every other bit): "a PROT_NONE page of this
+/// frame".
+const PROTNONE: u64 = 1 << 58;
+
+/// Whether a leaf entry maps a frame (accessible or PROT_NONE).
+fn mapped(v: u64) -> bool {
+    v & (PRESENT | PROTNONE) != 0
+}
 
 fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
+    if flags.none {
+        return (pa & ADDR_MASK) | PROTNONE | if flags.shared { SHARED } else { 0 };
+    }
     let mut bits = (pa & ADDR_MASK) | PRESENT | USER;
     if flags.write {
         bits |= WRITABLE;
@@ -47,7 +60,14 @@ fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
 }
 
 fn leaf_flags(v: u64) -> PageFlags {
-    PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0, cow: v & COW != 0, shared: v & SHARED != 0 }
+    let none = v & PRESENT == 0;
+    PageFlags {
+        write: !none && v & WRITABLE != 0,
+        exec: !none && v & NO_EXECUTE == 0,
+        cow: v & COW != 0,
+        shared: v & SHARED != 0,
+        none,
+    }
 }
 
 /// A user address space, named by the physical address of its root table.
@@ -96,7 +116,7 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), Some(alloc_table), USER)?;
         // SAFETY: `e` is the leaf entry for `va` in this address space (see `walk`).
         unsafe {
-            if e.read_volatile() & PRESENT != 0 {
+            if mapped(e.read_volatile()) {
                 return Err(MapError::AlreadyMapped);
             }
             e.write_volatile(leaf_bits(pa, flags));
@@ -110,7 +130,7 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER).ok()?;
         // SAFETY: as in `map`; the stale TLB entry is dropped below.
         let v = unsafe { e.read_volatile() };
-        if v & PRESENT == 0 {
+        if !mapped(v) {
             return None;
         }
         // SAFETY: as in `map`.
@@ -127,7 +147,7 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER).ok()?;
         // SAFETY: as in `map`.
         let v = unsafe { e.read_volatile() };
-        (v & PRESENT != 0).then(|| (v & ADDR_MASK, leaf_flags(v)))
+        mapped(v).then(|| (v & ADDR_MASK, leaf_flags(v)))
     }
 
     /// Changes the rights of a mapped page.
@@ -193,7 +213,7 @@ impl AddressSpace {
                 }
                 // SAFETY: a page table of this address space, through the direct map.
                 let v = unsafe { ((phys_to_virt(table) + i * 8) as *const u64).read_volatile() };
-                if v & PRESENT == 0 {
+                if v & PRESENT == 0 && !(level == 0 && mapped(v)) {
                     continue;
                 }
                 let va = base + i * span;
@@ -230,7 +250,65 @@ pub fn activate_kernel() {
     activate_root(kernel_root())
 }
 
+/// What [`AddressSpace::visit_range`] does with a mapped page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    Keep,
+    Unmap,
+    Protect(PageFlags),
+}
+
 impl AddressSpace {
+    /// Calls `f(va, pa, flags)` for every mapped page in `[start, end)`, in address order, and
+    /// applies its answer; tables that are absent are skipped whole, so a huge sparse range
+    /// costs little. Stale TLB entries are dropped before it returns.
+    pub fn visit_range(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, u64, PageFlags) -> Visit) {
+        #[allow(clippy::too_many_arguments)]
+        fn walk(
+            table: u64,
+            level: u32,
+            base: u64,
+            start: u64,
+            end: u64,
+            f: &mut dyn FnMut(u64, u64, PageFlags) -> Visit,
+            changed: &mut bool,
+        ) {
+            let span = 1u64 << (12 + 9 * level);
+            let slots = if level == 3 { 256 } else { 512 };
+            let first = start.saturating_sub(base) / span;
+            let last = (end.saturating_sub(base).div_ceil(span)).min(slots);
+            for i in first..last {
+                let e = (phys_to_virt(table) + i * 8) as *mut u64;
+                // SAFETY: a page table of this address space, through the direct map; the
+                // nucleus serialises page-table changes (one writer, interrupts masked).
+                let v = unsafe { e.read_volatile() };
+                if v & PRESENT == 0 && !(level == 0 && mapped(v)) {
+                    continue;
+                }
+                let va = base + i * span;
+                if level > 0 {
+                    if v & super::mm::HUGE == 0 {
+                        walk(v & ADDR_MASK, level - 1, va, start, end, f, changed);
+                    }
+                    continue;
+                }
+                let new = match f(va, v & ADDR_MASK, leaf_flags(v)) {
+                    Visit::Keep => continue,
+                    Visit::Unmap => 0,
+                    Visit::Protect(fl) => leaf_bits(v & ADDR_MASK, fl),
+                };
+                // SAFETY: as above; the TLB is flushed before `visit_range` returns.
+                unsafe { e.write_volatile(new) };
+                *changed = true;
+            }
+        }
+        let mut changed = false;
+        walk(self.root, 3, 0, start, end.min(USER_TOP), f, &mut changed);
+        if changed {
+            self.flush();
+        }
+    }
+
     /// Calls `f(va, pa, flags)` for every mapped user page, in address order.
     pub fn for_each_page(&self, f: &mut dyn FnMut(u64, u64, PageFlags)) {
         fn visit(table: u64, level: u32, base: u64, f: &mut dyn FnMut(u64, u64, PageFlags)) {
@@ -241,7 +319,7 @@ impl AddressSpace {
                 }
                 // SAFETY: a page table of this address space, through the direct map.
                 let v = unsafe { ((phys_to_virt(table) + i * 8) as *const u64).read_volatile() };
-                if v & PRESENT == 0 {
+                if v & PRESENT == 0 && !(level == 0 && mapped(v)) {
                     continue;
                 }
                 let va = base + i * span;

@@ -200,6 +200,7 @@ pub const RLIMIT_STACK: usize = 3;
 pub const RLIMIT_CORE: usize = 4;
 pub const RLIMIT_NOFILE: usize = 7;
 pub const RLIMIT_NPROC: usize = 6;
+pub const RLIMIT_MEMLOCK: usize = 8;
 pub const RLIMIT_SIGPENDING: usize = 11;
 
 /// Linux's limits for a process started by the kernel.
@@ -210,7 +211,7 @@ pub fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
     r[RLIMIT_NOFILE] = (1024, 4096);
     r[RLIMIT_NPROC] = (4096, 4096);
     r[RLIMIT_SIGPENDING] = (4096, 4096);
-    r[8] = (8 << 20, 8 << 20); // MEMLOCK
+    r[RLIMIT_MEMLOCK] = (8 << 20, 8 << 20);
     r[12] = (819_200, 819_200); // MSGQUEUE
     r[13] = (0, 0); // NICE
     r[14] = (0, 0); // RTPRIO

@@ -246,8 +246,10 @@ pub trait Kernel: Sync {
     /// Moves the pages of `[from, from + len)` to `[to, to + len)` (mremap), replacing what
     /// was mapped there; nothing is copied.
     fn aspace_move(&self, a: AspaceRef, from: u64, to: u64, len: u64) -> Result<(), MemError>;
-    /// The rights of page `va` if it is mapped (mincore); copy-on-write pages count as writable.
+    /// The rights of page `va` if it is mapped; copy-on-write pages count as writable.
     fn aspace_query(&self, a: AspaceRef, va: u64) -> Option<Prot>;
+    /// One byte per page from `va` (page-aligned): 1 where a page is mapped (mincore).
+    fn aspace_resident(&self, a: AspaceRef, va: u64, out: &mut [u8]) -> Result<(), MemError>;
     /// The user thread that sent request `tag`.
     fn thread_of(&self, tag: u64) -> ThreadRef;
     /// Starts a thread in `a` at `pc` with stack `sp`.

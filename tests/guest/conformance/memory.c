@@ -144,6 +144,15 @@ int main(void) {
     big[0] = big[(1UL << 30) - 1] = 7;
     printf("its first and last byte: %d %d\n", big[0], big[(1UL << 30) - 1]);
     munmap(big, 1UL << 30);
+    // 16 TiB, touched at both ends, protected and unmapped whole (sparse: must be quick).
+    char *huge = mmap(0, 1UL << 44, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    printf("16 TiB MAP_NORESERVE: %s\n", em(huge));
+    if (huge != MAP_FAILED) {
+        huge[0] = huge[(1UL << 44) - 1] = 3;
+        const char *pr1 = en(mprotect(huge, 1UL << 44, PROT_READ));
+        printf("mprotect it: %s, munmap it: %s\n", pr1, en(munmap(huge, 1UL << 44)));
+    }
+    printf("16 TiB without MAP_NORESERVE: %s\n", em(mmap(0, 1UL << 44, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)));
 
     // A PROT_NONE guard page in the middle.
     char *g = map(3 * PG, PROT_READ | PROT_WRITE);
@@ -155,6 +164,13 @@ int main(void) {
     mprotect(g + PG, PG, PROT_READ | PROT_WRITE);
     sig = probe(g + PG, 1);
     printf("guard page made writable: %d\n", sig);
+    // A page with data made PROT_NONE keeps the data for when it is accessible again.
+    g[2 * PG] = 'k';
+    mprotect(g + 2 * PG, PG, PROT_NONE);
+    sig = probe(g + 2 * PG, 0);
+    int wsig = probe(g + 2 * PG, 1);
+    mprotect(g + 2 * PG, PG, PROT_READ);
+    printf("touched page made PROT_NONE: read %d, write %d, readable again: %c\n", sig, wsig, g[2 * PG]);
     sig = probe(c, 1);
     printf("write to a read-only mapping: signal %d code %d\n", sig, fault.si_code);
     sig = probe((char *)0x1000, 0);

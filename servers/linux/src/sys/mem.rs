@@ -1,15 +1,16 @@
 //! Memory: brk, mmap (anonymous private and shared, and private file mappings by copying),
 //! munmap, mprotect, mremap, madvise, msync, mincore, mlock. Private anonymous memory is only
 //! reserved here (a VMA); pages are mapped on first touch by the fault path, which is also how
-//! the stack and MAP_GROWSDOWN mappings grow. MAP_SHARED anonymous memory is mapped at once so
-//! that fork can keep its frames shared (`Kernel::aspace_copy`).
+//! the stack and MAP_GROWSDOWN mappings grow. MAP_SHARED anonymous memory too, until a fork:
+//! then every page is mapped first, so that parent and child keep the same frames
+//! (`Kernel::aspace_copy`'s shared ranges).
 //!
 //! Shared file mappings need the file servers (a page cache): [`map_file`] is where they will
 //! plug in; today a file mapping is a private copy of the file's bytes.
 
 use crate::files::Object;
 use crate::fs::Content;
-use crate::process::{Vma, PAGE, VMA_GROWSDOWN, VMA_SHARED};
+use crate::process::{Vma, PAGE, RLIMIT_MEMLOCK, VMA_GROWSDOWN, VMA_SHARED};
 use crate::{Ctx, Linux, Outcome, Pid};
 use abi::Errno;
 use alloc::vec::Vec;
@@ -123,6 +124,12 @@ pub fn mmap(l: &mut Linux, c: &Ctx) -> Outcome {
         return Errno::ENOMEM.into();
     };
     let anonymous = flags & MAP_ANONYMOUS != 0;
+    // Linux's heuristic overcommit: one mapping larger than all of memory is refused unless
+    // MAP_NORESERVE says it will not all be used (read-only private mappings cost nothing).
+    let accounted = shared || prot_bits & PROT_WRITE != 0;
+    if accounted && flags & MAP_NORESERVE == 0 && len > l.k.mem_stats().frames_total as u64 * PAGE {
+        return Errno::ENOMEM.into();
+    }
     // File contents for a private file mapping (copied: MAP_SHARED of files is not supported).
     let contents = if anonymous {
         None
@@ -180,9 +187,8 @@ pub fn mmap(l: &mut Linux, c: &Ctx) -> Outcome {
         if mapped != 0 {
             let _ = l.k.aspace_protect(aspace, start, mapped, pr);
         }
-    } else if vflags & VMA_SHARED != 0 || flags & (MAP_POPULATE | MAP_LOCKED) != 0 {
-        // Shared memory exists from the start (fork keeps these frames shared); MAP_POPULATE
-        // and MAP_LOCKED fault everything in now.
+    } else if flags & (MAP_POPULATE | MAP_LOCKED) != 0 {
+        // MAP_POPULATE and MAP_LOCKED fault everything in now.
         if l.k.aspace_map(aspace, start, len, pr).is_err() {
             if let Some(p) = l.procs.get(&c.pid) {
                 p.mm.borrow_mut().punch(start, start + len);
@@ -350,13 +356,13 @@ pub fn mremap(l: &mut Linux, c: &Ctx) -> Outcome {
 const MADV_DONTNEED: u64 = 4;
 const MADV_FREE: u64 = 8;
 const MADV_REMOVE: u64 = 9;
-const MADV_WILLNEED: u64 = 3;
 const MADV_POPULATE_READ: u64 = 22;
 const MADV_POPULATE_WRITE: u64 = 23;
 
 /// madvise: MADV_DONTNEED and MADV_FREE drop private anonymous pages (they read as zero
-/// afterwards, as on Linux); WILLNEED and the POPULATE advice fault pages in; the other known
-/// advice is accepted. A range with holes is ENOMEM (after the mapped parts are done).
+/// afterwards, as on Linux); the POPULATE advice faults pages in; the other known advice
+/// (WILLNEED reads ahead files and swap, neither of which exists here) is accepted. A range
+/// with holes is ENOMEM (after the mapped parts are done).
 pub fn madvise(l: &mut Linux, c: &Ctx) -> Outcome {
     let [addr, len, advice, ..] = c.args;
     let (start, end) = match range(addr, len) {
@@ -379,11 +385,13 @@ pub fn madvise(l: &mut Linux, c: &Ctx) -> Outcome {
             MADV_DONTNEED | MADV_FREE if v.flags & VMA_SHARED == 0 => {
                 let _ = l.k.aspace_unmap(aspace, s, e - s);
             }
-            MADV_WILLNEED | MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+            MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
                 if advice == MADV_POPULATE_WRITE && !v.prot.write || advice == MADV_POPULATE_READ && !v.prot.read {
                     return Errno::EINVAL.into();
                 }
-                let _ = l.k.aspace_map(aspace, s, e - s, v.prot);
+                if l.k.aspace_map(aspace, s, e - s, v.prot).is_err() {
+                    return Errno::ENOMEM.into();
+                }
             }
             _ => {}
         }
@@ -430,12 +438,22 @@ pub fn mincore(l: &mut Linux, c: &Ctx) -> Outcome {
     if !fully_mapped(&p.mm.borrow().vmas, addr, end) {
         return Errno::ENOMEM.into();
     }
-    let pages = ((end - addr) / PAGE) as usize;
-    if pages > 1 << 24 {
-        return Errno::ENOMEM.into();
+    let aspace = p.aspace;
+    // In chunks: a huge range costs a table walk and a vector write per chunk.
+    const CHUNK: u64 = 64 * 1024;
+    let mut buf = alloc::vec![0u8; CHUNK as usize];
+    let mut page = addr;
+    while page < end {
+        let n = ((end - page) / PAGE).min(CHUNK) as usize;
+        if l.k.aspace_resident(aspace, page, &mut buf[..n]).is_err() {
+            return Errno::ENOMEM.into();
+        }
+        if let Err(e) = crate::process::write_bytes(l, c.pid, vec + (page - addr) / PAGE, &buf[..n]) {
+            return e.into();
+        }
+        page += n as u64 * PAGE;
     }
-    let out: Vec<u8> = (0..pages).map(|i| l.k.aspace_query(p.aspace, addr + i as u64 * PAGE).is_some() as u8).collect();
-    crate::process::write_bytes(l, c.pid, vec, &out).map(|_| 0).into()
+    Outcome::Done(0)
 }
 
 /// mlock, munlock, mlock2: nothing is ever paged out here, so locking only faults the pages in
@@ -456,9 +474,15 @@ pub fn mlock(l: &mut Linux, c: &Ctx) -> Outcome {
         return Errno::ENOMEM.into();
     }
     if name != "munlock" {
+        // Without CAP_IPC_LOCK (root), RLIMIT_MEMLOCK bounds it.
+        if p.creds.euid != 0 && end - start > p.rlimits[RLIMIT_MEMLOCK].0 {
+            return Errno::ENOMEM.into();
+        }
         for v in vmas.iter().filter(|v| v.prot.read || v.prot.write) {
             let (s, e) = (v.start.max(start), v.end.min(end));
-            let _ = l.k.aspace_map(p.aspace, s, e - s, v.prot);
+            if l.k.aspace_map(p.aspace, s, e - s, v.prot).is_err() {
+                return Errno::EAGAIN.into();
+            }
         }
     }
     Outcome::Done(0)

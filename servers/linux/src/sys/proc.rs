@@ -184,6 +184,12 @@ fn do_clone(l: &mut Linux, c: &Ctx, a: CloneArgs) -> Outcome {
         (p.aspace, p.mm.clone())
     } else {
         let shared = p.mm.borrow().shared_ranges();
+        // Shared memory gets all its pages now: parent and child must keep the same frames.
+        for v in p.mm.borrow().vmas.iter().filter(|v| v.flags & crate::process::VMA_SHARED != 0) {
+            if l.k.aspace_map(p.aspace, v.start, v.end - v.start, v.prot).is_err() {
+                return Errno::ENOMEM.into();
+            }
+        }
         match l.k.aspace_copy(p.aspace, &shared) {
             Ok(a) => (a, Rc::new(RefCell::new(p.mm.borrow().clone()))),
             Err(e) => return mem_errno(e).into(),
