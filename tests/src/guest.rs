@@ -474,6 +474,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("signals-async-fp-timers", "sigasync"),
     conformance!("memory-mremap-madvise-faults", "memory"),
     conformance!("creds-limits-sched", "creds"),
+    conformance!("exec-rewritten-file", "exec_cache"),
 ];
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what

@@ -2,6 +2,13 @@
 //! an interpreter, loaded at a fixed bias), and the initial stack the System V ABI prescribes:
 //! argc, argv, envp, the auxiliary vector (AT_PHDR, AT_PHNUM, AT_PAGESZ, AT_ENTRY, AT_RANDOM,
 //! AT_EXECFN...), the strings, 16 random bytes, and a 16-byte aligned stack pointer.
+//!
+//! Loaded images are cached (the role Linux's page cache plays for executables): the first
+//! exec of a file builds a template address space with its segments and the signal
+//! trampoline, and every exec of the same contents starts from a copy-on-write copy of it, so
+//! text pages are shared by every process running the program and nothing is copied or zeroed
+//! again. An entry is found by inode, size and a hash of the whole file, so a changed file is
+//! loaded afresh; the least recently used of [`IMAGE_CACHE`] entries goes when it is full.
 
 use crate::elf;
 use crate::fs::{Content, Ino, S_IFMT, S_IFREG};
@@ -10,7 +17,7 @@ use crate::Linux;
 use abi::Errno;
 use alloc::string::String;
 use alloc::vec::Vec;
-use server_rt::{AspaceRef, Prot};
+use server_rt::{AspaceRef, Kernel, Prot};
 
 pub struct Image {
     pub aspace: AspaceRef,
@@ -40,19 +47,61 @@ const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_EXECFN: u64 = 31;
 
-fn read_file(l: &Linux, cwd: Ino, path: &str) -> Result<Vec<u8>, Errno> {
-    let ino = l.fs.lookup(cwd, path, true)?;
-    let node = l.fs.node(ino).ok_or(Errno::ENOENT)?;
+/// The executable file at `path`: its inode and contents (EACCES unless it is a regular file
+/// with an execute bit).
+fn read_file<'a>(fs: &'a crate::fs::Fs, cwd: Ino, path: &str) -> Result<(Ino, &'a [u8]), Errno> {
+    let ino = fs.lookup(cwd, path, true)?;
+    let node = fs.node(ino).ok_or(Errno::ENOENT)?;
     match &node.content {
         Content::File(data) if node.mode & S_IFMT == S_IFREG => {
             if node.mode & 0o111 == 0 {
                 return Err(Errno::EACCES);
             }
-            Ok(data.clone())
+            Ok((ino, data))
         }
-        Content::Dir(_) => Err(Errno::EACCES),
         _ => Err(Errno::EACCES),
     }
+}
+
+/// How many loaded images are kept.
+pub const IMAGE_CACHE: usize = 8;
+
+/// A loaded program kept for the next exec of the same file.
+struct Cached {
+    ino: Ino,
+    len: usize,
+    hash: u64,
+    /// The segments and the trampoline page, never run.
+    template: AspaceRef,
+    /// Their VMAs, and the brk start.
+    mm: Mm,
+    last_used: u64,
+}
+
+/// Loaded images by file (see the module comment).
+#[derive(Default)]
+pub struct ImageCache {
+    entries: Vec<Cached>,
+    uses: u64,
+}
+
+/// A fast 64-bit hash of a whole file (four independent lanes of multiply-xor).
+fn hash(data: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = [K, K ^ 1, K ^ 2, K ^ 3];
+    let mut chunks = data.chunks_exact(32);
+    for c in &mut chunks {
+        for (i, lane) in h.iter_mut().enumerate() {
+            let w = u64::from_le_bytes(c[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+            *lane = (*lane ^ w).wrapping_mul(K).rotate_left(29);
+        }
+    }
+    let mut tail = [0u8; 32];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    for (i, lane) in h.iter_mut().enumerate() {
+        *lane ^= u64::from_le_bytes(tail[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+    }
+    h.iter().fold(data.len() as u64, |a, &x| (a ^ x).wrapping_mul(K).rotate_left(31))
 }
 
 /// The most stack a program may get (RLIMIT_STACK unlimited or larger than this).
@@ -81,7 +130,7 @@ pub fn load(
     let mut path = String::from(path);
     let mut argv: Vec<String> = argv.to_vec();
     for _ in 0..4 {
-        let data = read_file(l, cwd, &path)?;
+        let (ino, data) = read_file(&l.fs, cwd, &path)?;
         if data.starts_with(b"#!") {
             let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len()).min(256);
             let line = core::str::from_utf8(&data[2..line_end]).map_err(|_| Errno::ENOEXEC)?.trim();
@@ -102,48 +151,57 @@ pub fn load(
             path = String::from(interp);
             continue;
         }
-        return load_elf(l, &data, &path, &argv, envp, &cx);
+        let e = elf::parse(data, abi::syscall::layout::ELF_MACHINE).ok_or(Errno::ENOEXEC)?;
+        if e.interp.is_some() {
+            // Dynamic executables need the loader mapped too: not in v0 (docs/caveats.md).
+            return Err(Errno::ENOEXEC);
+        }
+        let bias = if e.dynamic { PIE_BASE } else { 0 };
+        let (len, h) = (data.len(), hash(data));
+        let k = l.k;
+        let cache = &mut l.images;
+        cache.uses += 1;
+        let now = cache.uses;
+        let found = cache.entries.iter_mut().find(|c| c.ino == ino && c.len == len && c.hash == h);
+        let (template, mm) = match found {
+            Some(c) => {
+                c.last_used = now;
+                (c.template, c.mm.clone())
+            }
+            None => {
+                let template = k.aspace_create().map_err(|_| Errno::ENOMEM)?;
+                let mm = match build_template(k, template, &e, bias, data) {
+                    Ok(mm) => mm,
+                    Err(err) => {
+                        let _ = k.aspace_destroy(template);
+                        return Err(err);
+                    }
+                };
+                if cache.entries.len() >= IMAGE_CACHE {
+                    if let Some(i) = (0..cache.entries.len()).min_by_key(|&i| cache.entries[i].last_used) {
+                        let _ = k.aspace_destroy(cache.entries.swap_remove(i).template);
+                    }
+                }
+                cache.entries.push(Cached { ino, len, hash: h, template, mm: mm.clone(), last_used: now });
+                (template, mm)
+            }
+        };
+        let aspace = k.aspace_copy(template, &[]).map_err(|e| match e {
+            server_rt::MemError::Limit => Errno::EAGAIN,
+            _ => Errno::ENOMEM,
+        })?;
+        let result = finish(k, aspace, mm, &e, bias, &path, &argv, envp, &cx);
+        if result.is_err() {
+            let _ = k.aspace_destroy(aspace);
+        }
+        return result;
     }
     Err(Errno::ELOOP)
 }
 
-fn load_elf(
-    l: &mut Linux,
-    data: &[u8],
-    path: &str,
-    argv: &[String],
-    envp: &[String],
-    cx: &Context,
-) -> Result<Image, Errno> {
-    let e = elf::parse(data, abi::syscall::layout::ELF_MACHINE).ok_or(Errno::ENOEXEC)?;
-    if e.interp.is_some() {
-        // Dynamic executables need the loader mapped too: not in v0 (docs/caveats.md).
-        return Err(Errno::ENOEXEC);
-    }
-    let bias = if e.dynamic { PIE_BASE } else { 0 };
-    let aspace = l.k.aspace_create().map_err(|_| Errno::ENOMEM)?;
-    let result = populate(l, aspace, &e, bias, data, path, argv, envp, cx);
-    if result.is_err() {
-        let _ = l.k.aspace_destroy(aspace);
-    }
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-fn populate(
-    l: &mut Linux,
-    aspace: AspaceRef,
-    e: &elf::Elf,
-    bias: u64,
-    data: &[u8],
-    path: &str,
-    argv: &[String],
-    envp: &[String],
-    cx: &Context,
-) -> Result<Image, Errno> {
-    let k = l.k;
+/// Loads the segments of `e` and the signal trampoline page into `aspace`; returns their VMAs.
+fn build_template(k: &dyn Kernel, aspace: AspaceRef, e: &elf::Elf, bias: u64, data: &[u8]) -> Result<Mm, Errno> {
     let mut mm = Mm { mmap_next: MMAP_BASE, ..Default::default() };
-    let rw = Prot { read: true, write: true, exec: false };
     let mut top = 0;
     for s in e.loads() {
         let start = (s.vaddr + bias) & !(PAGE - 1);
@@ -179,7 +237,23 @@ fn populate(
     k.aspace_write(aspace, SIGPAGE, abi::syscall::layout::SIGRETURN_TRAMPOLINE).map_err(|_| Errno::ENOMEM)?;
     k.aspace_protect(aspace, SIGPAGE, PAGE, rx).map_err(|_| Errno::ENOMEM)?;
     mm.add(SIGPAGE, SIGPAGE + PAGE, rx);
+    Ok(mm)
+}
 
+/// Completes a new image: the stack with the strings, the random bytes and the pointer block.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    k: &dyn Kernel,
+    aspace: AspaceRef,
+    mut mm: Mm,
+    e: &elf::Elf,
+    bias: u64,
+    path: &str,
+    argv: &[String],
+    envp: &[String],
+    cx: &Context,
+) -> Result<Image, Errno> {
+    let rw = Prot { read: true, write: true, exec: false };
     // The stack: the whole limit is a VMA (mapped on fault); the top pages are mapped now.
     mm.add(STACK_TOP - cx.stack, STACK_TOP, rw);
     let initial = (32 * PAGE).min(cx.stack);

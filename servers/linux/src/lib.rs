@@ -97,6 +97,8 @@ pub struct Linux {
     /// Results of requests that finished as their process stopped: (tag, result), answered
     /// when it continues.
     pub held: Vec<(u64, i64)>,
+    /// Loaded executables, shared copy-on-write by every exec of them.
+    pub images: exec::ImageCache,
 }
 
 impl Linux {
@@ -120,6 +122,7 @@ impl Linux {
             vforks: Vec::new(),
             next_timer_ns: u64::MAX,
             held: Vec::new(),
+            images: Default::default(),
         }
     }
 
