@@ -55,7 +55,8 @@ static YIELD: [AtomicBool; MAX_TASKS] = [const { AtomicBool::new(false) }; MAX_T
 
 /// Whether task `slot` should yield before returning to user mode (and forgets it).
 pub fn take_yield(slot: usize) -> bool {
-    YIELD.get(slot).is_some_and(|f| f.swap(false, Ordering::Relaxed))
+    // A load first: the common case (no yield asked) stays a plain read.
+    YIELD.get(slot).is_some_and(|f| f.load(Ordering::Relaxed) && f.swap(false, Ordering::Relaxed))
 }
 
 /// Whether task `slot` owes the server an `INTERRUPT` request.
@@ -65,7 +66,7 @@ pub fn interrupt_pending(slot: usize) -> bool {
 
 /// Clears task `slot`'s interrupt mark (it is sending the server a request now).
 pub fn take_interrupt(slot: usize) {
-    if let Some(f) = INTERRUPT.get(slot) {
+    if let Some(f) = INTERRUPT.get(slot).filter(|f| f.load(Ordering::Relaxed)) {
         f.store(false, Ordering::Relaxed);
     }
 }

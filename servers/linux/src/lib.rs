@@ -145,11 +145,11 @@ impl Linux {
         let Some(&pid) = self.threads.get(&thread.0) else {
             return Outcome::Done(Errno::ESRCH.as_return());
         };
-        let tid = process::tid_of(self, pid, thread);
+        let (tid, stopped) = process::tid_and_stopped(self, pid, thread);
         let ctx = Ctx { tag: sqe.tag, pid, thread, nr: sqe.opcode, args: sqe.args, started_ns, tid };
         // A stopped process's requests wait for SIGCONT (one that finished as the process
         // stopped keeps its result until then).
-        if self.procs.get(&pid).is_some_and(|p| p.stopped) {
+        if stopped {
             return Outcome::Block;
         }
         let outcome = match sys::signal::take_held(self, sqe.tag) {

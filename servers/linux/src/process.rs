@@ -361,9 +361,13 @@ pub fn spawn_init(l: &mut Linux, path: &str) -> Result<Pid, Errno> {
     Ok(pid)
 }
 
-/// The tid of nucleus thread `t` of process `pid` (0 if it is not one of its threads).
-pub fn tid_of(l: &Linux, pid: Pid, t: ThreadRef) -> Pid {
-    l.procs.get(&pid).and_then(|p| p.threads.iter().find(|x| x.r == t)).map_or(0, |t| t.tid)
+/// The tid of nucleus thread `t` of process `pid` (0 if it is not one of its threads), and
+/// whether the process is stopped.
+pub fn tid_and_stopped(l: &Linux, pid: Pid, t: ThreadRef) -> (Pid, bool) {
+    match l.procs.get(&pid) {
+        Some(p) => (p.threads.iter().find(|x| x.r == t).map_or(0, |t| t.tid), p.stopped),
+        None => (0, false),
+    }
 }
 
 /// A user fault: map the page if a VMA allows the access (growing a stack down into the room

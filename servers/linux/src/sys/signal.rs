@@ -499,9 +499,11 @@ fn interrupted(l: &mut Linux, c: &Ctx, flags: u64) -> Resume {
 /// with a handler is delivered to the answering thread, and a blocked call with one waiting
 /// is interrupted (EINTR or restarted). `outcome` is what the handler decided.
 pub fn on_reply(l: &mut Linux, c: &Ctx, kind: u32, outcome: Outcome) -> Outcome {
-    let Some(p) = l.procs.get(&c.pid).filter(|p| !p.is_zombie() && p.thread(c.tid).is_some()) else {
-        return outcome;
-    };
+    let Some(p) = l.procs.get(&c.pid).filter(|p| !p.is_zombie()) else { return outcome };
+    let Some(t) = p.thread(c.tid) else { return outcome };
+    if !p.stopped && (p.pending.set | t.pending.set) & !t.sigmask == 0 {
+        return outcome; // the common case: nothing to deliver
+    }
     if p.stopped {
         // The process stopped while this request ran (it stopped itself, say): the thread
         // does not go back to user mode until SIGCONT; the result waits for it.

@@ -29,6 +29,9 @@ pub fn next_wake_ns(l: &Linux) -> u64 {
 
 /// Sends SIGALRM for every ITIMER_REAL that expired, reloading periodic ones.
 pub fn fire(l: &mut Linux) {
+    if l.next_timer_ns == u64::MAX {
+        return; // none armed: not even a clock read
+    }
     let now = l.k.now_ns();
     if now < l.next_timer_ns {
         return;
