@@ -475,6 +475,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("memory-mremap-madvise-faults", "memory"),
     conformance!("creds-limits-sched", "creds"),
     conformance!("exec-rewritten-file", "exec_cache"),
+    conformance!("posix-timers", "posix_timers"),
 ];
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what

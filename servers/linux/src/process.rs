@@ -274,6 +274,8 @@ pub struct Process {
     pub itimer_real: Option<ITimer>,
     /// ITIMER_VIRTUAL and ITIMER_PROF, kept for getitimer (they fire on CPU time: not yet).
     pub itimer_cpu: [Option<ITimer>; 2],
+    /// POSIX timers (timer_create), by id.
+    pub timers: Vec<crate::sys::timer::PosixTimer>,
     /// setpriority's nice value.
     pub nice: i32,
     /// The exit code of the leader's own `exit` while other threads still run.
@@ -351,6 +353,7 @@ pub fn spawn_init(l: &mut Linux, path: &str) -> Result<Pid, Errno> {
             times: Times::default(),
             itimer_real: None,
             itimer_cpu: [None; 2],
+            timers: Vec::new(),
             nice: 0,
             leader_exit: None,
             pdeath_signal: 0,
@@ -453,6 +456,7 @@ pub fn terminate(l: &mut Linux, pid: Pid, status: i32) {
     p.stopped = false;
     p.wait_event = None;
     p.itimer_real = None;
+    p.timers.clear();
     let threads = core::mem::take(&mut p.threads);
     let aspace = p.aspace;
     let shared = p.shares_vm();
@@ -615,6 +619,7 @@ pub fn fork_process(
         times: Times::default(),
         itimer_real: None,
         itimer_cpu: [None; 2],
+        timers: Vec::new(),
         nice: p.nice,
         leader_exit: None,
         pdeath_signal: 0,

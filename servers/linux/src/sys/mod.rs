@@ -255,6 +255,11 @@ fn handler(name: &str) -> Option<Handler> {
         "alarm" => timer::alarm,
         "setitimer" => timer::setitimer,
         "getitimer" => timer::getitimer,
+        "timer_create" => timer::timer_create,
+        "timer_settime" => timer::timer_settime,
+        "timer_gettime" => timer::timer_gettime,
+        "timer_getoverrun" => timer::timer_getoverrun,
+        "timer_delete" => timer::timer_delete,
         // time and information
         "uname" => info::uname,
         "clock_gettime" => info::clock_gettime,

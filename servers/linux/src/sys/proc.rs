@@ -332,7 +332,8 @@ pub fn execve(l: &mut Linux, c: &Ctx) -> Outcome {
     p.mm = Rc::new(RefCell::new(image.mm));
     p.exe = path;
     p.comm = comm_name(&p.exe);
-    // Caught signals revert to the default action; ignored ones stay ignored.
+    p.timers.clear(); // POSIX timers do not survive execve
+                      // Caught signals revert to the default action; ignored ones stay ignored.
     for a in p.sigactions.iter_mut() {
         if a.handler > signal::SIG_IGN {
             *a = crate::process::SigAction::default();

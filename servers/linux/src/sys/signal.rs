@@ -202,6 +202,12 @@ impl SigQueue {
         self.items.len()
     }
 
+    /// The queued signal of POSIX timer `id`, if one is waiting (its overrun count grows
+    /// instead of a second signal being queued).
+    pub fn timer_signal(&mut self, id: i32) -> Option<&mut SigInfo> {
+        self.items.iter_mut().find(|x| x.code == SI_TIMER && x.timer == id)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
