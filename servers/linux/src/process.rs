@@ -486,6 +486,7 @@ pub fn terminate(l: &mut Linux, pid: Pid, status: i32) {
     }
     crate::sys::futex::forget_threads(l, &threads);
     l.held.retain(|h| !threads.iter().any(|t| l.k.thread_of(h.0) == t.r));
+    l.vforks.retain(|v| !threads.iter().any(|t| l.k.thread_of(v.tag) == t.r));
     crate::sys::proc::vfork_release(l, pid);
     let (ppid, pgid) = l.procs.get(&pid).map_or((0, 0), |p| (p.ppid, p.pgid));
     let children: Vec<Pid> = l.procs.values().filter(|c| c.ppid == pid).map(|c| c.pid).collect();
