@@ -21,6 +21,14 @@ static void on_alarm(int sig) {
     flag = 1;
 }
 
+static volatile int alarm_code = 99;
+static void on_alarm_info(int sig, siginfo_t *si, void *uc) {
+    (void)sig;
+    (void)uc;
+    alarm_code = si->si_code;
+    flag = 1;
+}
+
 // Floating point in the handler: every FP/SIMD register it touches is clobbered unless the
 // kernel saves and restores the interrupted state.
 static void fp_handler(int sig) {
@@ -66,6 +74,17 @@ int main(void) {
     long long dt = now_ms() - t0;
     printf("spun until SIGALRM: yes, after about 2 s: %s\n", dt > 1500 && dt < 4000 ? "yes" : "no");
     printf("alarm(0) when none is set: %u\n", alarm(0));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_alarm_info;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGALRM, &sa, 0);
+    flag = 0;
+    struct itimerval shot = {{0, 0}, {0, 20000}};
+    setitimer(ITIMER_REAL, &shot, 0);
+    while (!flag) {
+    }
+    printf("SIGALRM from a timer: si_code %d (SI_KERNEL %d)\n", alarm_code, SI_KERNEL);
 
     // A periodic timer, getitimer, and the FP state around its handlers.
     struct itimerval it = {{0, 10000}, {0, 10000}}, cur;
