@@ -169,7 +169,7 @@ fn wake_op(old: u32, encoded: u32) -> Option<(u32, bool)> {
     let mut oparg = sign_extend((encoded >> 12) & 0xfff);
     let cmparg = sign_extend(encoded & 0xfff);
     if shift {
-        oparg = 1u32.checked_shl(oparg)?;
+        oparg = 1u32 << (oparg & 31); // Linux masks an out-of-range shift too
     }
     let new = match op {
         0 => oparg,

@@ -51,6 +51,8 @@ const MAP_KNOWN: u64 = MAP_SHARED_VALIDATE
     | MAP_STACK
     | MAP_HUGETLB
     | MAP_FIXED_NOREPLACE;
+/// Linux's vm.max_map_count: how many VMAs a process may have.
+const MAX_MAP_COUNT: usize = 65530;
 /// One past the highest user address a mapping may use.
 const TASK_SIZE: u64 = 0x0000_7fff_ffff_f000;
 
@@ -142,6 +144,9 @@ pub fn mmap(l: &mut Linux, c: &Ctx) -> Outcome {
     let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
     let aspace = p.aspace;
     let mut mm = p.mm.borrow_mut();
+    if mm.vmas.len() >= MAX_MAP_COUNT {
+        return Errno::ENOMEM.into();
+    }
     let start = if fixed {
         if addr.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
             return Errno::ENOMEM.into();
@@ -253,8 +258,9 @@ pub fn mprotect(l: &mut Linux, c: &Ctx) -> Outcome {
     }
     let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
     let mut mm = p.mm.borrow_mut();
-    // Every page must be mapped by some VMA (ENOMEM otherwise, as on Linux).
-    if !fully_mapped(&mm.vmas, start, end) {
+    // Every page must be mapped by some VMA (ENOMEM otherwise, as on Linux), and splitting
+    // may not make more than vm.max_map_count of them.
+    if !fully_mapped(&mm.vmas, start, end) || mm.vmas.len() + 2 > MAX_MAP_COUNT {
         return Errno::ENOMEM.into();
     }
     let pieces: Vec<Vma> = mm.vmas.iter().filter(|v| v.start < end && start < v.end).copied().collect();

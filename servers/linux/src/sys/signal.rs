@@ -326,6 +326,11 @@ fn send_inner(l: &mut Linux, pid: Pid, tid: Option<Pid>, info: SigInfo) {
         return;
     }
     let Some(p) = l.procs.get_mut(&pid) else { return };
+    // Real-time signals queue, up to RLIMIT_SIGPENDING of them (then they are dropped, and
+    // sigqueue says EAGAIN: `queue_full`).
+    if sig >= 32 && queue_full(p) {
+        return;
+    }
     let queued = match tid {
         Some(t) => match p.thread_mut(t) {
             Some(t) => t.pending.add(info),
@@ -351,6 +356,12 @@ fn send_inner(l: &mut Linux, pid: Pid, tid: Option<Pid>, info: SigInfo) {
         let r = t.r;
         l.k.thread_interrupt(r);
     }
+}
+
+/// Whether process `p` has RLIMIT_SIGPENDING signals queued already.
+pub fn queue_full(p: &crate::process::Process) -> bool {
+    let queued = p.pending.len() + p.threads.iter().map(|t| t.pending.len()).sum::<usize>();
+    queued as u64 >= p.rlimits[crate::process::RLIMIT_SIGPENDING].0
 }
 
 fn discard_everywhere(p: &mut crate::process::Process, mask: u64) {
@@ -996,6 +1007,9 @@ pub fn rt_sigqueueinfo(l: &mut Linux, c: &Ctx) -> Outcome {
     }
     if !may_signal(l, c, pid, sig as u32) {
         return Errno::EPERM.into();
+    }
+    if sig >= 32 && l.procs.get(&pid).is_some_and(queue_full) {
+        return Errno::EAGAIN.into();
     }
     match tid {
         Some(t) => send_to_thread(l, pid, t as Pid, info),
