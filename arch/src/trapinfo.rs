@@ -66,4 +66,8 @@ pub struct TrapHooks {
     pub syscall: fn(&mut crate::current::trap::TrapFrame),
     /// Any other device interrupt (`irq` is the controller's line number).
     pub device_irq: fn(irq: u32),
+    /// Last thing before any trap returns to user mode (after a system call, an exception or
+    /// an interrupt taken in user mode): the nucleus may still change the frame (asynchronous
+    /// signal delivery). Interrupts are masked.
+    pub user_return: fn(&mut crate::current::trap::TrapFrame),
 }

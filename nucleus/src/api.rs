@@ -275,9 +275,24 @@ impl Kernel for NucleusApi {
         user::aspace_write(a, va, buf)
     }
 
-    fn aspace_copy(&self, a: AspaceRef) -> Result<AspaceRef, MemError> {
+    fn aspace_copy(&self, a: AspaceRef, shared: &[(u64, u64)]) -> Result<AspaceRef, MemError> {
         require_user_memory()?;
-        user::aspace_copy(a)
+        user::aspace_copy(a, shared)
+    }
+
+    fn aspace_move(&self, a: AspaceRef, from: u64, to: u64, len: u64) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::aspace_move(a, from, to, len)
+    }
+
+    fn aspace_resident(&self, a: AspaceRef, va: u64, out: &mut [u8]) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::aspace_resident(a, va, out)
+    }
+
+    fn aspace_query(&self, a: AspaceRef, va: u64) -> Option<Prot> {
+        require_user_memory().ok()?;
+        user::aspace_query(a, va)
     }
 
     fn thread_of(&self, tag: u64) -> ThreadRef {
@@ -318,6 +333,35 @@ impl Kernel for NucleusApi {
         if require_user_memory().is_ok() {
             user::thread_kill(t)
         }
+    }
+
+    fn thread_interrupt(&self, t: ThreadRef) {
+        if require_user_memory().is_ok() {
+            user::thread_interrupt(t)
+        }
+    }
+
+    fn thread_yield(&self, t: ThreadRef) {
+        if require_user_memory().is_ok() {
+            user::thread_yield(t)
+        }
+    }
+
+    fn thread_fpu(&self, tag: u64, buf: &mut [u8]) -> Result<usize, MemError> {
+        require_user_memory()?;
+        user::thread_fpu(tag, buf)
+    }
+
+    fn thread_set_fpu(&self, tag: u64, buf: &[u8]) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::thread_set_fpu(tag, buf)
+    }
+
+    fn thread_times(&self, t: ThreadRef) -> (u64, u64) {
+        if require_user_memory().is_err() {
+            return (0, 0);
+        }
+        user::thread_times(t)
     }
 
     fn console_write(&self, bytes: &[u8]) {

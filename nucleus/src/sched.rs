@@ -219,6 +219,18 @@ pub fn on_tick() {
         }
     }
     let cur = current();
+    if cur != IDLE {
+        st.task(cur).ticks += 1;
+        let serving = st.task(cur).serving;
+        if serving != 0 {
+            let (caller, generation) = crate::task::tag_caller(serving);
+            if let Some(t) = st.tasks.get_mut(caller).and_then(|t| t.as_mut()) {
+                if t.id.generation & 0xff_ffff == generation {
+                    t.served_ticks += 1;
+                }
+            }
+        }
+    }
     let preempt = {
         let prio = st.task(cur).priority as usize;
         let t = st.task(cur);

@@ -33,6 +33,8 @@ fn linux_endpoint() -> Option<usize> {
 fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
     let cur = sched::current();
     let e = linux_endpoint().ok_or(IpcError::ServerDied)?;
+    // The server sees this thread now: a pending interrupt request is answered by this one.
+    crate::user::take_interrupt(cur);
     let is_user = arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let Some(u) = st.task(cur).user.as_mut() else { return false };
@@ -45,7 +47,13 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
     if !is_user {
         return Err(IpcError::NotPermitted); // only user threads make system calls
     }
-    let result = call::call_endpoint(e, sqe).map(|c| c.result);
+    // A full ring (more threads calling at once than it holds) is back-pressure: wait a turn.
+    let result = loop {
+        match call::call_endpoint(e, sqe) {
+            Err(IpcError::Full) => sched::yield_now(),
+            r => break r.map(|c| c.result),
+        }
+    };
     arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let u = st.task(cur).user.as_mut().expect("user thread");
@@ -93,17 +101,43 @@ pub fn on_syscall(frame: &mut TrapFrame) {
 /// A CPU exception in user mode: the `linux` server decides (map a page, or a signal).
 /// Returns if the thread may retry the instruction.
 pub fn on_user_fault(info: &ExceptionInfo, frame: &mut TrapFrame) {
+    // Copy-on-write is mechanism: resolved here, without a round trip to the server.
+    if info.class == arch::ExceptionClass::PageFault && info.write {
+        if let Some(addr) = info.addr.filter(|&a| a < arch::user::USER_TOP) {
+            if crate::user::resolve_write_fault(addr) {
+                return;
+            }
+        }
+    }
     let mut sqe = Sqe { opcode: 0, flags: user_request::FAULT, ..Default::default() };
     sqe.args[0] = info.addr.unwrap_or(0);
     sqe.args[1] = info.pc;
     sqe.args[2] = info.write as u64;
     sqe.args[3] = info.vector;
+    sqe.args[4] = info.code;
     match request(frame, &sqe) {
-        Ok(0) => {}
+        Ok(0 | REGS_SET) => {}
         _ => crate::death::kill_current(server_rt::DeathCause::Fault {
             name: info.name,
             pc: info.pc,
             addr: info.addr.unwrap_or(0),
         }),
     }
+}
+
+/// The last step before a trap returns to user mode: if the server asked to see this thread
+/// (`user::thread_interrupt`), it sends an `INTERRUPT` request first, whose answer may replace
+/// the registers (a signal handler) or come only later (a stopped process).
+pub fn on_user_return(frame: &mut TrapFrame) {
+    let cur = sched::current();
+    if crate::user::take_yield(cur) {
+        sched::yield_now();
+    }
+    if !crate::user::interrupt_pending(cur) {
+        return;
+    }
+    let mut sqe = Sqe { opcode: 0, flags: user_request::INTERRUPT, ..Default::default() };
+    sqe.args[0] = frame.pc();
+    // Any answer leaves the frame as the server set it (REGS_SET) or as it was.
+    let _ = request(frame, &sqe);
 }

@@ -10,7 +10,7 @@ use arch::context::Context;
 use ipc::{Cqe, IpcError, Sqe};
 use server_rt::DeathCause;
 
-pub const MAX_TASKS: usize = 64;
+pub const MAX_TASKS: usize = 256;
 /// Slot of the idle task (the boot context).
 pub const IDLE: usize = 0;
 
@@ -75,6 +75,10 @@ pub struct Task {
     pub pending_fault: Option<server_rt::FaultKind>,
     /// User-mode state, for user threads.
     pub user: Option<crate::user::UserCtx>,
+    /// Ticks this task was running at (CPU time, tick granularity).
+    pub ticks: u64,
+    /// Ticks servers spent serving this task's requests (a user thread's system time).
+    pub served_ticks: u64,
 }
 
 impl Task {
@@ -102,6 +106,8 @@ impl Task {
             notify_bits: 0,
             pending_fault: None,
             user: None,
+            ticks: 0,
+            served_ticks: 0,
         }
     }
 

@@ -10,7 +10,13 @@ use crate::{death, sched};
 use arch::{ExceptionClass, ExceptionInfo, TrapHooks};
 use server_rt::DeathCause;
 
-static HOOKS: TrapHooks = TrapHooks { timer_tick, exception, device_irq, syscall: crate::syscall::on_syscall };
+static HOOKS: TrapHooks = TrapHooks {
+    timer_tick,
+    exception,
+    device_irq,
+    syscall: crate::syscall::on_syscall,
+    user_return: crate::syscall::on_user_return,
+};
 
 pub fn install() {
     arch::trap::install(&HOOKS);

@@ -1,7 +1,7 @@
 //! User threads and address spaces: the mechanism under the Linux ABI server's policy.
 //!
-//! The nucleus owns address spaces (page tables and the frames they map) and user threads
-//! (tasks that run in one). The `linux` server decides everything else — where things are
+//! The nucleus owns address spaces (page tables and the frames they map, shared copy-on-write
+//! after fork) and user threads (tasks that run in one). The `linux` server decides everything else — where things are
 //! mapped, what a fault means, when a process ends — and drives these objects through
 //! `server_rt::Kernel`. A system call or a user fault becomes a request on the `linux`
 //! endpoint, made by the thread itself from its kernel stack, so a thread waiting for its
@@ -14,8 +14,8 @@ use crate::sched;
 use crate::task::{Task, TaskState, MAX_TASKS};
 use arch::mm::PAGE_SIZE;
 use arch::trap::TrapFrame;
-use arch::user::{AddressSpace, FpuState, PageFlags, USER_TOP};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use arch::user::{AddressSpace, FpuState, PageFlags, Visit, USER_TOP};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use server_rt::{AspaceRef, MemError, Prot, ThreadRef};
 use spin::Mutex;
 
@@ -50,6 +50,29 @@ struct Slot {
     owner: (usize, u32),
 }
 
+/// Per task slot: the server asked to see this thread before it next runs user code.
+static INTERRUPT: [AtomicBool; MAX_TASKS] = [const { AtomicBool::new(false) }; MAX_TASKS];
+/// Per task slot: the thread gives up the CPU before it next runs user code (sched_yield).
+static YIELD: [AtomicBool; MAX_TASKS] = [const { AtomicBool::new(false) }; MAX_TASKS];
+
+/// Whether task `slot` should yield before returning to user mode (and forgets it).
+pub fn take_yield(slot: usize) -> bool {
+    // A load first: the common case (no yield asked) stays a plain read.
+    YIELD.get(slot).is_some_and(|f| f.load(Ordering::Relaxed) && f.swap(false, Ordering::Relaxed))
+}
+
+/// Whether task `slot` owes the server an `INTERRUPT` request.
+pub fn interrupt_pending(slot: usize) -> bool {
+    INTERRUPT.get(slot).is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
+/// Clears task `slot`'s interrupt mark (it is sending the server a request now).
+pub fn take_interrupt(slot: usize) {
+    if let Some(f) = INTERRUPT.get(slot).filter(|f| f.load(Ordering::Relaxed)) {
+        f.store(false, Ordering::Relaxed);
+    }
+}
+
 static ASPACES: Mutex<[Slot; MAX_ASPACES]> =
     Mutex::new([const { Slot { generation: 1, space: None, pages: 0, owner: (0, 0) } }; MAX_ASPACES]);
 
@@ -71,7 +94,15 @@ fn slot_of(a: AspaceRef, slots: &[Slot; MAX_ASPACES]) -> Result<usize, MemError>
 }
 
 fn flags(p: Prot) -> PageFlags {
-    PageFlags { write: p.write, exec: p.exec }
+    PageFlags { write: p.write, exec: p.exec, cow: false, shared: false, none: !p.read && !p.write && !p.exec }
+}
+
+/// The page-table rights for rights `p` on a page mapping frame `pa` with rights `old`: a
+/// writable page whose frame another address space also maps stays read-only, marked
+/// copy-on-write, unless it is shared on purpose (MAP_SHARED).
+fn flags_for(p: Prot, pa: u64, old: PageFlags) -> PageFlags {
+    let cow = p.write && !old.shared && frame::refs(pa) > 1;
+    PageFlags { write: p.write && !cow, exec: p.exec, cow, shared: old.shared, none: !p.read && !p.write && !p.exec }
 }
 
 fn check_range(va: u64, len: u64) -> Result<(u64, u64), MemError> {
@@ -94,7 +125,7 @@ pub fn aspace_create() -> Result<AspaceRef, MemError> {
         let Some(i) = slots.iter().position(|s| s.space.is_none()) else {
             drop(slots);
             space.destroy(&mut |_, _| {}, &mut |t| frame::free_page(t));
-            return Err(MemError::NoMemory);
+            return Err(MemError::Limit);
         };
         slots[i].space = Some(space);
         slots[i].pages = 0;
@@ -135,7 +166,12 @@ pub fn aspace_destroy(a: AspaceRef) -> Result<(), MemError> {
             s.pages = 0;
             s.space.take().ok_or(MemError::BadHandle)?
         };
-        space.destroy(&mut |_, pa| frame::free_page(pa), &mut |t| frame::free_page(t));
+        space.destroy(
+            &mut |_, pa| {
+                frame::put(pa);
+            },
+            &mut |t| frame::free_page(t),
+        );
         Ok(())
     })
 }
@@ -178,8 +214,8 @@ pub fn aspace_map(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), Mem
     with_space(a, |space, pages| {
         let mut page = start;
         while page < end {
-            if space.translate(page).is_some() {
-                space.protect(page, flags(prot)).map_err(|_| MemError::Fault)?;
+            if let Some((pa, old)) = space.translate(page) {
+                space.protect(page, flags_for(prot, pa, old)).map_err(|_| MemError::Fault)?;
             } else {
                 let pa = frame::alloc_zeroed_page().ok_or(MemError::NoMemory)?;
                 if space.map(page, pa, flags(prot), &mut alloc_table).is_err() {
@@ -197,14 +233,11 @@ pub fn aspace_map(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), Mem
 pub fn aspace_unmap(a: AspaceRef, va: u64, len: u64) -> Result<(), MemError> {
     let (start, end) = check_range(va, len)?;
     with_space(a, |space, pages| {
-        let mut page = start;
-        while page < end {
-            if let Some(pa) = space.unmap(page) {
-                frame::free_page(pa);
-                *pages -= 1;
-            }
-            page += PAGE_SIZE;
-        }
+        space.visit_range(start, end, &mut |_, pa, _| {
+            frame::put(pa);
+            *pages -= 1;
+            Visit::Unmap
+        });
         Ok(())
     })
 }
@@ -212,19 +245,136 @@ pub fn aspace_unmap(a: AspaceRef, va: u64, len: u64) -> Result<(), MemError> {
 pub fn aspace_protect(a: AspaceRef, va: u64, len: u64, prot: Prot) -> Result<(), MemError> {
     let (start, end) = check_range(va, len)?;
     with_space(a, |space, _| {
-        let mut page = start;
-        while page < end {
-            if space.translate(page).is_some() {
-                space.protect(page, flags(prot)).map_err(|_| MemError::Fault)?;
-            }
-            page += PAGE_SIZE;
-        }
+        space.visit_range(start, end, &mut |_, pa, old| Visit::Protect(flags_for(prot, pa, old)));
         Ok(())
     })
 }
 
+/// Moves the pages of `[from, from + len)` to `[to, to + len)`; whatever `to..` mapped is
+/// dropped first. The ranges must not overlap.
+pub fn aspace_move(a: AspaceRef, from: u64, to: u64, len: u64) -> Result<(), MemError> {
+    let (start, end) = check_range(from, len)?;
+    let (dst, _) = check_range(to, len)?;
+    if start < dst + (end - start) && dst < end {
+        return Err(MemError::Fault);
+    }
+    with_space(a, |space, pages| {
+        space.visit_range(dst, dst + (end - start), &mut |_, pa, _| {
+            frame::put(pa);
+            *pages -= 1;
+            Visit::Unmap
+        });
+        // Each page leaves its old place as it takes the new one (the new tables are outside
+        // the range being walked).
+        let mut err = None;
+        space.visit_range(start, end, &mut |va, pa, fl| {
+            if err.is_some() {
+                return Visit::Keep;
+            }
+            if space.map(dst + (va - start), pa, fl, &mut alloc_table).is_err() {
+                err = Some(MemError::NoMemory);
+                return Visit::Keep;
+            }
+            Visit::Unmap
+        });
+        err.map_or(Ok(()), Err)
+    })
+}
+
+/// Marks in `out` (one byte per page from `va`) which pages are mapped (mincore).
+pub fn aspace_resident(a: AspaceRef, va: u64, out: &mut [u8]) -> Result<(), MemError> {
+    let (start, end) = check_range(va, out.len() as u64 * PAGE_SIZE)?;
+    out.fill(0);
+    with_space(a, |space, _| {
+        space.visit_range(start, end, &mut |v, _, _| {
+            out[((v - start) / PAGE_SIZE) as usize] = 1;
+            Visit::Keep
+        });
+        Ok(())
+    })
+}
+
+/// The rights of page `va`, if it is mapped.
+pub fn aspace_query(a: AspaceRef, va: u64) -> Option<Prot> {
+    if va >= USER_TOP {
+        return None;
+    }
+    with_space(a, |space, _| {
+        Ok(space.translate(va & !(PAGE_SIZE - 1)).map(|(_, fl)| Prot {
+            read: !fl.none,
+            write: fl.write || fl.cow,
+            exec: fl.exec,
+        }))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Makes mapped page `va` private to `space` before a write: a frame that other address
+/// spaces share is copied (the copy keeps the page's rights, writable if it was
+/// copy-on-write); a copy-on-write page whose frame is no longer shared just becomes writable.
+/// Returns the frame now mapped, `None` if nothing is mapped at `va`.
+fn make_private(space: &AddressSpace, va: u64) -> Result<Option<u64>, MemError> {
+    let va = va & !(PAGE_SIZE - 1);
+    let Some((pa, fl)) = space.translate(va) else { return Ok(None) };
+    let own = PageFlags { write: fl.write || fl.cow, cow: false, ..fl };
+    if fl.shared || frame::refs(pa) <= 1 {
+        if fl.cow {
+            space.protect(va, own).map_err(|_| MemError::Fault)?;
+        }
+        return Ok(Some(pa));
+    }
+    let new = frame::alloc(1, 1).ok_or(MemError::NoMemory)?.start;
+    // SAFETY: both frames are RAM in the direct map; `new` is freshly ours, `pa` is mapped.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            arch::mm::phys_to_virt(pa) as *const u8,
+            arch::mm::phys_to_virt(new) as *mut u8,
+            PAGE_SIZE as usize,
+        )
+    };
+    match space.remap(va, new, own) {
+        Ok(old) => {
+            frame::put(old);
+            Ok(Some(new))
+        }
+        Err(_) => {
+            frame::free_page(new);
+            Err(MemError::Fault)
+        }
+    }
+}
+
+/// A write fault of the running user thread at `addr`: if the page is copy-on-write, gives
+/// the thread its own writable copy and returns true (the instruction is retried at once,
+/// without asking the `linux` server). Anything else is the server's to decide.
+pub fn resolve_write_fault(addr: u64) -> bool {
+    arch::cpu::without_interrupts(|| {
+        let index = {
+            let mut st = sched::lock();
+            match st.task(sched::current()).user.as_ref() {
+                Some(u) => u.aspace,
+                None => return false,
+            }
+        };
+        let slots = ASPACES.lock();
+        let Some(space) = slots.get(index).and_then(|s| s.space.as_ref()) else { return false };
+        if !space.translate(addr & !(PAGE_SIZE - 1)).is_some_and(|(_, fl)| fl.cow) {
+            return false;
+        }
+        make_private(space, addr).is_ok_and(|p| p.is_some())
+    })
+}
+
 /// Copies between user memory and a kernel buffer, page by page, through the direct map.
-fn copy(a: AspaceRef, va: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) -> Result<(), MemError> {
+/// A write (`write`) first makes each page private to this address space (copy-on-write).
+fn copy(
+    a: AspaceRef,
+    va: u64,
+    len: usize,
+    write: bool,
+    mut f: impl FnMut(*mut u8, usize, usize),
+) -> Result<(), MemError> {
     let end = va.checked_add(len as u64).ok_or(MemError::Fault)?;
     if end > USER_TOP {
         return Err(MemError::Fault);
@@ -233,7 +383,11 @@ fn copy(a: AspaceRef, va: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usi
         let mut done = 0usize;
         while done < len {
             let addr = va + done as u64;
-            let (pa, _) = space.translate(addr).ok_or(MemError::Fault)?;
+            let pa = if write {
+                make_private(space, addr)?.ok_or(MemError::Fault)?
+            } else {
+                space.translate(addr).ok_or(MemError::Fault)?.0
+            };
             let offset = addr % PAGE_SIZE;
             let n = ((PAGE_SIZE - offset) as usize).min(len - done);
             f(arch::mm::phys_to_virt(pa + offset) as *mut u8, done, n);
@@ -245,7 +399,7 @@ fn copy(a: AspaceRef, va: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usi
 
 pub fn aspace_read(a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError> {
     let dst = buf.as_mut_ptr();
-    copy(a, va, buf.len(), |user, at, n| {
+    copy(a, va, buf.len(), false, |user, at, n| {
         // SAFETY: `user..user+n` is a mapped user frame seen through the direct map; `dst+at`
         // is inside `buf` (at + n <= buf.len()); they cannot overlap (kernel buffer vs frame).
         unsafe { core::ptr::copy_nonoverlapping(user, dst.add(at), n) }
@@ -254,34 +408,57 @@ pub fn aspace_read(a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError
 
 pub fn aspace_write(a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
     let src = buf.as_ptr();
-    copy(a, va, buf.len(), |user, at, n| {
+    copy(a, va, buf.len(), true, |user, at, n| {
         // SAFETY: as in `aspace_read`, in the other direction.
         unsafe { core::ptr::copy_nonoverlapping(src.add(at), user, n) }
     })
 }
 
-/// An eager copy of every page (fork). Copy-on-write is future work (docs/caveats.md).
-pub fn aspace_copy(a: AspaceRef) -> Result<AspaceRef, MemError> {
+/// A copy-on-write copy of the address space (fork): the child maps the parent's frames, each
+/// gaining a reference, and every writable page becomes read-only and copy-on-write in both;
+/// the first write to it (a fault resolved by [`resolve_write_fault`], or a kernel write) makes
+/// a private copy. Read-only pages are simply shared.
+pub fn aspace_copy(a: AspaceRef, shared: &[(u64, u64)]) -> Result<AspaceRef, MemError> {
+    let is_shared = |va: u64| shared.iter().any(|&(s, l)| va >= s && va - s < l);
     let child = aspace_create()?;
     let result = arch::cpu::without_interrupts(|| {
         let mut slots = ASPACES.lock();
         let pi = slot_of(a, &slots)?;
         let ci = slot_of(child, &slots)?;
-        let (parent_pages, mut copied, mut err) = (slots[pi].pages, 0usize, None);
-        {
-            let (ps, cs) = if pi < ci {
-                let (lo, hi) = slots.split_at_mut(ci);
-                (&lo[pi], &mut hi[0])
-            } else {
-                let (lo, hi) = slots.split_at_mut(pi);
-                (&hi[0], &mut lo[ci])
-            };
-            let parent = ps.space.as_ref().ok_or(MemError::BadHandle)?;
-            let dst = cs.space.as_ref().ok_or(MemError::BadHandle)?;
-            parent.for_each_page(&mut |va, pa, fl| {
-                if err.is_some() {
+        let (mut mapped, mut err) = (0usize, None);
+        let (ps, cs) = if pi < ci {
+            let (lo, hi) = slots.split_at_mut(ci);
+            (&lo[pi], &mut hi[0])
+        } else {
+            let (lo, hi) = slots.split_at_mut(pi);
+            (&hi[0], &mut lo[ci])
+        };
+        let parent = ps.space.as_ref().ok_or(MemError::BadHandle)?;
+        let dst = cs.space.as_ref().ok_or(MemError::BadHandle)?;
+        parent.for_each_page(&mut |va, pa, fl| {
+            if err.is_some() {
+                return;
+            }
+            let writable = fl.write || fl.cow;
+            let cow = PageFlags { write: false, cow: writable, shared: false, ..fl };
+            let (child_pa, child_flags) = if (fl.shared || is_shared(va)) && frame::share(pa) {
+                // MAP_SHARED: the same frame, writable in both, marked so that nothing copies it.
+                let sh = PageFlags { shared: true, ..fl };
+                if !fl.shared && parent.protect_deferred(va, sh).is_err() {
+                    frame::put(pa);
+                    err = Some(MemError::Fault);
                     return;
                 }
+                (pa, sh)
+            } else if frame::share(pa) {
+                if fl.write && parent.protect_deferred(va, cow).is_err() {
+                    frame::put(pa);
+                    err = Some(MemError::Fault);
+                    return;
+                }
+                (pa, cow)
+            } else {
+                // The frame's count is saturated: this page is copied at once.
                 let Some(new) = frame::alloc(1, 1) else {
                     err = Some(MemError::NoMemory);
                     return;
@@ -294,16 +471,17 @@ pub fn aspace_copy(a: AspaceRef) -> Result<AspaceRef, MemError> {
                         PAGE_SIZE as usize,
                     )
                 };
-                if dst.map(va, new.start, fl, &mut alloc_table).is_err() {
-                    frame::free(new);
-                    err = Some(MemError::NoMemory);
-                    return;
-                }
-                copied += 1;
-            });
-            cs.pages = copied;
-        }
-        debug_assert!(err.is_some() || copied == parent_pages);
+                (new.start, PageFlags { write: writable, cow: false, shared: false, ..fl })
+            };
+            if dst.map(va, child_pa, child_flags, &mut alloc_table).is_err() {
+                frame::put(child_pa);
+                err = Some(MemError::NoMemory);
+                return;
+            }
+            mapped += 1;
+        });
+        parent.flush();
+        cs.pages = mapped;
         err.map_or(Ok(()), Err)
     });
     match result {
@@ -372,7 +550,9 @@ fn create_thread(aspace: usize, frame: TrapFrame, tp: u64, fpu: FpuState) -> Res
     let top = stack.top();
     arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
-        let index = st.tasks.iter().skip(1).position(|t| t.is_none()).map(|p| p + 1).ok_or(MemError::NoMemory)?;
+        let index = st.tasks.iter().skip(1).position(|t| t.is_none()).map(|p| p + 1).ok_or(MemError::Limit)?;
+        INTERRUPT[index].store(false, Ordering::Relaxed);
+        YIELD[index].store(false, Ordering::Relaxed);
         let generation = st.generations[index];
         // SAFETY: `top` is the end of the stack this task owns for its whole life.
         let context = unsafe { arch::context::Context::new(top, user_thread_start, index, 0) };
@@ -532,5 +712,72 @@ pub fn thread_set_regs(tag: u64, regs: &[u64; server_rt::USER_REGS]) -> Result<(
         // SAFETY: as in `thread_regs`; the thread resumes from this frame after the reply.
         unsafe { (*u.frame).set_user_regs(regs) };
         Ok(())
+    })
+}
+
+/// Asks user thread `t` to enter the server (an `INTERRUPT` request) before it next runs user
+/// code. A thread inside a request already is left alone: the server sees it when it answers.
+pub fn thread_interrupt(t: ThreadRef) {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        if let Ok(i) = thread_slot(&mut st, t) {
+            if !matches!(st.task(i).state, TaskState::BlockedReply { .. }) {
+                INTERRUPT[i].store(true, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+/// Makes user thread `t` give up the CPU before it next runs user code.
+pub fn thread_yield(t: ThreadRef) {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        if let Ok(i) = thread_slot(&mut st, t) {
+            YIELD[i].store(true, Ordering::Relaxed);
+        }
+    })
+}
+
+/// The FP/SIMD registers of the thread waiting in request `tag` (`arch::user::fp_read`).
+pub fn thread_fpu(tag: u64, buf: &mut [u8]) -> Result<usize, MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let t = requester(&mut st, tag)?;
+        let u = st.task(t).user.as_mut().expect("requester is a user thread");
+        if FPU_OWNER.load(Ordering::Relaxed) == t {
+            u.fpu.save(); // live in the CPU (lazy switching): bring the copy up to date
+        }
+        // SAFETY: the thread is blocked inside the request whose frame this is.
+        arch::user::fp_read(&u.fpu, unsafe { &*u.frame }, buf);
+        Ok(buf.len().min(arch::user::FP_BYTES))
+    })
+}
+
+/// Replaces them; they are loaded when the thread next runs.
+pub fn thread_set_fpu(tag: u64, buf: &[u8]) -> Result<(), MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let t = requester(&mut st, tag)?;
+        let u = st.task(t).user.as_mut().expect("requester is a user thread");
+        // SAFETY: as in `thread_fpu`; the thread resumes from this frame after the reply.
+        arch::user::fp_write(&mut u.fpu, unsafe { &mut *u.frame }, buf);
+        // The CPU's copy (if it is this thread's) is stale now: load the new one on the switch.
+        fpu_forget(t);
+        Ok(())
+    })
+}
+
+/// CPU time of thread `t`: (running, served by servers), in ns.
+pub fn thread_times(t: ThreadRef) -> (u64, u64) {
+    let tick = 1_000_000_000 / crate::TICK_HZ as u64;
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        match thread_slot(&mut st, t) {
+            Ok(i) => {
+                let task = st.task(i);
+                (task.ticks * tick, task.served_ticks * tick)
+            }
+            Err(_) => (0, 0),
+        }
     })
 }

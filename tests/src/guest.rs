@@ -665,6 +665,16 @@ pub static TESTS: &[GuestTest] = &[
         post_check: Some(session_matches_linux),
         ..GuestTest::DEFAULT
     },
+    conformance!("fork-cow-200", "fork_cow"),
+    conformance!("threads-futex-vfork", "threads"),
+    conformance!("task-limits-eagain", "task_limits"),
+    conformance!("job-control-wait", "jobctl"),
+    conformance!("signals-siginfo-restart", "signals"),
+    conformance!("signals-async-fp-timers", "sigasync"),
+    conformance!("memory-mremap-madvise-faults", "memory"),
+    conformance!("creds-limits-sched", "creds"),
+    conformance!("exec-rewritten-file", "exec_cache"),
+    conformance!("posix-timers", "posix_timers"),
 ];
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what

@@ -445,6 +445,15 @@ fn irq() {
 }
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    dispatch(frame);
+    if frame.from_user() {
+        if let Some(h) = hooks() {
+            (h.user_return)(frame);
+        }
+    }
+}
+
+fn dispatch(frame: &mut TrapFrame) {
     match frame.kind & 0xff {
         VectorKind::EL1_SYNC | VectorKind::EL0_SYNC => sync(frame),
         VectorKind::EL1_IRQ | VectorKind::EL0_IRQ => irq(),

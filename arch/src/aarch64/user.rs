@@ -25,11 +25,39 @@ pub const USER_TOP: u64 = 0x0000_8000_0000_0000;
 pub const ASID_TAG: u64 = 0x5a5d_0000_0000_0000;
 const ASID_SLOT: u64 = 511;
 
-/// Access rights of a user page.
+/// Access rights of a user page. `cow` marks a page that is read-only in the page table
+/// but writable after copy-on-write (a software bit the MMU ignores); `write` and `cow` are
+/// never both set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PageFlags {
     pub write: bool,
     pub exec: bool,
+    pub cow: bool,
+    /// The frame is shared on purpose (MAP_SHARED): never copied on write.
+    pub shared: bool,
+    /// No access at all (PROT_NONE): the entry keeps its frame but is not valid for the MMU.
+    pub none: bool,
+}
+
+/// Descriptor bit 55, reserved for software: "writable after copy-on-write".
+const COW: u64 = 1 << 55;
+/// Descriptor bit 56, reserved for software: "shared on purpose" (MAP_SHARED).
+const SHARED: u64 = 1 << 56;
+/// In an invalid descriptor (where the MMU ignores every other bit): "a PROT_NONE page of
+/// this frame".
+const PROTNONE: u64 = 1 << 57;
+
+/// Whether a leaf entry maps a frame (accessible or PROT_NONE).
+fn mapped(v: u64) -> bool {
+    v & (DESC_VALID | PROTNONE) != 0
+}
+
+/// What [`AddressSpace::visit_range`] does with a mapped page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    Keep,
+    Unmap,
+    Protect(PageFlags),
 }
 
 /// A user address space, named by the physical address of its root table.
@@ -84,19 +112,35 @@ fn check(va: u64) -> Result<(), MapError> {
 }
 
 fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
+    if flags.none {
+        return (pa & ADDR_MASK) | PROTNONE | if flags.shared { SHARED } else { 0 };
+    }
     let mut bits = (pa & ADDR_MASK) | DESC_VALID | DESC_TABLE | ATTR_NORMAL | SH_INNER | ACCESS_FLAG | NOT_GLOBAL;
     bits |= AP_EL0 | PXN;
     if !flags.write {
         bits |= AP_RO;
+        if flags.cow {
+            bits |= COW;
+        }
     }
     if !flags.exec {
         bits |= UXN;
+    }
+    if flags.shared {
+        bits |= SHARED;
     }
     bits
 }
 
 fn leaf_flags(v: u64) -> PageFlags {
-    PageFlags { write: v & AP_RO == 0, exec: v & UXN == 0 }
+    let none = v & DESC_VALID == 0;
+    PageFlags {
+        write: !none && v & AP_RO == 0,
+        exec: !none && v & UXN == 0,
+        cow: v & COW != 0,
+        shared: v & SHARED != 0,
+        none,
+    }
 }
 
 impl AddressSpace {
@@ -133,7 +177,7 @@ impl AddressSpace {
         // SAFETY: `e` is the leaf entry for `va` in this address space (see `walk`). An invalid
         // entry is never cached, so the new one needs no TLB maintenance.
         unsafe {
-            if e.read_volatile() & DESC_VALID != 0 {
+            if mapped(e.read_volatile()) {
                 return Err(MapError::AlreadyMapped);
             }
             e.write_volatile(leaf_bits(pa, flags));
@@ -148,7 +192,7 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None).ok()?;
         // SAFETY: as in `map`; the TLB entry (tagged with our ASID) is dropped below.
         let v = unsafe { e.read_volatile() };
-        if v & DESC_VALID == 0 {
+        if !mapped(v) {
             return None;
         }
         // SAFETY: as in `map`.
@@ -163,17 +207,47 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None).ok()?;
         // SAFETY: as in `map`.
         let v = unsafe { e.read_volatile() };
-        (v & DESC_VALID != 0).then(|| (v & ADDR_MASK, leaf_flags(v)))
+        mapped(v).then(|| (v & ADDR_MASK, leaf_flags(v)))
     }
 
     /// Changes the rights of a mapped page (same frame and memory type: no break-before-make).
     pub fn protect(&self, va: u64, flags: PageFlags) -> Result<(), MapError> {
+        self.protect_deferred(va, flags)?;
+        flush_user_page(self.asid(), va);
+        Ok(())
+    }
+
+    /// Changes the rights of a mapped page without TLB maintenance: the caller calls
+    /// [`AddressSpace::flush`] after a batch of changes.
+    pub fn protect_deferred(&self, va: u64, flags: PageFlags) -> Result<(), MapError> {
         let (pa, _) = self.translate(va).ok_or(MapError::NotMapped)?;
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None)?;
         // SAFETY: as in `map`.
         unsafe { e.write_volatile(leaf_bits(pa, flags)) };
-        flush_user_page(self.asid(), va);
         Ok(())
+    }
+
+    /// Points mapped page `va` at frame `pa` with `flags` (copy-on-write: the copy replaces
+    /// the shared frame), with break-before-make: the entry is invalidated and its TLB entry
+    /// dropped before the new one is written. Returns the frame it mapped before.
+    pub fn remap(&self, va: u64, pa: u64, flags: PageFlags) -> Result<u64, MapError> {
+        let (old, _) = self.translate(va).ok_or(MapError::NotMapped)?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), None)?;
+        // SAFETY: as in `map`.
+        unsafe { e.write_volatile(0) };
+        flush_user_page(self.asid(), va);
+        // SAFETY: as in `map`.
+        unsafe { e.write_volatile(leaf_bits(pa, flags)) };
+        publish_tables();
+        Ok(old)
+    }
+
+    /// Drops every TLB entry of this address space (after `protect_deferred`).
+    pub fn flush(&self) {
+        let asid = self.asid();
+        if asid != 0 {
+            flush_asid(asid);
+        }
     }
 
     /// Loads this address space on the CPU.
@@ -197,7 +271,7 @@ impl AddressSpace {
             for i in 0..slots {
                 // SAFETY: a page table of this address space, through the direct map.
                 let v = unsafe { entry(table, i).read_volatile() };
-                if v & DESC_VALID == 0 {
+                if v & DESC_VALID == 0 && !(level == 0 && mapped(v)) {
                     continue;
                 }
                 let va = base + i * span;
@@ -215,6 +289,56 @@ impl AddressSpace {
         }
     }
 
+    /// Calls `f(va, pa, flags)` for every mapped page in `[start, end)`, in address order, and
+    /// applies its answer; tables that are absent are skipped whole, so a huge sparse range
+    /// costs little. Stale TLB entries are dropped before it returns.
+    pub fn visit_range(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, u64, PageFlags) -> Visit) {
+        fn walk(
+            table: u64,
+            level: u32,
+            base: u64,
+            start: u64,
+            end: u64,
+            f: &mut dyn FnMut(u64, u64, PageFlags) -> Visit,
+            changed: &mut bool,
+        ) {
+            let span = 1u64 << (12 + 9 * level);
+            let slots = if level == 3 { 256 } else { 512 };
+            let first = start.saturating_sub(base) / span;
+            let last = (end.saturating_sub(base).div_ceil(span)).min(slots);
+            for i in first..last {
+                let e = entry(table, i);
+                // SAFETY: a page table of this address space, through the direct map; the
+                // nucleus serialises page-table changes (one writer, interrupts masked).
+                let v = unsafe { e.read_volatile() };
+                if v & DESC_VALID == 0 && !(level == 0 && mapped(v)) {
+                    continue;
+                }
+                let va = base + i * span;
+                if level > 0 {
+                    if v & DESC_TABLE != 0 {
+                        walk(v & ADDR_MASK, level - 1, va, start, end, f, changed);
+                    }
+                    continue;
+                }
+                let new = match f(va, v & ADDR_MASK, leaf_flags(v)) {
+                    Visit::Keep => continue,
+                    Visit::Unmap => 0,
+                    Visit::Protect(fl) => leaf_bits(v & ADDR_MASK, fl),
+                };
+                // SAFETY: as above; the ASID's TLB entries are flushed before `visit_range`
+                // returns (same frame for a protection change: no break-before-make needed).
+                unsafe { e.write_volatile(new) };
+                *changed = true;
+            }
+        }
+        let mut changed = false;
+        walk(self.root, 3, 0, start, end.min(USER_TOP), f, &mut changed);
+        if changed {
+            self.flush();
+        }
+    }
+
     /// Calls `f(va, pa, flags)` for every mapped user page, in address order.
     pub fn for_each_page(&self, f: &mut dyn FnMut(u64, u64, PageFlags)) {
         fn visit(table: u64, level: u32, base: u64, f: &mut dyn FnMut(u64, u64, PageFlags)) {
@@ -223,7 +347,7 @@ impl AddressSpace {
             for i in 0..slots {
                 // SAFETY: a page table of this address space, through the direct map.
                 let v = unsafe { entry(table, i).read_volatile() };
-                if v & DESC_VALID == 0 {
+                if v & DESC_VALID == 0 && !(level == 0 && mapped(v)) {
                     continue;
                 }
                 let va = base + i * span;
@@ -285,4 +409,34 @@ impl FpuState {
 
     /// Nothing to do: the trap frame holds the user FP/SIMD state.
     pub fn restore(&self) {}
+}
+
+/// Bytes of a thread's FP/SIMD state as [`fp_read`] gives it: v0..v31 (16 bytes each), then
+/// FPSR and FPCR (32 bits each).
+pub const FP_BYTES: usize = 520;
+
+/// Copies a thread's FP/SIMD state (in its trap frame) into `out` (at most [`FP_BYTES`]).
+pub fn fp_read(_fpu: &FpuState, frame: &super::trap::TrapFrame, out: &mut [u8]) {
+    let mut b = [0u8; FP_BYTES];
+    for (i, q) in frame.q.iter().enumerate() {
+        b[i * 16..i * 16 + 16].copy_from_slice(&q.to_le_bytes());
+    }
+    b[512..516].copy_from_slice(&(frame.fpsr as u32).to_le_bytes());
+    b[516..520].copy_from_slice(&(frame.fpcr as u32).to_le_bytes());
+    let n = out.len().min(FP_BYTES);
+    out[..n].copy_from_slice(&b[..n]);
+}
+
+/// Replaces a thread's FP/SIMD state (in its trap frame, restored by the return to user mode).
+/// FPSR and FPCR keep only their architected bits.
+pub fn fp_write(_fpu: &mut FpuState, frame: &mut super::trap::TrapFrame, src: &[u8]) {
+    if src.len() < FP_BYTES {
+        return;
+    }
+    for (i, q) in frame.q.iter_mut().enumerate() {
+        *q = u128::from_le_bytes(src[i * 16..i * 16 + 16].try_into().unwrap_or_default());
+    }
+    let word = |o: usize| u32::from_le_bytes([src[o], src[o + 1], src[o + 2], src[o + 3]]) as u64;
+    frame.fpsr = word(512) & 0xf800_009f;
+    frame.fpcr = word(516) & 0x07f7_9f00;
 }

@@ -231,6 +231,15 @@ pub fn decode(frame: &TrapFrame) -> ExceptionInfo {
 }
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    dispatch(frame);
+    if frame.from_user() {
+        if let Some(h) = hooks() {
+            (h.user_return)(frame);
+        }
+    }
+}
+
+fn dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector;
     if vector == super::syscall::SYSCALL_VECTOR {
         match hooks() {

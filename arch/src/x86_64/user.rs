@@ -13,11 +13,61 @@ use super::mm::{
 /// One past the highest user address (the canonical lower half).
 pub const USER_TOP: u64 = 0x0000_8000_0000_0000;
 
-/// Access rights of a user page.
+/// Access rights of a user page. `cow` marks a page that is read-only in the page table
+/// but writable after copy-on-write (a software bit the CPU ignores); `write` and `cow` are
+/// never both set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PageFlags {
     pub write: bool,
     pub exec: bool,
+    pub cow: bool,
+    /// The frame is shared on purpose (MAP_SHARED): never copied on write.
+    pub shared: bool,
+    /// No access at all (PROT_NONE): the entry keeps its frame but is not valid for the MMU.
+    pub none: bool,
+}
+
+/// PTE bit 9, available to software: "writable after copy-on-write".
+const COW: u64 = 1 << 9;
+/// PTE bit 10, available to software: "shared on purpose" (MAP_SHARED).
+const SHARED: u64 = 1 << 10;
+/// In a non-present PTE (where the CPU ignores every other bit): "a PROT_NONE page of this
+/// frame".
+const PROTNONE: u64 = 1 << 58;
+
+/// Whether a leaf entry maps a frame (accessible or PROT_NONE).
+fn mapped(v: u64) -> bool {
+    v & (PRESENT | PROTNONE) != 0
+}
+
+fn leaf_bits(pa: u64, flags: PageFlags) -> u64 {
+    if flags.none {
+        return (pa & ADDR_MASK) | PROTNONE | if flags.shared { SHARED } else { 0 };
+    }
+    let mut bits = (pa & ADDR_MASK) | PRESENT | USER;
+    if flags.write {
+        bits |= WRITABLE;
+    } else if flags.cow {
+        bits |= COW;
+    }
+    if !flags.exec {
+        bits |= NO_EXECUTE;
+    }
+    if flags.shared {
+        bits |= SHARED;
+    }
+    bits
+}
+
+fn leaf_flags(v: u64) -> PageFlags {
+    let none = v & PRESENT == 0;
+    PageFlags {
+        write: !none && v & WRITABLE != 0,
+        exec: !none && v & NO_EXECUTE == 0,
+        cow: v & COW != 0,
+        shared: v & SHARED != 0,
+        none,
+    }
 }
 
 /// A user address space, named by the physical address of its root table.
@@ -64,19 +114,12 @@ impl AddressSpace {
     ) -> Result<(), MapError> {
         check(va)?;
         let e = walk(self.root, va & !(PAGE_SIZE - 1), Some(alloc_table), USER)?;
-        let mut bits = pa | PRESENT | USER;
-        if flags.write {
-            bits |= WRITABLE;
-        }
-        if !flags.exec {
-            bits |= NO_EXECUTE;
-        }
         // SAFETY: `e` is the leaf entry for `va` in this address space (see `walk`).
         unsafe {
-            if e.read_volatile() & PRESENT != 0 {
+            if mapped(e.read_volatile()) {
                 return Err(MapError::AlreadyMapped);
             }
-            e.write_volatile(bits);
+            e.write_volatile(leaf_bits(pa, flags));
         }
         Ok(())
     }
@@ -87,7 +130,7 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER).ok()?;
         // SAFETY: as in `map`; the stale TLB entry is dropped below.
         let v = unsafe { e.read_volatile() };
-        if v & PRESENT == 0 {
+        if !mapped(v) {
             return None;
         }
         // SAFETY: as in `map`.
@@ -104,26 +147,47 @@ impl AddressSpace {
         let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER).ok()?;
         // SAFETY: as in `map`.
         let v = unsafe { e.read_volatile() };
-        (v & PRESENT != 0).then_some((v & ADDR_MASK, PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0 }))
+        mapped(v).then(|| (v & ADDR_MASK, leaf_flags(v)))
     }
 
     /// Changes the rights of a mapped page.
     pub fn protect(&self, va: u64, flags: PageFlags) -> Result<(), MapError> {
-        let (pa, _) = self.translate(va).ok_or(MapError::NotMapped)?;
-        let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER)?;
-        let mut bits = pa | PRESENT | USER;
-        if flags.write {
-            bits |= WRITABLE;
-        }
-        if !flags.exec {
-            bits |= NO_EXECUTE;
-        }
-        // SAFETY: as in `map`.
-        unsafe { e.write_volatile(bits) };
+        self.protect_deferred(va, flags)?;
         if self.is_active() {
             invalidate(va);
         }
         Ok(())
+    }
+
+    /// Changes the rights of a mapped page without dropping its TLB entry: the caller calls
+    /// [`AddressSpace::flush`] after a batch of changes.
+    pub fn protect_deferred(&self, va: u64, flags: PageFlags) -> Result<(), MapError> {
+        let (pa, _) = self.translate(va).ok_or(MapError::NotMapped)?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER)?;
+        // SAFETY: as in `map`.
+        unsafe { e.write_volatile(leaf_bits(pa, flags)) };
+        Ok(())
+    }
+
+    /// Points mapped page `va` at frame `pa` with `flags` (copy-on-write: the copy replaces
+    /// the shared frame). Returns the frame it mapped before.
+    pub fn remap(&self, va: u64, pa: u64, flags: PageFlags) -> Result<u64, MapError> {
+        let (old, _) = self.translate(va).ok_or(MapError::NotMapped)?;
+        let e = walk(self.root, va & !(PAGE_SIZE - 1), None, USER)?;
+        // SAFETY: as in `map`; the stale TLB entry is dropped right after.
+        unsafe { e.write_volatile(leaf_bits(pa, flags)) };
+        if self.is_active() {
+            invalidate(va);
+        }
+        Ok(old)
+    }
+
+    /// Drops every TLB entry of this address space (after `protect_deferred`).
+    pub fn flush(&self) {
+        if self.is_active() {
+            // SAFETY: reloading CR3 with its own value only flushes non-global TLB entries.
+            unsafe { core::arch::asm!("mov {0}, cr3", "mov cr3, {0}", out(reg) _, options(nostack, preserves_flags)) };
+        }
     }
 
     fn is_active(&self) -> bool {
@@ -149,7 +213,7 @@ impl AddressSpace {
                 }
                 // SAFETY: a page table of this address space, through the direct map.
                 let v = unsafe { ((phys_to_virt(table) + i * 8) as *const u64).read_volatile() };
-                if v & PRESENT == 0 {
+                if v & PRESENT == 0 && !(level == 0 && mapped(v)) {
                     continue;
                 }
                 let va = base + i * span;
@@ -186,7 +250,65 @@ pub fn activate_kernel() {
     activate_root(kernel_root())
 }
 
+/// What [`AddressSpace::visit_range`] does with a mapped page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    Keep,
+    Unmap,
+    Protect(PageFlags),
+}
+
 impl AddressSpace {
+    /// Calls `f(va, pa, flags)` for every mapped page in `[start, end)`, in address order, and
+    /// applies its answer; tables that are absent are skipped whole, so a huge sparse range
+    /// costs little. Stale TLB entries are dropped before it returns.
+    pub fn visit_range(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, u64, PageFlags) -> Visit) {
+        #[allow(clippy::too_many_arguments)]
+        fn walk(
+            table: u64,
+            level: u32,
+            base: u64,
+            start: u64,
+            end: u64,
+            f: &mut dyn FnMut(u64, u64, PageFlags) -> Visit,
+            changed: &mut bool,
+        ) {
+            let span = 1u64 << (12 + 9 * level);
+            let slots = if level == 3 { 256 } else { 512 };
+            let first = start.saturating_sub(base) / span;
+            let last = (end.saturating_sub(base).div_ceil(span)).min(slots);
+            for i in first..last {
+                let e = (phys_to_virt(table) + i * 8) as *mut u64;
+                // SAFETY: a page table of this address space, through the direct map; the
+                // nucleus serialises page-table changes (one writer, interrupts masked).
+                let v = unsafe { e.read_volatile() };
+                if v & PRESENT == 0 && !(level == 0 && mapped(v)) {
+                    continue;
+                }
+                let va = base + i * span;
+                if level > 0 {
+                    if v & super::mm::HUGE == 0 {
+                        walk(v & ADDR_MASK, level - 1, va, start, end, f, changed);
+                    }
+                    continue;
+                }
+                let new = match f(va, v & ADDR_MASK, leaf_flags(v)) {
+                    Visit::Keep => continue,
+                    Visit::Unmap => 0,
+                    Visit::Protect(fl) => leaf_bits(v & ADDR_MASK, fl),
+                };
+                // SAFETY: as above; the TLB is flushed before `visit_range` returns.
+                unsafe { e.write_volatile(new) };
+                *changed = true;
+            }
+        }
+        let mut changed = false;
+        walk(self.root, 3, 0, start, end.min(USER_TOP), f, &mut changed);
+        if changed {
+            self.flush();
+        }
+    }
+
     /// Calls `f(va, pa, flags)` for every mapped user page, in address order.
     pub fn for_each_page(&self, f: &mut dyn FnMut(u64, u64, PageFlags)) {
         fn visit(table: u64, level: u32, base: u64, f: &mut dyn FnMut(u64, u64, PageFlags)) {
@@ -197,12 +319,12 @@ impl AddressSpace {
                 }
                 // SAFETY: a page table of this address space, through the direct map.
                 let v = unsafe { ((phys_to_virt(table) + i * 8) as *const u64).read_volatile() };
-                if v & PRESENT == 0 {
+                if v & PRESENT == 0 && !(level == 0 && mapped(v)) {
                     continue;
                 }
                 let va = base + i * span;
                 if level == 0 {
-                    f(va, v & ADDR_MASK, PageFlags { write: v & WRITABLE != 0, exec: v & NO_EXECUTE == 0 });
+                    f(va, v & ADDR_MASK, leaf_flags(v));
                 } else {
                     visit(v & ADDR_MASK, level - 1, va, f);
                 }
@@ -247,4 +369,29 @@ impl Default for FpuState {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Bytes of a thread's FP/SIMD state as [`fp_read`] gives it: the FXSAVE image (what a
+/// signal frame's `fpstate` holds).
+pub const FP_BYTES: usize = 512;
+
+/// MXCSR bits FXRSTOR accepts on every x86_64 CPU (all defined bits but DAZ, which the
+/// earliest ones lack): a reserved bit would make the restore fault in the kernel.
+const MXCSR_VALID: u32 = 0xffbf;
+
+/// Copies a thread's FP/SIMD state (`fpu`, saved: see the nucleus's lazy switching) into `out`
+/// (at most [`FP_BYTES`]).
+pub fn fp_read(fpu: &FpuState, _frame: &super::trap::TrapFrame, out: &mut [u8]) {
+    let n = out.len().min(FP_BYTES);
+    out[..n].copy_from_slice(&fpu.0[..n]);
+}
+
+/// Replaces a thread's FP/SIMD state with `src` (an FXSAVE image from user memory: MXCSR is
+/// masked to the bits FXRSTOR accepts, so that restoring it cannot fault).
+pub fn fp_write(fpu: &mut FpuState, _frame: &mut super::trap::TrapFrame, src: &[u8]) {
+    let n = src.len().min(FP_BYTES);
+    fpu.0[..n].copy_from_slice(&src[..n]);
+    let mxcsr = u32::from_le_bytes([fpu.0[24], fpu.0[25], fpu.0[26], fpu.0[27]]) & MXCSR_VALID;
+    fpu.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+    fpu.0[28..32].copy_from_slice(&0xffffu32.to_le_bytes());
 }

@@ -3,6 +3,10 @@
 //! boot info calls reserved (kernel image, initrd, DTB, firmware tables) and the first MiB stay
 //! used, and the bitmap reserves its own frames. Contiguous runs are found first-fit from a
 //! rotating hint. Invariant: `free` equals the number of zero bits.
+//!
+//! Frames can be shared (copy-on-write after fork): next to the bitmap, one 16-bit count per
+//! frame of *extra* references (0 = one owner). [`share`] adds a reference, [`put`] drops one
+//! and frees the frame with the last; [`free`] is only for frames nobody shares.
 
 use arch::mm::{phys_to_virt, DIRECT_MAP_LIMIT, PAGE_SIZE};
 use arch::{BootInfo, MemKind};
@@ -23,6 +27,8 @@ pub struct FrameStats {
 
 struct Bitmap {
     words: &'static mut [u64],
+    /// Extra references per frame (a frame mapped by n address spaces has n - 1 here).
+    refs: &'static mut [u16],
     nframes: usize,
     free: usize,
     hint: usize,
@@ -86,7 +92,8 @@ pub fn init(info: &BootInfo) -> FrameStats {
         .max()
         .unwrap_or(0);
     let nframes = (top / PAGE_SIZE) as usize;
-    let bytes = nframes.div_ceil(64) as u64 * 8;
+    let bitmap_bytes = nframes.div_ceil(64) as u64 * 8;
+    let bytes = (bitmap_bytes + nframes as u64 * 2).next_multiple_of(8);
 
     let kernel = (info.kernel_phys.0, info.kernel_phys.1 - info.kernel_phys.0);
     let initrd = info.initrd.unwrap_or((0, 0));
@@ -118,9 +125,13 @@ pub fn init(info: &BootInfo) -> FrameStats {
     };
     // SAFETY: `spot..spot+bytes` is usable RAM below the direct-map limit that nothing else
     // uses (checked against every reservation above); it becomes the bitmap's for good.
-    let words = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(spot) as *mut u64, bytes as usize / 8) };
+    let words = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(spot) as *mut u64, bitmap_bytes as usize / 8) };
     words.fill(u64::MAX);
-    let mut bm = Bitmap { words, nframes, free: 0, hint: 0 };
+    // SAFETY: the counts follow the bitmap inside the same reserved spot (`bytes` covers both);
+    // the bitmap's size is a multiple of 8, so they are 2-byte aligned.
+    let refs = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(spot + bitmap_bytes) as *mut u16, nframes) };
+    refs.fill(0);
+    let mut bm = Bitmap { words, refs, nframes, free: 0, hint: 0 };
     for r in info.regions().iter().filter(|r| r.kind == MemKind::Usable) {
         bm.mark(r.start, r.len, false);
     }
@@ -167,6 +178,7 @@ pub fn free(range: PhysRange) {
         let first = (range.start / PAGE_SIZE) as usize;
         for f in first..first + (range.len / PAGE_SIZE) as usize {
             assert!(bm.is_used(f), "double free of frame {:#x}", f as u64 * PAGE_SIZE);
+            assert!(bm.refs[f] == 0, "free of shared frame {:#x}", f as u64 * PAGE_SIZE);
             bm.set(f, false);
         }
         bm.hint = bm.hint.min(first);
@@ -181,6 +193,56 @@ pub fn is_used(pa: u64) -> bool {
 /// Frees one frame.
 pub fn free_page(pa: u64) {
     free(PhysRange { start: pa, len: PAGE_SIZE });
+}
+
+/// Adds a reference to allocated frame `pa` (another address space maps it). Fails when the
+/// count is saturated: the caller copies the frame instead.
+pub fn share(pa: u64) -> bool {
+    arch::cpu::without_interrupts(|| {
+        let mut guard = FRAMES.lock();
+        let bm = guard.as_mut().expect("frame allocator not initialised");
+        let f = (pa / PAGE_SIZE) as usize;
+        assert!(bm.is_used(f), "sharing free frame {pa:#x}");
+        match bm.refs[f].checked_add(1) {
+            Some(n) => {
+                bm.refs[f] = n;
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// Drops a reference to frame `pa`; the last one frees it. Returns whether it was freed.
+pub fn put(pa: u64) -> bool {
+    arch::cpu::without_interrupts(|| {
+        let mut guard = FRAMES.lock();
+        let bm = guard.as_mut().expect("frame allocator not initialised");
+        let f = (pa / PAGE_SIZE) as usize;
+        assert!(bm.is_used(f), "double free of frame {pa:#x}");
+        if bm.refs[f] > 0 {
+            bm.refs[f] -= 1;
+            false
+        } else {
+            bm.set(f, false);
+            bm.hint = bm.hint.min(f);
+            true
+        }
+    })
+}
+
+/// How many address spaces map frame `pa` (0 if it is free).
+pub fn refs(pa: u64) -> usize {
+    arch::cpu::without_interrupts(|| {
+        let guard = FRAMES.lock();
+        let Some(bm) = guard.as_ref() else { return 0 };
+        let f = (pa / PAGE_SIZE) as usize;
+        if f >= bm.nframes || !bm.is_used(f) {
+            0
+        } else {
+            bm.refs[f] as usize + 1
+        }
+    })
 }
 
 pub fn stats() -> FrameStats {

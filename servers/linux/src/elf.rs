@@ -14,7 +14,7 @@ pub struct Segment {
     pub exec: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Elf {
     pub entry: u64,
     /// Position-independent (ET_DYN): needs a load bias.

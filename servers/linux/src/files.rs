@@ -19,7 +19,8 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 pub const PIPE_CAPACITY: usize = 64 * 1024;
-pub const MAX_FDS: usize = 1024;
+/// The most descriptors a process may have (Linux's default fs.nr_open).
+pub const MAX_FDS: usize = 1 << 20;
 
 pub struct Pipe {
     pub buf: VecDeque<u8>,
@@ -155,14 +156,21 @@ pub struct Fd {
     pub cloexec: bool,
 }
 
-#[derive(Default)]
 pub struct FdTable {
     fds: Vec<Option<Fd>>,
+    /// RLIMIT_NOFILE's soft limit: descriptors are below it.
+    pub limit: usize,
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        FdTable::new()
+    }
 }
 
 impl FdTable {
     pub fn new() -> FdTable {
-        FdTable { fds: Vec::new() }
+        FdTable { fds: Vec::new(), limit: 1024 }
     }
 
     /// Opens the console as fds 0, 1 and 2.
@@ -184,10 +192,12 @@ impl FdTable {
 
     /// Places `fd` in the lowest free slot >= `min`.
     pub fn insert(&mut self, fd: Fd, min: usize) -> Result<u64, Errno> {
-        if min >= MAX_FDS {
-            return Err(Errno::EINVAL);
+        if min > 0 && min >= self.limit.min(MAX_FDS) {
+            return Err(Errno::EINVAL); // F_DUPFD at or past RLIMIT_NOFILE
         }
-        let slot = (min..MAX_FDS).find(|&i| self.fds.get(i).is_none_or(|f| f.is_none())).ok_or(Errno::EMFILE)?;
+        let slot = (min..self.limit.min(MAX_FDS))
+            .find(|&i| self.fds.get(i).is_none_or(|f| f.is_none()))
+            .ok_or(Errno::EMFILE)?;
         if self.fds.len() <= slot {
             self.fds.resize(slot + 1, None);
         }
@@ -202,7 +212,7 @@ impl FdTable {
 
     /// Puts a copy of `fd` at exactly `slot` (closing what was there): dup2/dup3.
     pub fn place(&mut self, fd: Fd, slot: u64) -> Result<u64, Errno> {
-        if slot as usize >= MAX_FDS {
+        if slot as usize >= self.limit.min(MAX_FDS) {
             return Err(Errno::EBADF);
         }
         if self.fds.len() <= slot as usize {
@@ -233,7 +243,7 @@ impl FdTable {
 
     /// The table a forked child starts with: the same open files.
     pub fn fork(&self) -> FdTable {
-        FdTable { fds: self.fds.clone() }
+        FdTable { fds: self.fds.clone(), limit: self.limit }
     }
 
     /// Open descriptors (for /proc/<pid>/fd).

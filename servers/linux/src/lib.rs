@@ -68,6 +68,8 @@ pub struct Ctx {
     pub args: [u64; 6],
     /// When the request first arrived (for timeouts and sleeps).
     pub started_ns: u64,
+    /// The calling thread's id (`pid` for the main thread).
+    pub tid: Pid,
 }
 
 /// The server's state.
@@ -94,6 +96,17 @@ pub struct Linux {
     pub handlers: [Option<sys::Handler>; sys::MAX_NR],
     /// Which numbers cannot unblock another request (`sys::PURE`).
     pure: [bool; sys::MAX_NR],
+    /// Threads waiting on futexes.
+    pub futexes: sys::futex::Futexes,
+    /// Parents waiting in vfork for their children.
+    pub vforks: Vec<sys::proc::VforkWait>,
+    /// The earliest interval-timer expiry (monotonic ns; `u64::MAX` when none is armed).
+    pub next_timer_ns: u64,
+    /// Results of requests that finished as their process stopped: (tag, result), answered
+    /// when it continues.
+    pub held: Vec<(u64, i64)>,
+    /// Loaded executables, shared copy-on-write by every exec of them.
+    pub images: exec::ImageCache,
 }
 
 impl Linux {
@@ -113,7 +126,17 @@ impl Linux {
             strace: k.cmdline_get("strace") == Some("1"),
             handlers: sys::table(),
             pure: sys::pure_table(),
+            futexes: Default::default(),
+            vforks: Vec::new(),
+            next_timer_ns: u64::MAX,
+            held: Vec::new(),
+            images: Default::default(),
         }
+    }
+
+    /// Whether system calls are logged (`strace=1`).
+    pub fn strace(&self) -> bool {
+        self.strace
     }
 
     /// Logs an unimplemented system call once, by name.
@@ -148,29 +171,31 @@ impl Linux {
         let Some(&pid) = self.threads.get(&thread.0) else {
             return Outcome::Done(Errno::ESRCH.as_return());
         };
-        let ctx = Ctx { tag: sqe.tag, pid, thread, nr: sqe.opcode, args: sqe.args, started_ns };
-        let mut outcome = match sqe.flags {
-            user_request::SYSCALL => sys::dispatch(self, &ctx),
-            user_request::FAULT => process::on_fault(self, &ctx),
-            _ => Outcome::Done(Errno::EINVAL.as_return()),
+        let (tid, stopped) = process::tid_and_stopped(self, pid, thread);
+        let ctx = Ctx { tag: sqe.tag, pid, thread, nr: sqe.opcode, args: sqe.args, started_ns, tid };
+        // A stopped process's requests wait for SIGCONT (one that finished as the process
+        // stopped keeps its result until then).
+        if stopped {
+            return Outcome::Block;
+        }
+        let outcome = match sys::signal::take_held(self, sqe.tag) {
+            Some(result) => Outcome::Done(result),
+            None => match sqe.flags {
+                user_request::SYSCALL => sys::dispatch(self, &ctx),
+                user_request::FAULT => process::on_fault(self, &ctx),
+                user_request::INTERRUPT => sys::signal::on_interrupt(self, &ctx),
+                _ => Outcome::Done(Errno::EINVAL.as_return()),
+            },
         };
         // Signals are delivered on the way back to user mode; a blocked call is interrupted.
-        let is_execve = ctx.nr as usize == abi::syscall::current::EXECVE;
-        if sqe.flags == user_request::SYSCALL && !is_execve {
-            let result = match outcome {
-                Outcome::Done(v) if v != server_rt::REGS_SET => Some(v),
-                Outcome::Block if sys::signal::deliverable(self, pid).is_some() => Some(Errno::EINTR.as_return()),
-                _ => None,
-            };
-            if let Some(r) = result {
-                if let Some(o) = sys::signal::deliver(self, &ctx, r) {
-                    outcome = o;
-                }
-            }
-        }
+        let outcome = sys::signal::on_reply(self, &ctx, sqe.flags, outcome);
         if self.strace && outcome != Outcome::Block {
             let name = abi::syscall::name(abi::syscall::CURRENT, ctx.nr as usize).unwrap_or("?");
-            let what = if sqe.flags == user_request::FAULT { "FAULT" } else { name };
+            let what = match sqe.flags {
+                user_request::FAULT => "FAULT",
+                user_request::INTERRUPT => "INTERRUPT",
+                _ => name,
+            };
             log!(
                 "[{pid}] {what}({:#x}, {:#x}, {:#x}, {:#x}) = {outcome:?}",
                 ctx.args[0],
@@ -206,12 +231,24 @@ impl Linux {
         }
     }
 
+    /// How long to wait for the next request: a tick with requests blocked, until the next
+    /// timer otherwise (`u64::MAX`: for ever).
+    fn wait_ns(&self) -> u64 {
+        let timers = sys::timer::next_wake_ns(self);
+        if self.pending.is_empty() {
+            timers
+        } else {
+            timers.min(1_000_000)
+        }
+    }
+
     fn serve(&mut self) -> ! {
         loop {
             // With requests blocked (waiting for input, a child, time), wake at least every tick
             // to look at them again; a new request wakes the server at once either way.
-            let next =
-                if self.pending.is_empty() { self.k.receive().map(Some) } else { self.k.receive_timeout(1_000_000) };
+            // Interval timers wake the server too.
+            let wait = self.wait_ns();
+            let next = if wait == u64::MAX { self.k.receive().map(Some) } else { self.k.receive_timeout(wait) };
             let mut next = match next {
                 Ok(n) => n,
                 Err(e) => panic!("linux: receive failed: {e}"),
@@ -219,6 +256,7 @@ impl Linux {
             // While requests answer at once and nothing waits, answer and take the next request
             // in one step: the nucleus switches straight to the caller (its fast path).
             while let Some(sqe) = next.take() {
+                sys::timer::fire(self);
                 if sqe.is_notification() {
                     self.on_tty_notice();
                     if !self.pending.is_empty() {
@@ -237,7 +275,7 @@ impl Linux {
                     Outcome::Block => self.pending.push((sqe, now)),
                     Outcome::Done(result) => {
                         // With requests blocked, wake within a tick anyway to look at them.
-                        let wait = if self.pending.is_empty() { u64::MAX } else { 1_000_000 };
+                        let wait = self.wait_ns();
                         let reply = Cqe { tag: sqe.tag, result, ..Default::default() };
                         match self.k.reply_and_receive_timeout(&reply, wait) {
                             Ok(r) => next = r,
@@ -247,6 +285,7 @@ impl Linux {
                     Outcome::NoReply => {}
                 }
             }
+            sys::timer::fire(self);
             if !self.pending.is_empty() {
                 self.retry_pending();
             }

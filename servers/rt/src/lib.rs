@@ -283,6 +283,8 @@ pub enum MemError {
     BadHandle,
     /// The caller may not do this.
     NotPermitted,
+    /// A fixed table is full (threads, address spaces): EAGAIN.
+    Limit,
 }
 
 impl fmt::Display for MemError {
@@ -296,9 +298,14 @@ pub mod user_request {
     /// A system call: `opcode` = number, `args` = the six arguments.
     pub const SYSCALL: u32 = 1;
     /// A page fault or other CPU exception in user mode: `args` = [address, pc, write (0/1),
-    /// vector / exception class]. Reply 0 to retry the instruction; anything else kills the
-    /// thread (the server normally kills the process itself first).
+    /// vector / exception class, error code / syndrome]. Reply 0 to retry the instruction; anything else kills the
+    /// thread (the server normally kills the process itself first), except `REGS_SET` (a
+    /// signal handler was set up in the registers).
     pub const FAULT: u32 = 2;
+    /// The thread was interrupted in user mode because the server asked for it
+    /// (`Kernel::thread_interrupt`: a signal to deliver, a stop): `args` = [pc]. The reply is
+    /// ignored unless it is `REGS_SET`; the thread then resumes.
+    pub const INTERRUPT: u32 = 3;
 }
 
 /// The nucleus services available to servers. Implemented by the nucleus.
@@ -409,8 +416,16 @@ pub trait Kernel: Sync {
     fn aspace_read(&self, a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError>;
     /// Copies into user memory (ignoring write protection: this is the kernel writing).
     fn aspace_write(&self, a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError>;
-    /// A copy of the whole address space (for fork).
-    fn aspace_copy(&self, a: AspaceRef) -> Result<AspaceRef, MemError>;
+    /// A copy of the whole address space (for fork), copy-on-write, except the pages of the
+    /// `shared` ranges `(va, len)`, which stay shared and writable in both (MAP_SHARED).
+    fn aspace_copy(&self, a: AspaceRef, shared: &[(u64, u64)]) -> Result<AspaceRef, MemError>;
+    /// Moves the pages of `[from, from + len)` to `[to, to + len)` (mremap), replacing what
+    /// was mapped there; nothing is copied.
+    fn aspace_move(&self, a: AspaceRef, from: u64, to: u64, len: u64) -> Result<(), MemError>;
+    /// The rights of page `va` if it is mapped; copy-on-write pages count as writable.
+    fn aspace_query(&self, a: AspaceRef, va: u64) -> Option<Prot>;
+    /// One byte per page from `va` (page-aligned): 1 where a page is mapped (mincore).
+    fn aspace_resident(&self, a: AspaceRef, va: u64, out: &mut [u8]) -> Result<(), MemError>;
     /// The user thread that sent request `tag`.
     fn thread_of(&self, tag: u64) -> ThreadRef;
     /// Starts a thread in `a` at `pc` with stack `sp`.
@@ -427,6 +442,19 @@ pub trait Kernel: Sync {
     /// Replaces them; they take effect when the request is answered (signal delivery and return).
     fn thread_set_regs(&self, tag: u64, regs: &[u64; USER_REGS]) -> Result<(), MemError>;
     fn thread_kill(&self, t: ThreadRef);
+    /// Makes thread `t` send an `INTERRUPT` request before it next runs user code (signals to
+    /// a thread busy in user mode). Nothing happens if it is inside a request already: the
+    /// server sees it when it answers.
+    fn thread_interrupt(&self, t: ThreadRef);
+    /// Makes thread `t` give up the CPU before it next runs user code (sched_yield).
+    fn thread_yield(&self, t: ThreadRef);
+    /// The FP/SIMD registers of the thread waiting in request `tag`, as bytes in the layout
+    /// `abi`'s layout module names (`FPU_BYTES`); returns how many were written.
+    fn thread_fpu(&self, tag: u64, buf: &mut [u8]) -> Result<usize, MemError>;
+    /// Replaces them (effective when the request is answered).
+    fn thread_set_fpu(&self, tag: u64, buf: &[u8]) -> Result<(), MemError>;
+    /// CPU time charged to thread `t`: (user mode, server time serving its requests), in ns.
+    fn thread_times(&self, t: ThreadRef) -> (u64, u64);
     /// Raw console output and non-blocking input (until the tty server exists).
     fn console_write(&self, bytes: &[u8]);
     fn console_read(&self, buf: &mut [u8]) -> usize;

@@ -3,7 +3,9 @@
 //! `open`, `fork`, `stat`... do not exist and `openat`, `clone`, `newfstatat` are used).
 //! Every handler has the same signature: `fn(&mut Linux, &Ctx) -> Outcome`.
 
+pub mod creds;
 pub mod dir;
+pub mod futex;
 pub mod info;
 pub mod ioctl;
 pub mod mem;
@@ -13,6 +15,7 @@ pub mod proc;
 pub mod rw;
 pub mod signal;
 pub mod stat;
+pub mod timer;
 
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;
@@ -48,6 +51,23 @@ const PURE: &[&str] = &[
     "geteuid",
     "getgid",
     "getegid",
+    "getresuid",
+    "getresgid",
+    "getgroups",
+    "getrusage",
+    "times",
+    "getitimer",
+    "getpriority",
+    "sched_getaffinity",
+    "sched_getscheduler",
+    "sched_getparam",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_yield",
+    "rt_sigpending",
+    "sigaltstack",
+    "get_robust_list",
+    "mincore",
     "getpgid",
     "getpgrp",
     "getsid",
@@ -188,33 +208,74 @@ fn handler(name: &str) -> Option<Handler> {
         "mmap" => mem::mmap,
         "munmap" => mem::munmap,
         "mprotect" => mem::mprotect,
-        // processes
-        "exit" | "exit_group" => proc::exit_group,
-        "fork" | "vfork" => proc::fork,
+        "mremap" => mem::mremap,
+        "madvise" => mem::madvise,
+        "msync" => mem::msync,
+        "mincore" => mem::mincore,
+        "mlock" | "munlock" | "mlock2" => mem::mlock,
+        "mlockall" | "munlockall" => mem::mlockall,
+        // processes and threads
+        "exit" => proc::exit,
+        "exit_group" => proc::exit_group,
+        "fork" => proc::fork,
+        "vfork" => proc::vfork,
         "clone" => proc::clone,
+        "clone3" => proc::clone3,
         "execve" => proc::execve,
         "wait4" => proc::wait4,
+        "waitid" => proc::waitid,
         "getpid" => proc::getpid,
         "getppid" => proc::getppid,
-        "gettid" => proc::getpid,
-        "set_tid_address" => proc::getpid,
+        "gettid" => proc::gettid,
+        "set_tid_address" => proc::set_tid_address,
+        "set_robust_list" => proc::set_robust_list,
+        "get_robust_list" => proc::get_robust_list,
+        "futex" => futex::futex,
         "getpgid" => proc::getpgid,
         "getpgrp" => proc::getpgrp,
         "setpgid" => proc::setpgid,
         "getsid" => proc::getsid,
         "setsid" => proc::setsid,
         "arch_prctl" => proc::arch_prctl,
-        "getuid" | "geteuid" | "getgid" | "getegid" => proc::zero,
-        "setuid" | "setgid" | "setgroups" => proc::zero,
-        "set_robust_list" => proc::zero,
         "prctl" => proc::prctl,
+        // credentials
+        "getuid" => creds::getuid,
+        "geteuid" => creds::geteuid,
+        "getgid" => creds::getgid,
+        "getegid" => creds::getegid,
+        "setuid" => creds::setuid,
+        "setgid" => creds::setgid,
+        "setreuid" => creds::setreuid,
+        "setregid" => creds::setregid,
+        "setresuid" => creds::setresuid,
+        "setresgid" => creds::setresgid,
+        "getresuid" => creds::getresuid,
+        "getresgid" => creds::getresgid,
+        "setfsuid" => creds::setfsuid,
+        "setfsgid" => creds::setfsgid,
+        "getgroups" => creds::getgroups,
+        "setgroups" => creds::setgroups,
         // signals
         "rt_sigaction" => signal::rt_sigaction,
         "rt_sigprocmask" => signal::rt_sigprocmask,
+        "rt_sigpending" => signal::rt_sigpending,
+        "rt_sigtimedwait" => signal::rt_sigtimedwait,
+        "rt_sigqueueinfo" | "rt_tgsigqueueinfo" => signal::rt_sigqueueinfo,
+        "sigaltstack" => signal::sigaltstack,
         "kill" => signal::kill,
         "tgkill" | "tkill" => signal::tgkill,
         "rt_sigreturn" => signal::rt_sigreturn,
         "rt_sigsuspend" => signal::rt_sigsuspend,
+        "pause" => signal::pause,
+        // timers
+        "alarm" => timer::alarm,
+        "setitimer" => timer::setitimer,
+        "getitimer" => timer::getitimer,
+        "timer_create" => timer::timer_create,
+        "timer_settime" => timer::timer_settime,
+        "timer_gettime" => timer::timer_gettime,
+        "timer_getoverrun" => timer::timer_getoverrun,
+        "timer_delete" => timer::timer_delete,
         // time and information
         "uname" => info::uname,
         "clock_gettime" => info::clock_gettime,
@@ -225,6 +286,17 @@ fn handler(name: &str) -> Option<Handler> {
         "getrandom" => info::getrandom,
         "prlimit64" => info::prlimit64,
         "getrlimit" => info::getrlimit,
+        "setrlimit" => info::setrlimit,
+        "getrusage" => info::getrusage,
+        "times" => info::times,
+        "sched_yield" => info::sched_yield,
+        "sched_getaffinity" => info::sched_getaffinity,
+        "sched_setaffinity" => info::sched_setaffinity,
+        "sched_getscheduler" => info::sched_getscheduler,
+        "sched_getparam" => info::sched_getparam,
+        "sched_get_priority_max" | "sched_get_priority_min" => info::sched_get_priority,
+        "getpriority" => info::getpriority,
+        "setpriority" => info::setpriority,
         "sysinfo" => info::sysinfo,
         _ => return None,
     })
