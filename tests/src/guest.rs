@@ -404,6 +404,39 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "job-control-on-the-console",
+        overlay: &[("init", "#!/bin/sh\nexec /bin/sh\n", true)],
+        // Every step waits for output of the program it talks to (never for time), and the
+        // markers are written so that the echo of the typed command cannot match them.
+        input: &[
+            ("/ # ", "sh -c 'echo \"job is\" up; exec sleep 30'\r"),
+            ("job is up", "\x1a"),
+            ("Stopped", "jobs\r"),
+            ("# ", "kill %1\r"),
+            ("# ", "sh -c 'echo \"read\" ing; exec cat'\r"),
+            ("read ing", "typed line\r"),
+            ("typed line\r\ntyped line", "\x04"),
+            ("# ", "cat > /tmp/bgread &\r"),
+            ("# ", "while ! jobs | grep -q 'Stop[p]ed'; do sleep 0.1; done; jobs\r"),
+            ("Stopped (tty input)", "fg\r"),
+            ("cat 1>/tmp/bgread", "from the foreground\r\x04"),
+            ("# ", "cat /tmp/bgread\r"),
+            ("# ", "exit\r"),
+        ],
+        expect: &[
+            "job is up",
+            "^Z[1]+  Stopped",
+            "sh -c \"echo",
+            "typed line\ntyped line",
+            "Stopped (tty input)",
+            "cat 1>/tmp/bgread",
+            // (Its echo may lack what was typed while the shell still had the terminal raw.)
+            "cat /tmp/bgread\nfrom the foreground\n",
+            "@@POWEROFF 0",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "vi-edits-a-file",
         overlay: &[("init", "#!/bin/sh\nprintf 'l1\\nl2\\n' > /tmp/t.txt\nexec /bin/sh\n", true)],
         input: &[

@@ -86,6 +86,9 @@ pub struct Linux {
     pub releases: files::ReleaseQueue,
     /// The canonical path of the last walk that asked for it (`vfs::WALK_PATH`).
     pub last_path: Vec<u8>,
+    /// The console's foreground process group and TOSTOP, mirrored (`sys::jobctl`).
+    pub tty_foreground: Pid,
+    pub tty_tostop: bool,
     /// Blocked requests, retried in arrival order.
     pending: Vec<(Sqe, u64)>,
     /// System call numbers already reported as unimplemented.
@@ -121,6 +124,8 @@ impl Linux {
             rids: server_rt::RequestIds::new(),
             releases: alloc::rc::Rc::new(core::cell::RefCell::new(Vec::new())),
             last_path: Vec::new(),
+            tty_foreground: 1,
+            tty_tostop: false,
             pending: Vec::new(),
             reported: Vec::new(),
             strace: k.cmdline_get("strace") == Some("1"),
@@ -341,6 +346,10 @@ fn mount_system(l: &mut Linux) {
             log!("linux: cannot mount {source} on {path}: errno {}", e.0);
         }
     }
+    // The terminal's foreground group is init's (a restarted server starts init again).
+    let init_group = 1u32.to_le_bytes();
+    let _ =
+        l.tty(abi::proto::tty::IOCTL, [0x5410, 0, 0, 0, 0, 0], server_rt::grant(&init_group, server_rt::GRANT_READ));
     for (name, mode, major, minor) in DEVICES {
         let path = alloc::format!("/dev/{name}");
         let p = path.as_bytes();

@@ -108,6 +108,21 @@ pub fn ioctl(l: &mut Linux, c: &Ctx) -> Outcome {
     }
     let _ = pgid;
     let Some((size, out)) = tty_arg(req) else { return Errno::ENOTTY.into() };
+    // Changing the terminal from a background group stops the group (SIGTTOU).
+    if matches!(req, TCSETS | TCSETSW | TCSETSF | TIOCSPGRP | TCFLSH | TCXONC) {
+        if let Some(o) = crate::sys::jobctl::check(l, c, crate::sys::jobctl::SIGTTOU, false) {
+            return o;
+        }
+    }
+    let mirrored = match req {
+        TIOCSPGRP => {
+            read_bytes(l, c.pid, arg, 4).ok().map(|b| (Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]])), None))
+        }
+        TCSETS | TCSETSW | TCSETSF => {
+            read_bytes(l, c.pid, arg, 16).ok().map(|b| (None, Some(u32::from_le_bytes([b[12], b[13], b[14], b[15]]))))
+        }
+        _ => None,
+    };
     let grant = if size == 0 {
         server_rt::GrantRef::NONE
     } else {
@@ -116,5 +131,13 @@ pub fn ioctl(l: &mut Linux, c: &Ctx) -> Outcome {
             Err(e) => return e.into(),
         }
     };
-    l.tty(ttyp::IOCTL, [req, arg, 0, 0, 0, 0], grant).map(|r| r.result).into()
+    let r = l.tty(ttyp::IOCTL, [req, arg, 0, 0, 0, 0], grant);
+    if r.is_ok() {
+        match mirrored {
+            Some((Some(pgid), _)) => crate::sys::jobctl::set_foreground(l, pgid),
+            Some((_, Some(lflag))) => l.tty_tostop = lflag & crate::sys::jobctl::TOSTOP != 0,
+            _ => {}
+        }
+    }
+    r.map(|r| r.result).into()
 }

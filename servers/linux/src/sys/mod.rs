@@ -8,6 +8,7 @@ pub mod dir;
 pub mod futex;
 pub mod info;
 pub mod ioctl;
+pub mod jobctl;
 pub mod mem;
 pub mod open;
 pub mod poll;

@@ -107,6 +107,11 @@ pub fn read_into(
         Object::Device { dev: Device::Zero | Device::Full, .. } => alloc::vec![0; len],
         Object::Device { dev: Device::Random, .. } => random_bytes(l.k.now_ns() ^ buf, len),
         Object::Device { dev: Device::Tty, .. } => {
+            match crate::sys::jobctl::check(l, c, crate::sys::jobctl::SIGTTIN, false) {
+                Some(Outcome::Block) => return Ok(None),
+                Some(Outcome::Done(e)) => return Err(Errno((-e) as i32)),
+                _ => {}
+            }
             if len == 0 {
                 return Ok(Some(0));
             }
@@ -182,6 +187,9 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
     }
     let is_tty = matches!(file.borrow().object, Object::Device { dev: Device::Tty, .. });
     if is_tty {
+        if let Some(o) = crate::sys::jobctl::check(l, c, crate::sys::jobctl::SIGTTOU, true) {
+            return o;
+        }
         if len == 0 {
             return Outcome::Done(0);
         }
