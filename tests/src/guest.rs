@@ -464,6 +464,13 @@ pub static TESTS: &[GuestTest] = &[
         expect: &["standard input", "100", "(END)", "51", "less-rc=0", "@@POWEROFF 0"],
         ..GuestTest::DEFAULT
     },
+    GuestTest {
+        name: "poweroff-command",
+        overlay: &[("init", "#!/bin/sh\npoweroff -f\nsleep 5\necho not-reached\n", true)],
+        expect: &["reboot(2) by pid", "@@POWEROFF 0"],
+        forbid: &["not-reached"],
+        ..GuestTest::DEFAULT
+    },
     conformance!("files-vs-linux", "files"),
     GuestTest {
         name: "fault-kinds-from-guest",

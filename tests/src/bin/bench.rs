@@ -148,8 +148,8 @@ fn ipc(arch: Arch, fast: bool, icount: bool) -> Option<u64> {
 /// medians of 3 boots with an `/init` that prints one line and powers off.
 fn boot(arch: Arch, k: &Kernel) -> Option<(f64, f64)> {
     let cpio = bench_dir(arch).join("boot.cpio");
-    // Linux needs its init to power off; on Cairn `poweroff` fails (no reboot(2)) and the end
-    // of pid 1 powers off. QEMU is killed as soon as the line is seen anyway.
+    // Linux needs its init to power off (Cairn powers off at the end of pid 1 as well). QEMU
+    // is killed as soon as the line is seen anyway.
     initramfs(arch, &cpio, None, "#!/bin/sh\necho init-ran\npoweroff -f 2>/dev/null\nexit 0\n").ok()?;
     let (mut banners, mut users) = (Vec::new(), Vec::new());
     for _ in 0..3 {

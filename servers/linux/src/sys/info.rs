@@ -410,3 +410,32 @@ pub fn sysinfo(l: &mut Linux, c: &Ctx) -> Outcome {
     b[104..108].copy_from_slice(&4096u32.to_le_bytes());
     write_bytes(l, c.pid, c.args[0], &b).map(|_| 0).into()
 }
+
+/// reboot(magic1, magic2, cmd, arg): power-off and halt end the machine (QEMU exits); restart
+/// does too, since the machine is started afresh by whoever runs it (QEMU runs with
+/// -no-reboot). The Ctrl-Alt-Del switch is accepted. Root only; bad magic is EINVAL.
+pub fn reboot(l: &mut Linux, c: &Ctx) -> Outcome {
+    const MAGIC1: u64 = 0xfee1_dead;
+    const MAGIC2: [u64; 4] = [672_274_793, 85_072_278, 369_367_448, 537_993_216];
+    const CMD_RESTART: u64 = 0x0123_4567;
+    const CMD_HALT: u64 = 0xcdef_0123;
+    const CMD_CAD_ON: u64 = 0x89ab_cdef;
+    const CMD_CAD_OFF: u64 = 0;
+    const CMD_POWER_OFF: u64 = 0x4321_fedc;
+    const CMD_RESTART2: u64 = 0xa1b2_c3d4;
+    let [m1, m2, cmd, ..] = c.args;
+    if m1 as u32 as u64 != MAGIC1 || !MAGIC2.contains(&(m2 as u32 as u64)) {
+        return Errno::EINVAL.into();
+    }
+    if crate::process::creds(l, c.pid).is_none_or(|cr| cr.euid != 0) {
+        return Errno::EPERM.into();
+    }
+    match cmd as u32 as u64 {
+        CMD_CAD_ON | CMD_CAD_OFF => Outcome::Done(0),
+        CMD_POWER_OFF | CMD_HALT | CMD_RESTART | CMD_RESTART2 => {
+            server_rt::log!("linux: reboot(2) by pid {}: powering off", c.pid);
+            l.k.poweroff(0)
+        }
+        _ => Errno::EINVAL.into(),
+    }
+}

@@ -299,6 +299,7 @@ fn handler(name: &str) -> Option<Handler> {
         "getpriority" => info::getpriority,
         "setpriority" => info::setpriority,
         "sysinfo" => info::sysinfo,
+        "reboot" => info::reboot,
         _ => return None,
     })
 }
