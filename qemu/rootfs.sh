@@ -33,13 +33,14 @@ fi
 for applet in $("$host_bb" --list); do
     [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
-# The project's own guest programs (tests/guest/conformance), static, for this architecture.
+# The project's own guest programs (tests/guest/conformance, tests/guest/tools), static, for
+# this architecture.
 case "$arch" in
     x86_64) cc=gcc ;;
     aarch64) cc=aarch64-linux-gnu-gcc ;;
 esac
 mkdir -p "$root/usr/libexec/cairn"
-for src in tests/guest/conformance/*.c; do
+for src in tests/guest/conformance/*.c tests/guest/tools/*.c; do
     [ -e "$src" ] || continue
     bin="$root/usr/libexec/cairn/$(basename "$src" .c)"
     if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then

@@ -6,6 +6,8 @@
 //! Nucleus (Cairn only):
 //! * boot: wall time from QEMU start to the kernel banner and to the first output of a user
 //!   program (BusyBox `sh` running `/init`), median of 3;
+//! * restarts: per server, the time from its death to the first request it serves again, as a
+//!   program sees it (`tests/guest/tools/server_restart.c`), median and maximum of 20 kills;
 //! * IPC: round-trip time of an empty synchronous call between two servers, with the fast path
 //!   and with it disabled (`fastpath=off`), as TCG wall time and as a guest instruction count
 //!   (`-icount shift=0`: one instruction = 1 ns of guest time).
@@ -161,6 +163,35 @@ fn boot(arch: Arch, k: &Kernel) -> Option<(f64, f64)> {
         drop(g); // kills QEMU
     }
     Some((median(&mut banners), median(&mut users)))
+}
+
+/// The servers whose restart time `restarts` measures, and how: every one a program's work
+/// passes through (the tool times the first operation needing it after a kill).
+const RESTARTED: &str = "vfs ramfs tty";
+
+/// Per server: median and maximum time (ns of guest time) from its death to the first request
+/// it serves again, 20 kills each (`tests/guest/tools/server_restart.c`, Cairn only).
+fn restarts(arch: Arch) -> Vec<(String, u64, u64)> {
+    let cpio = bench_dir(arch).join("restart.cpio");
+    let init = format!("#!/bin/sh\n/usr/libexec/cairn/server_restart {RESTARTED}\n");
+    if initramfs(arch, &cpio, None, &init).is_err() {
+        return Vec::new();
+    }
+    let Ok(mut g) = Guest::spawn(cairn(arch).qemu(arch, &cpio).command(), Options::default()) else {
+        return Vec::new();
+    };
+    let out = g.wait(Some(Duration::from_secs(300)), Duration::from_secs(10));
+    out.transcript
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.trim().strip_prefix("RESTART ")?.split_whitespace();
+            let server = w.next()?.to_string();
+            let median = w.next()?.parse().ok()?;
+            let _min: u64 = w.next()?.parse().ok()?;
+            let max = w.next()?.parse().ok()?;
+            Some((server, median, max))
+        })
+        .collect()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -508,6 +539,15 @@ fn main() {
             None => println!("{:<8} {:<44} {:>12}", arch.name(), "boot", "failed"),
         }
         boots.push(b);
+        for (server, median, max) in restarts(arch) {
+            println!(
+                "{:<8} {:<44} {:>9} us (max {} us)",
+                arch.name(),
+                format!("restart of {server}: death to serving again"),
+                median / 1000,
+                max / 1000
+            );
+        }
         for (fast, label) in [(true, "fast path"), (false, "slow path")] {
             println!(
                 "{:<8} {:<44} {:>9} ns",
