@@ -76,12 +76,12 @@ trace *CMD: setup
     printf '#!/bin/sh\n%s\n' "$cmd" > "$out/overlay/init"; chmod +x "$out/overlay/init"
     cargo run -q --release -p qemu-tools --bin mkcpio -- -o "$out/initramfs.cpio" "build/$arch/rootfs" "$out/overlay"
     kernel=$([ "$arch" = aarch64 ] && echo build/aarch64/Image || echo target/x86_64-unknown-none/release/kernel)
-    # x86_64 streams the records over a second serial port while the guest runs; AArch64 dumps
-    # them on the console at power-off.
-    rm -f "$out/trace.bin"; port=()
-    [ "$arch" = x86_64 ] && port=(-- -serial "file:$out/trace.bin")
+    # The records stream to the host while the guest runs: over a second serial port (COM2) on
+    # x86_64, a virtio console on AArch64. Without one the kernel dumps them on the console at
+    # power-off (the analyzer reads either).
+    rm -f "$out/trace.bin"
     cargo run -q --release -p tests --bin run -- --arch "$arch" --kernel "$kernel" --initrd "$out/initramfs.cpio" \
-        --append "trace=1" "${port[@]}" < /dev/null > "$out/console.txt" || true
+        --append "trace=1 {{APPEND}}" --trace-stream "$out/trace.bin" < /dev/null > "$out/console.txt" || true
     grep -v '^@@TRACE' "$out/console.txt" | sed -n '/linux: started/,$p'
     grep '^@@TRACE-NAME' "$out/console.txt" | sed 's/^@@TRACE-NAME //' > "$out/names.txt" || true
     input="$out/console.txt"; [ -s "$out/trace.bin" ] && input="$out/trace.bin"

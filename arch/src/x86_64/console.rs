@@ -2,6 +2,7 @@
 //! Raw bytes in both directions; newline translation is the caller's business (the nucleus's
 //! printer for kernel messages, the tty server's line discipline for user output).
 
+use core::sync::atomic::{AtomicU8, Ordering};
 use spin::Mutex;
 use uart_16550::SerialPort;
 
@@ -61,20 +62,42 @@ impl core::fmt::Write for RawWriter {
 
 /// The second UART (COM2, 0x2f8), used as the trace transport when QEMU provides it.
 static COM2: Mutex<Option<SerialPort>> = Mutex::new(None);
+/// Whether COM2 answered: 0 = not probed yet, 1 = absent, 2 = present.
+static COM2_STATE: AtomicU8 = AtomicU8::new(0);
 
 /// Whether a UART answers at COM2 (its scratch register keeps a written value; an absent port
-/// reads back 0xff).
+/// reads back 0xff). Probed once.
 pub fn trace_port_present() -> bool {
-    super::cpu::without_interrupts(|| {
-        super::io::outb(0x2f8 + 7, 0x5a);
-        let a = super::io::inb(0x2f8 + 7);
-        super::io::outb(0x2f8 + 7, 0xa5);
-        a == 0x5a && super::io::inb(0x2f8 + 7) == 0xa5
-    })
+    match COM2_STATE.load(Ordering::Relaxed) {
+        0 => {
+            let present = super::cpu::without_interrupts(|| {
+                super::io::outb(0x2f8 + 7, 0x5a);
+                let a = super::io::inb(0x2f8 + 7);
+                super::io::outb(0x2f8 + 7, 0xa5);
+                a == 0x5a && super::io::inb(0x2f8 + 7) == 0xa5
+            });
+            COM2_STATE.store(if present { 2 } else { 1 }, Ordering::Relaxed);
+            present
+        }
+        s => s == 2,
+    }
 }
 
-/// Writes raw bytes to the trace port (COM2). Returns false (writing nothing) without one.
+/// Offers a device found at boot as the trace port: never taken here (the PC has COM2).
+pub fn trace_port_offer(
+    _dev: &crate::devinfo::FoundDevice,
+    _regs: u64,
+    _alloc: &mut dyn FnMut(usize) -> Option<u64>,
+) -> bool {
+    false
+}
+
+/// Writes raw bytes to the trace port (COM2), polling the transmitter for each byte. Returns
+/// false (writing nothing) without one.
 pub fn trace_port_write(bytes: &[u8]) -> bool {
+    if !trace_port_present() {
+        return false;
+    }
     super::cpu::without_interrupts(|| {
         let mut guard = COM2.lock();
         let port = guard.get_or_insert_with(|| {
@@ -88,3 +111,6 @@ pub fn trace_port_write(bytes: &[u8]) -> bool {
         true
     })
 }
+
+/// Nothing is buffered on the way to COM2.
+pub fn trace_port_flush() {}
