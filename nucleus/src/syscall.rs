@@ -29,10 +29,11 @@ fn linux_endpoint() -> Option<usize> {
     Some(found)
 }
 
-/// Sends `sqe` to `linux` with `frame` recorded as the thread's current frame.
-fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
+/// Sends `sqe` to `linux` with `frame` recorded as the thread's current frame. Also returns
+/// the tag the request carried (for the trace), 0 if none was sent.
+fn request(frame: &mut TrapFrame, sqe: &Sqe) -> (Result<i64, IpcError>, u64) {
     let cur = sched::current();
-    let e = linux_endpoint().ok_or(IpcError::ServerDied)?;
+    let Some(e) = linux_endpoint() else { return (Err(IpcError::ServerDied), 0) };
     let is_user = arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let Some(u) = st.task(cur).user.as_mut() else { return false };
@@ -43,11 +44,12 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
         true
     });
     if !is_user {
-        return Err(IpcError::NotPermitted); // only user threads make system calls
+        return (Err(IpcError::NotPermitted), 0); // only user threads make system calls
     }
     let result = call::call_endpoint(e, sqe).map(|c| c.result);
-    arch::cpu::without_interrupts(|| {
+    let tag = arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
+        let tag = st.task(cur).last_tag();
         let u = st.task(cur).user.as_mut().expect("user thread");
         u.frame = core::ptr::null_mut();
         if let Some((space, pc, sp)) = u.exec.take() {
@@ -62,18 +64,18 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
             crate::user::on_switch_to(t);
             crate::user::fpu_claim(cur);
         }
+        tag
     });
-    result
+    (result, tag)
 }
 
 pub fn on_syscall(frame: &mut TrapFrame) {
     let nr = frame.syscall_nr();
     let mut sqe = Sqe { opcode: nr.min(u32::MAX as u64) as u32, flags: user_request::SYSCALL, ..Default::default() };
     sqe.args = frame.syscall_args();
-    let result = request(frame, &sqe);
+    let (result, tag) = request(frame, &sqe);
     if crate::trace::enabled() {
         let cur = sched::current();
-        let tag = arch::cpu::without_interrupts(|| sched::lock().task(cur).last_tag());
         let v = match result {
             Ok(v) => v,
             Err(e) => e.code(),
@@ -98,7 +100,7 @@ pub fn on_user_fault(info: &ExceptionInfo, frame: &mut TrapFrame) {
     sqe.args[1] = info.pc;
     sqe.args[2] = info.write as u64;
     sqe.args[3] = info.vector;
-    match request(frame, &sqe) {
+    match request(frame, &sqe).0 {
         Ok(0) => {}
         _ => crate::death::kill_current(server_rt::DeathCause::Fault {
             name: info.name,

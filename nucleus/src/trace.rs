@@ -231,6 +231,65 @@ pub fn has_records() -> bool {
     !RING.is_empty() || DROPPED.load(Ordering::Relaxed) != 0
 }
 
+/// What [`self_bench`] measured: nanoseconds (tenths) per trace point and the port's drain rate.
+pub struct Bench {
+    /// A trace point with tracing off, in tenths of a nanosecond.
+    pub off_ns10: u64,
+    /// A trace point with tracing on and room in the ring.
+    pub on_ns10: u64,
+    /// A trace point with tracing on and the ring full (the record is counted as dropped).
+    pub full_ns10: u64,
+    /// Records drained from a full ring to the port, and how long that took (0, 0: no port).
+    pub drained: u64,
+    pub drain_ns: u64,
+}
+
+/// Measures the trace points and the port (the `trace-bench` self-test, before any server
+/// runs; interrupts masked while timing). Leaves tracing off and the ring empty, with nothing
+/// counted as lost.
+pub fn self_bench() -> Bench {
+    const N: u64 = 4096;
+    let point = |i: u64| {
+        record(TraceKind::Wake, core::hint::black_box(1), 2, 3, i, i, 0);
+    };
+    let timed = |f: &dyn Fn()| {
+        arch::cpu::without_interrupts(|| {
+            let t0 = arch::timer::now_ns();
+            f();
+            arch::timer::now_ns() - t0
+        })
+    };
+    let empty = || while RING.try_pop().is_some() {};
+    let per = |ns: u64, n: u64| ns * 10 / n;
+    set_enabled(false);
+    let off = timed(&|| (0..N).for_each(point));
+    set_enabled(true);
+    let (mut on, mut rounds) = (0, 0);
+    for _ in 0..8 {
+        empty();
+        on += timed(&|| (0..N).for_each(point));
+        rounds += 1;
+    }
+    empty();
+    while push(TraceRecord::new(TraceKind::Wake, arch::timer::clock_ticks(), 0, 1)) {}
+    let full = timed(&|| (0..N).for_each(point));
+    DROPPED.store(0, Ordering::Relaxed);
+    LOST.store(0, Ordering::Relaxed);
+    let (mut drained, mut drain_ns) = (0, 0);
+    if port_present() {
+        let n = RING.len() as u64;
+        drain_ns = timed(&|| {
+            drain(usize::MAX, None);
+        });
+        drained = n;
+    }
+    set_enabled(false);
+    empty();
+    DROPPED.store(0, Ordering::Relaxed);
+    LOST.store(0, Ordering::Relaxed);
+    Bench { off_ns10: per(off, N), on_ns10: per(on, N * rounds), full_ns10: per(full, N), drained, drain_ns }
+}
+
 pub fn name_task(slot: usize, name: &'static str) {
     if enabled() {
         arch::cpu::without_interrupts(|| TASK_NAMES.lock()[slot] = Some(name));

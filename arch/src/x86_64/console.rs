@@ -92,22 +92,33 @@ pub fn trace_port_offer(
     false
 }
 
-/// Writes raw bytes to the trace port (COM2), polling the transmitter for each byte. Returns
-/// false (writing nothing) without one.
+/// COM2's transmit FIFO: `SerialPort::init` enables the 16550A's 16-byte FIFOs.
+const FIFO_BYTES: usize = 16;
+/// Line status register bit: the transmit holding register (the whole FIFO) is empty.
+const LSR_THRE: u8 = 1 << 5;
+
+/// Writes raw bytes to the trace port (COM2). Returns false (writing nothing) without one.
+/// The line status is polled once per 16 bytes (an empty FIFO takes 16), not once per byte:
+/// under TCG every port access is an exit to QEMU, and the port is the stream's bottleneck.
 pub fn trace_port_write(bytes: &[u8]) -> bool {
     if !trace_port_present() {
         return false;
     }
     super::cpu::without_interrupts(|| {
         let mut guard = COM2.lock();
-        let port = guard.get_or_insert_with(|| {
+        guard.get_or_insert_with(|| {
             // SAFETY: 0x2f8 is COM2 on the PC machines QEMU emulates; the nucleus's trace
             // module is its only user.
             let mut p = unsafe { SerialPort::new(0x2f8) };
             p.init();
             p
         });
-        bytes.iter().for_each(|&b| port.send_raw(b));
+        for chunk in bytes.chunks(FIFO_BYTES) {
+            while super::io::inb(0x2f8 + 5) & LSR_THRE == 0 {
+                core::hint::spin_loop();
+            }
+            chunk.iter().for_each(|&b| super::io::outb(0x2f8, b));
+        }
         true
     })
 }
