@@ -4,6 +4,7 @@
 #   just qemu-arm64          the same on AArch64
 #   just test                host unit tests + guest tests on both architectures
 #   just bench               boot time, IPC round trips, Cairn against Linux
+#   just bench-trace         what tracing costs (off, on, compiled out) and what its stream carries
 #   just trace -- 'CMD'      run CMD traced and analyze the IPC trace (ARCH=arm64 for AArch64)
 #
 # Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
@@ -45,6 +46,13 @@ test: setup lint (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs 
 # Benchmarks: boot time, IPC round trips, Cairn against stock Debian Linux (tests/guest/bench).
 bench ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)
     cargo run -q --release -p tests --bin bench -- --arch {{ARCH}}
+
+# Tracing's numbers: trace points off/on against a kernel with them compiled out, the port's rate.
+bench-trace ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)
+    cargo build -q --release -p kernel --target x86_64-unknown-none --features nucleus/notrace --target-dir target/notrace
+    cargo build -q --release -p kernel --target aarch64-unknown-none --features nucleus/notrace --target-dir target/notrace
+    mkdir -p build/aarch64/notrace && "{{objcopy}}" -O binary target/notrace/aarch64-unknown-none/release/kernel build/aarch64/notrace/Image
+    cargo run -q --release -p tests --bin bench-trace -- --arch {{ARCH}}
 
 # (bench) The Debian kernels (qemu/linux.sh) and the static benchmark programs, per architecture.
 _bench-guest ARCH:
