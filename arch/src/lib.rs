@@ -10,6 +10,7 @@
 //! | `console::read_byte() -> Option<u8>` | non-blocking read from the console |
 //! | `console::enable_rx_interrupt/disable_rx_interrupt()` | the UART's receive interrupt |
 //! | `console::trace_port_present/offer/write/flush` | the trace stream's port: COM2 / a virtio console taken at discovery |
+//! | `trace_hook!(FLAG, HOOK; a, ..f)` (macro) | a trace point: calls `HOOK` if `FLAG` is set, otherwise 2-3 instructions and no register spills |
 //! | `cpu::interrupts_enabled/enable/disable()`, `cpu::without_interrupts(f)` | IRQ mask |
 //! | `cpu::wait_for_interrupt()` | `hlt` / `wfi`: idle until the next interrupt |
 //! | `cpu::halt_forever() -> !` | stop this CPU for good (used after a nucleus fault) |

@@ -29,11 +29,10 @@ fn linux_endpoint() -> Option<usize> {
     Some(found)
 }
 
-/// Sends `sqe` to `linux` with `frame` recorded as the thread's current frame. Also returns
-/// the tag the request carried (for the trace), 0 if none was sent.
-fn request(frame: &mut TrapFrame, sqe: &Sqe) -> (Result<i64, IpcError>, u64) {
+/// Sends `sqe` to `linux` with `frame` recorded as the thread's current frame.
+fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
     let cur = sched::current();
-    let Some(e) = linux_endpoint() else { return (Err(IpcError::ServerDied), 0) };
+    let e = linux_endpoint().ok_or(IpcError::ServerDied)?;
     let is_user = arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let Some(u) = st.task(cur).user.as_mut() else { return false };
@@ -44,12 +43,11 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> (Result<i64, IpcError>, u64) {
         true
     });
     if !is_user {
-        return (Err(IpcError::NotPermitted), 0); // only user threads make system calls
+        return Err(IpcError::NotPermitted); // only user threads make system calls
     }
     let result = call::call_endpoint(e, sqe).map(|c| c.result);
-    let tag = arch::cpu::without_interrupts(|| {
+    arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
-        let tag = st.task(cur).last_tag();
         let u = st.task(cur).user.as_mut().expect("user thread");
         u.frame = core::ptr::null_mut();
         if let Some((space, pc, sp)) = u.exec.take() {
@@ -64,24 +62,18 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> (Result<i64, IpcError>, u64) {
             crate::user::on_switch_to(t);
             crate::user::fpu_claim(cur);
         }
-        tag
     });
-    (result, tag)
+    result
 }
 
 pub fn on_syscall(frame: &mut TrapFrame) {
     let nr = frame.syscall_nr();
     let mut sqe = Sqe { opcode: nr.min(u32::MAX as u64) as u32, flags: user_request::SYSCALL, ..Default::default() };
     sqe.args = frame.syscall_args();
-    let (result, tag) = request(frame, &sqe);
-    if crate::trace::enabled() {
-        let cur = sched::current();
-        let v = match result {
-            Ok(v) => v,
-            Err(e) => e.code(),
-        };
-        crate::trace::record(ipc::trace::TraceKind::SyscallExit, cur, 0, sqe.opcode, tag, v as u64, 0);
-    }
+    let result = request(frame, &sqe);
+    // Pointers to what is in memory anyway: values would have to be kept in registers across
+    // the call above.
+    crate::trace::trace!(@hook exit_hook; &sqe as *const Sqe, &result as *const Result<i64, IpcError>, 0u64, 0u64, 0u64, 0u64);
     match result {
         // The server's answer is the result register, except when it replaced the registers
         // (execve, signal delivery, rt_sigreturn): then it says `REGS_SET` and the frame stands.
@@ -92,6 +84,22 @@ pub fn on_syscall(frame: &mut TrapFrame) {
     }
 }
 
+/// The trace hook of a system call's return (tracing on): the exit record, tagged like the
+/// request the call sent.
+extern "C" fn exit_hook(sqe: u64, result: u64, _: u64, _: u64, _: u64, _: u64) {
+    // SAFETY: `on_syscall` passes pointers to its own request and result, alive and untouched
+    // until this returns.
+    let (sqe, result) = unsafe { (&*(sqe as *const Sqe), &*(result as *const Result<i64, IpcError>)) };
+    let opcode = sqe.opcode;
+    let v = match *result {
+        Ok(v) => v,
+        Err(e) => e.code(),
+    };
+    let cur = sched::current();
+    let tag = arch::cpu::without_interrupts(|| sched::lock().task(cur).last_tag());
+    crate::trace::record(ipc::trace::TraceKind::SyscallExit, cur, 0, opcode, tag, v as u64, 0);
+}
+
 /// A CPU exception in user mode: the `linux` server decides (map a page, or a signal).
 /// Returns if the thread may retry the instruction.
 pub fn on_user_fault(info: &ExceptionInfo, frame: &mut TrapFrame) {
@@ -100,7 +108,7 @@ pub fn on_user_fault(info: &ExceptionInfo, frame: &mut TrapFrame) {
     sqe.args[1] = info.pc;
     sqe.args[2] = info.write as u64;
     sqe.args[3] = info.vector;
-    match request(frame, &sqe).0 {
+    match request(frame, &sqe) {
         Ok(0) => {}
         _ => crate::death::kill_current(server_rt::DeathCause::Fault {
             name: info.name,

@@ -23,6 +23,7 @@ pub(crate) mod regs;
 pub mod rtc;
 pub mod syscall;
 pub mod timer;
+pub mod tracepoint;
 pub mod trap;
 pub mod user;
 pub mod virtcon;
