@@ -110,7 +110,7 @@ pub(crate) use trace;
 
 /// The hook of [`trace!`]: records a `K` record (called only with tracing on).
 pub extern "C" fn hook<const K: u16>(task: u64, endpoint: u64, opcode: u64, tag: u64, arg: u64, arg2: u64) {
-    record_on(K, task as usize, endpoint as u32, opcode as u32, tag, arg, arg2);
+    write_record(K, task as usize, endpoint as u32, opcode as u32, tag, arg, arg2);
 }
 
 fn push(r: TraceRecord) -> bool {
@@ -152,6 +152,11 @@ fn report_dropped(timestamp: u64, cpu: u16, task: u32) -> bool {
 #[cold]
 #[inline(never)]
 fn record_on(kind: u16, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
+    write_record(kind, task, endpoint, opcode, tag, arg, arg2);
+}
+
+#[inline(always)]
+fn write_record(kind: u16, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
     let cpu = arch::cpu::current_cpu_id() as u16;
     let timestamp_ns = arch::timer::clock_ticks();
     let r = TraceRecord { timestamp_ns, cpu, kind, task: task as u32, endpoint, opcode, tag, arg, arg2 };
