@@ -3,10 +3,11 @@
 //! fault injection, into a lock-free bounded ring, with no formatting on the hot path. The
 //! nucleus runs on one CPU, so the one ring is that CPU's buffer; records carry the CPU id.
 //!
-//! Switchable at run time: `trace=1` on the command line or [`set_enabled`]; when off, a trace
-//! point costs one relaxed atomic load. Built with the `notrace` feature, every trace point is
-//! compiled out (only for measuring what the load costs). `tracebuf=N` caps the ring at `N`
-//! records (to exercise overflow).
+//! Switchable at run time: `trace=1` on the command line or [`set_enabled`]. The hot trace
+//! points ([`trace!`]) are `nop`s patched into branches to their recording stubs when tracing
+//! goes on (`arch::tracepoint`); the rare ones ([`record`]) test a flag. Built with the
+//! `notrace` feature, every trace point is compiled out (only for measuring what the switch
+//! costs when off). `tracebuf=N` caps the ring at `N` records (to exercise overflow).
 //!
 //! **Overflow is never silent.** A record that finds the ring full is counted; the count is
 //! claimed (atomically, so a trace point interrupted by another cannot claim it twice) by the
@@ -46,8 +47,9 @@ pub const TICK_BUDGET_NS: u64 = 500_000;
 /// Longest a tick streams for when the ring is at least half full (20% of a tick).
 pub const HIGH_BUDGET_NS: u64 = 2_000_000;
 
-/// Whether tracing is on: the flag every trace point tests ([`trace!`], `arch::trace_hook!`).
-pub static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Whether tracing is on: tested by [`record`]; the [`trace!`] points are patched to match
+/// (`arch::tracepoint::set_sites`).
+static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Records lost and not yet reported by a `Dropped` record.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Records lost since boot.
@@ -62,7 +64,10 @@ static ENDPOINT_NAMES: Mutex<[Option<&'static str>; crate::endpoint::MAX_ENDPOIN
     Mutex::new([None; crate::endpoint::MAX_ENDPOINTS]);
 
 pub fn set_enabled(on: bool) {
-    ENABLED.store(on && !cfg!(feature = "notrace"), Ordering::Relaxed);
+    let on = on && !cfg!(feature = "notrace");
+    if ENABLED.swap(on, Ordering::Relaxed) != on {
+        arch::tracepoint::set_sites(on);
+    }
 }
 
 #[inline(always)]
@@ -90,8 +95,8 @@ pub fn record(kind: TraceKind, task: usize, endpoint: u32, opcode: u32, tag: u64
 }
 
 /// `trace!(Kind, task, endpoint, opcode, tag, arg, arg2)`: a trace point for hot paths. When
-/// tracing is off it costs 2 (x86_64) or 3 (AArch64) instructions and no register spills
-/// (`arch::trace_hook!`); with the `notrace` feature, nothing. The arguments are evaluated
+/// tracing is off it costs one `nop` and no register spills (`arch::trace_hook!`, patched by
+/// [`set_enabled`]); with the `notrace` feature, nothing. The arguments are evaluated
 /// either way, so pass values already at hand (or a pointer, with a hook of its own).
 macro_rules! trace {
     ($kind:ident, $task:expr, $endpoint:expr, $opcode:expr, $tag:expr, $arg:expr, $arg2:expr) => {
@@ -102,7 +107,7 @@ macro_rules! trace {
         if cfg!(feature = "notrace") {
             let _ = ($a, $b, $c, $d, $e, $f);
         } else {
-            arch::trace_hook!($crate::trace::ENABLED, $hook; $a, $b, $c, $d, $e, $f);
+            arch::trace_hook!($hook; $a, $b, $c, $d, $e, $f);
         }
     };
 }

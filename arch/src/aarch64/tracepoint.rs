@@ -1,38 +1,98 @@
-//! Trace points that cost three instructions when tracing is off, and nothing else.
+//! Trace points that cost one `nop` when tracing is off, and nothing else.
 //!
 //! A trace point written as `if ENABLED { record(..) }` in Rust makes the compiler treat the
 //! whole function as one that calls out: values live across the (cold) call move to callee-saved
-//! registers, which the prologue then saves on every path, and inlining decisions change. Here
-//! the test and the call are one `asm!` block: inline, `adrp`/`ldrb`/`cbnz` on the flag; out of
-//! line (in `.text.trace_points`), a stub that saves x0-x18 and the frame record, moves the six
-//! arguments into x0-x5, calls the hook and branches back. The vector registers the C ABI lets a
-//! callee clobber (v0-v7, v16-v31) are declared clobbered instead of saved: the nucleus keeps
-//! no vector values live across a trace point in practice, so this costs nothing when off and
-//! saves 24 register stores per record when on.
+//! registers, which the prologue then saves on every path, and inlining decisions change. Here a
+//! trace point is one `asm!` block: inline, a `nop`; out of line (in `.text.trace_points`), a
+//! stub that saves x0-x18 and the frame record, moves the six arguments into x0-x5, calls the
+//! hook and branches back. The block records (site, stub) in `.trace_sites` (bracketed by
+//! `__trace_sites_start/_end` in the linker script); [`set_sites`] rewrites every site as
+//! `b stub` (tracing on) or `nop` (off), like Linux's jump labels. The vector registers the C
+//! ABI lets a callee clobber (v0-v7, v16-v31) are declared clobbered instead of saved: the
+//! nucleus keeps no vector values live across a trace point in practice, so this costs nothing
+//! when off and saves 24 register stores per record when on.
 //!
 //! Invariants: the stub leaves every general register as it found them (flags and the
 //! caller-saved vector registers are declared clobbered); SP stays 16-byte aligned; about 224
-//! bytes of stack plus the hook's frame.
+//! bytes of stack plus the hook's frame. Kernel text lies in the direct map, mapped read-write
+//! at EL1; sites are rewritten only by [`set_sites`], with interrupts masked, followed by the
+//! cache maintenance the architecture requires for modified instructions.
 //!
 //! Must not: be used where the stack may be unusable, or with a hook that is not an
-//! `extern "C" fn(u64, u64, u64, u64, u64, u64)`.
+//! `extern "C" fn(u64, u64, u64, u64, u64, u64)`; [`set_sites`] must not run while another CPU
+//! may execute a site.
 
-/// `trace_hook!(FLAG, HOOK; a, b, c, d, e, f)`: if the `AtomicBool` static `FLAG` is set, calls
-/// `HOOK(a, b, c, d, e, f)` (an `extern "C" fn` of six `u64`s); otherwise costs a load and a
-/// branch. The arguments are evaluated either way (keep them cheap: values already at hand).
+/// One trace point: the address of its `nop` and of its stub.
+#[repr(C)]
+struct Site {
+    at: u64,
+    stub: u64,
+}
+
+extern "C" {
+    static __trace_sites_start: Site;
+    static __trace_sites_end: Site;
+}
+
+const NOP: u32 = 0xd503_201f;
+
+fn sites() -> &'static [Site] {
+    // SAFETY: the linker script brackets the `.trace_sites` input sections, which hold only the
+    // 16-byte `Site` records written by `trace_hook!`, with these two symbols; the section is
+    // read-only data, never written.
+    unsafe {
+        let start = core::ptr::addr_of!(__trace_sites_start);
+        let end = core::ptr::addr_of!(__trace_sites_end);
+        core::slice::from_raw_parts(start, (end as usize - start as usize) / core::mem::size_of::<Site>())
+    }
+}
+
+/// Number of trace points in the kernel.
+pub fn site_count() -> usize {
+    sites().len()
+}
+
+/// Turns every trace point on (`b` to its stub) or off (`nop`).
+pub fn set_sites(on: bool) {
+    super::cpu::without_interrupts(|| {
+        for s in sites() {
+            let offset = (s.stub as i64).wrapping_sub(s.at as i64) >> 2;
+            let insn = if on { 0x1400_0000 | (offset as u32 & 0x03ff_ffff) } else { NOP };
+            // SAFETY: `s.at` is a site's 4-byte instruction in kernel text, which is mapped
+            // read-write (the direct map); interrupts are masked and no other CPU runs. The
+            // stub is in the same image, well within a branch's ±128 MiB. Then the data cache
+            // line is cleaned to the point of unification and the instruction cache line
+            // invalidated (ARM ARM B2.4.4, "concurrent modification and execution").
+            unsafe {
+                (s.at as *mut u32).write_volatile(insn);
+                core::arch::asm!("dc cvau, {0}", "dsb ish", "ic ivau, {0}", "dsb ish", in(reg) s.at, options(nostack, preserves_flags));
+            }
+        }
+        // SAFETY: a context synchronisation event: later instructions are fetched anew.
+        unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
+    })
+}
+
+/// `trace_hook!(HOOK; a, b, c, d, e, f)`: once [`set_sites`] has turned trace points on,
+/// calls `HOOK(a, b, c, d, e, f)` (an `extern "C" fn` of six `u64`s); otherwise costs a `nop`.
+/// The arguments are put in registers either way (keep them cheap: values already at hand).
 #[macro_export]
 macro_rules! trace_hook {
-    ($flag:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
         // SAFETY: the stub saves and restores x0-x18, x29 and x30 around the call and keeps SP
         // 16-byte aligned; flags and the caller-saved vector registers are declared clobbered;
-        // `$flag` is a static `AtomicBool` (a byte load is atomic), `$hook` an `extern "C" fn`
-        // taking six `u64`s.
+        // `$hook` is an `extern "C" fn` taking six `u64`s. The site is a `nop` until
+        // `set_sites` makes it a branch.
         unsafe {
             core::arch::asm!(
-                "adrp {s}, {flag}",
-                "ldrb {s:w}, [{s}, :lo12:{flag}]",
-                "cbnz {s:w}, 8f",
+                "6:",
+                "nop",
                 "7:",
+                ".pushsection .trace_sites, \"a\"",
+                ".balign 8",
+                ".quad 6b",
+                ".quad 8f",
+                ".popsection",
                 ".pushsection .text.trace_points, \"ax\"",
                 "8:",
                 "stp x29, x30, [sp, #-16]!",
@@ -68,9 +128,7 @@ macro_rules! trace_hook {
                 "ldp x29, x30, [sp], #16",
                 "b 7b",
                 ".popsection",
-                flag = sym $flag,
                 hook = sym $hook,
-                s = out(reg) _,
                 a = in(reg) ($a) as u64,
                 b = in(reg) ($b) as u64,
                 c = in(reg) ($c) as u64,
