@@ -96,8 +96,12 @@ extern "C" fn exit_hook(sqe: u64, result: u64, _: u64, _: u64, _: u64, _: u64) {
         Err(e) => e.code(),
     };
     let cur = sched::current();
-    let tag = arch::cpu::without_interrupts(|| sched::lock().task(cur).last_tag());
-    crate::trace::record(ipc::trace::TraceKind::SyscallExit, cur, 0, opcode, tag, v as u64, 0);
+    // Interrupts masked for the record too (see `trace`: a writer preempted between claiming a
+    // ring slot and filling it, and killed meanwhile, would stall the ring for good).
+    arch::cpu::without_interrupts(|| {
+        let tag = sched::lock().task(cur).last_tag();
+        crate::trace::record(ipc::trace::TraceKind::SyscallExit, cur, 0, opcode, tag, v as u64, 0);
+    });
 }
 
 /// A CPU exception in user mode: the `linux` server decides (map a page, or a signal).

@@ -32,6 +32,11 @@
 //! `@@TRACE <base64>` lines; either way `@@TRACE-NAME` lines name tasks and endpoints. The host
 //! analyzer (`ipc/analyzer`) reads both forms.
 //!
+//! Every record is written with interrupts masked (all trace points but the syscall exit run
+//! under the scheduler lock; that one masks them itself): a writer preempted between claiming a
+//! ring slot and filling it, and then killed, would leave the slot claimed and stall every
+//! drain behind it for good.
+//!
 //! Record semantics are documented in `ipc/analyzer`; the fields filled here follow them.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
