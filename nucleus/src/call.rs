@@ -62,7 +62,7 @@ fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: 
     sqe.tag = st.task(cur).next_tag();
     st.task(cur).reply = None;
     let blocked = TaskState::BlockedReply { endpoint: e, tag: sqe.tag };
-    crate::trace::trace!(@hook send_hook; &mut *st as *mut State, cur, e, &sqe as *const Sqe, 0u64, 0u64);
+    crate::trace::trace!(@hook send_hook; &mut *st as *mut State, cur, e, &sqe as *const Sqe);
     let st = match fastpath::call(st, cur, e, &sqe, blocked) {
         Ok(()) => sched::lock(),
         Err(mut st) => {
@@ -141,7 +141,7 @@ struct Received {
 impl Received {
     #[inline(always)]
     fn trace(self) {
-        crate::trace::trace!(@hook receive_hook; self.cur, self.e, self.opcode_flags, self.tag, 0u64, 0u64);
+        crate::trace::trace!(@hook receive_hook; self.cur, self.e, self.opcode_flags, self.tag);
     }
 }
 
@@ -283,7 +283,7 @@ pub fn deliver(st: &mut State, cur: usize, reply: &Cqe) -> Result<usize, IpcErro
     if st.task(cur).serving == reply.tag {
         st.task(cur).serving = 0;
     }
-    crate::trace::trace!(@hook reply_hook; cur, e, reply as *const Cqe, 0u64, 0u64, 0u64);
+    crate::trace::trace!(@hook reply_hook; cur, e, reply as *const Cqe);
     Ok(caller)
 }
 

@@ -73,7 +73,7 @@ pub fn on_syscall(frame: &mut TrapFrame) {
     let result = request(frame, &sqe);
     // Pointers to what is in memory anyway: values would have to be kept in registers across
     // the call above.
-    crate::trace::trace!(@hook exit_hook; &sqe as *const Sqe, &result as *const Result<i64, IpcError>, 0u64, 0u64, 0u64, 0u64);
+    crate::trace::trace!(@hook exit_hook; &sqe as *const Sqe, &result as *const Result<i64, IpcError>);
     match result {
         // The server's answer is the result register, except when it replaced the registers
         // (execve, signal delivery, rt_sigreturn): then it says `REGS_SET` and the frame stands.

@@ -99,21 +99,21 @@ pub fn record(kind: TraceKind, task: usize, endpoint: u32, opcode: u32, tag: u64
     }
 }
 
-/// `trace!(Kind, task, endpoint, opcode, tag, arg, arg2)`: a trace point for hot paths. When
-/// tracing is off it costs one `nop` and no register spills (`arch::trace_hook!`, patched by
-/// [`set_enabled`]); with the `notrace` feature, nothing. The arguments are evaluated
-/// either way, so pass values already at hand (or a pointer, with a hook of its own).
+/// `trace!(Kind, task [, endpoint, opcode, tag, arg, arg2])`: a trace point for hot paths
+/// (fields left out are 0). When tracing is off it costs one `nop` and no register spills
+/// (`arch::trace_hook!`, patched by [`set_enabled`]); with the `notrace` feature, nothing. The
+/// arguments are put in registers either way, so pass values already at hand (or a pointer,
+/// with a hook of its own: `trace!(@hook HOOK; a, ..)`), and leave trailing zeros out.
 macro_rules! trace {
-    ($kind:ident, $task:expr, $endpoint:expr, $opcode:expr, $tag:expr, $arg:expr, $arg2:expr) => {
-        $crate::trace::trace!(@hook $crate::trace::hook::<{ ipc::trace::TraceKind::$kind as u16 }>;
-            $task, $endpoint, $opcode, $tag, $arg, $arg2)
-    };
-    (@hook $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+    (@hook $hook:path; $($arg:expr),+) => {
         if cfg!(feature = "notrace") {
-            let _ = ($a, $b, $c, $d, $e, $f);
+            let _ = ($($arg,)+);
         } else {
-            arch::trace_hook!($hook; $a, $b, $c, $d, $e, $f);
+            arch::trace_hook!($hook; $($arg),+);
         }
+    };
+    ($kind:ident, $($arg:expr),+) => {
+        $crate::trace::trace!(@hook $crate::trace::hook::<{ ipc::trace::TraceKind::$kind as u16 }>; $($arg),+)
     };
 }
 pub(crate) use trace;
@@ -287,7 +287,7 @@ pub struct Bench {
 pub fn self_bench() -> Bench {
     const N: u64 = 4096;
     let point = |i: u64| {
-        trace!(Wake, core::hint::black_box(1u64), 2u64, 3u64, i, i, 0u64);
+        trace!(Wake, core::hint::black_box(1u64), 2u64, 3u64, i, i);
     };
     let timed = |f: &dyn Fn()| {
         arch::cpu::without_interrupts(|| {

@@ -73,12 +73,38 @@ pub fn set_sites(on: bool) {
     })
 }
 
-/// `trace_hook!(HOOK; a, b, c, d, e, f)`: once [`set_sites`] has turned trace points on,
-/// calls `HOOK(a, b, c, d, e, f)` (an `extern "C" fn` of six `u64`s); otherwise costs a `nop`.
-/// The arguments are put in registers either way (keep them cheap: values already at hand).
+/// `trace_hook!(HOOK; a [, b ..f])`: once [`set_sites`] has turned trace points on, calls
+/// `HOOK(a, b, c, d, e, f)` (an `extern "C" fn` of six `u64`s; arguments not given are 0);
+/// otherwise costs a `nop`. The given arguments are put in registers either way (keep them
+/// cheap: values already at hand; leave trailing zeros out rather than pass them).
 #[macro_export]
 macro_rules! trace_hook {
+    ($hook:path; $a:expr) => {
+        $crate::__trace_site!($hook; "str {a}, [sp, #0]"; "ldr x0, [sp, #0]"; "mov x1, xzr\nmov x2, xzr\nmov x3, xzr\nmov x4, xzr\nmov x5, xzr"; a = $a)
+    };
+    ($hook:path; $a:expr, $b:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]"; "ldp x0, x1, [sp, #0]"; "mov x2, xzr\nmov x3, xzr\nmov x4, xzr\nmov x5, xzr"; a = $a, b = $b)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]\nstr {c}, [sp, #16]"; "ldp x0, x1, [sp, #0]\nldr x2, [sp, #16]"; "mov x3, xzr\nmov x4, xzr\nmov x5, xzr"; a = $a, b = $b, c = $c)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]\nstp {c}, {d}, [sp, #16]"; "ldp x0, x1, [sp, #0]\nldp x2, x3, [sp, #16]"; "mov x4, xzr\nmov x5, xzr"; a = $a, b = $b, c = $c, d = $d)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]\nstp {c}, {d}, [sp, #16]\nstr {e}, [sp, #32]"; "ldp x0, x1, [sp, #0]\nldp x2, x3, [sp, #16]\nldr x4, [sp, #32]"; "mov x5, xzr"; a = $a, b = $b, c = $c, d = $d, e = $e)
+    };
     ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]\nstp {c}, {d}, [sp, #16]\nstp {e}, {f}, [sp, #32]"; "ldp x0, x1, [sp, #0]\nldp x2, x3, [sp, #16]\nldp x4, x5, [sp, #32]"; ""; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    };
+}
+
+/// The body of [`trace_hook!`]: `$push` spills the given arguments into a 48-byte area, `$pop`
+/// loads them into x0.., `$zero` clears the other argument registers.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_site {
+    ($hook:path; $push:literal; $pop:literal; $zero:literal; $($name:ident = $val:expr),+) => {
         // SAFETY: the stub saves and restores x0-x18, x29 and x30 around the call and keeps SP
         // 16-byte aligned; flags and the caller-saved vector registers are declared clobbered;
         // `$hook` is an `extern "C" fn` taking six `u64`s. The site is a `nop` until
@@ -107,13 +133,11 @@ macro_rules! trace_hook {
                 "stp x14, x15, [sp, #-16]!",
                 "stp x16, x17, [sp, #-16]!",
                 "str x18, [sp, #-16]!",
-                "stp {a}, {b}, [sp, #-48]!",
-                "stp {c}, {d}, [sp, #16]",
-                "stp {e}, {f}, [sp, #32]",
-                "ldp x0, x1, [sp]",
-                "ldp x2, x3, [sp, #16]",
-                "ldp x4, x5, [sp, #32]",
+                "sub sp, sp, #48",
+                $push,
+                $pop,
                 "add sp, sp, #48",
+                $zero,
                 "bl {hook}",
                 "ldr x18, [sp], #16",
                 "ldp x16, x17, [sp], #16",
@@ -129,12 +153,7 @@ macro_rules! trace_hook {
                 "b 7b",
                 ".popsection",
                 hook = sym $hook,
-                a = in(reg) ($a) as u64,
-                b = in(reg) ($b) as u64,
-                c = in(reg) ($c) as u64,
-                d = in(reg) ($d) as u64,
-                e = in(reg) ($e) as u64,
-                f = in(reg) ($f) as u64,
+                $($name = in(reg) ($val) as u64,)+
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _,
                 out("v4") _, out("v5") _, out("v6") _, out("v7") _,
                 out("v16") _, out("v17") _, out("v18") _, out("v19") _,

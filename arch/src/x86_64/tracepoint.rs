@@ -79,12 +79,38 @@ pub fn set_sites(on: bool) {
     })
 }
 
-/// `trace_hook!(HOOK; a, b, c, d, e, f)`: once [`set_sites`] has turned trace points on,
-/// calls `HOOK(a, b, c, d, e, f)` (an `extern "C" fn` of six `u64`s); otherwise costs a `nop`.
-/// The arguments are put in registers either way (keep them cheap: values already at hand).
+/// `trace_hook!(HOOK; a [, b ..f])`: once [`set_sites`] has turned trace points on, calls
+/// `HOOK(a, b, c, d, e, f)` (an `extern "C" fn` of six `u64`s; arguments not given are 0);
+/// otherwise costs a `nop`. The given arguments are put in registers either way (keep them
+/// cheap: values already at hand; leave trailing zeros out rather than pass them).
 #[macro_export]
 macro_rules! trace_hook {
+    ($hook:path; $a:expr) => {
+        $crate::__trace_site!($hook; "push {a}"; "pop rdi"; "xor esi, esi\nxor edx, edx\nxor ecx, ecx\nxor r8d, r8d\nxor r9d, r9d"; a = $a)
+    };
+    ($hook:path; $a:expr, $b:expr) => {
+        $crate::__trace_site!($hook; "push {b}\npush {a}"; "pop rdi\npop rsi"; "xor edx, edx\nxor ecx, ecx\nxor r8d, r8d\nxor r9d, r9d"; a = $a, b = $b)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr) => {
+        $crate::__trace_site!($hook; "push {c}\npush {b}\npush {a}"; "pop rdi\npop rsi\npop rdx"; "xor ecx, ecx\nxor r8d, r8d\nxor r9d, r9d"; a = $a, b = $b, c = $c)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
+        $crate::__trace_site!($hook; "push {d}\npush {c}\npush {b}\npush {a}"; "pop rdi\npop rsi\npop rdx\npop rcx"; "xor r8d, r8d\nxor r9d, r9d"; a = $a, b = $b, c = $c, d = $d)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
+        $crate::__trace_site!($hook; "push {e}\npush {d}\npush {c}\npush {b}\npush {a}"; "pop rdi\npop rsi\npop rdx\npop rcx\npop r8"; "xor r9d, r9d"; a = $a, b = $b, c = $c, d = $d, e = $e)
+    };
     ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        $crate::__trace_site!($hook; "push {f}\npush {e}\npush {d}\npush {c}\npush {b}\npush {a}"; "pop rdi\npop rsi\npop rdx\npop rcx\npop r8\npop r9"; ""; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    };
+}
+
+/// The body of [`trace_hook!`]: `$push` spills the given arguments, `$pop` loads them into the
+/// argument registers in order, `$zero` clears the others.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_site {
+    ($hook:path; $push:literal; $pop:literal; $zero:literal; $($name:ident = $val:expr),+) => {
         // SAFETY: the stub saves and restores every register the hook may clobber except the
         // flags (declared clobbered by leaving out `preserves_flags`), keeps the stack 16-byte
         // aligned for the call and returns it to where it was; `$hook` is an `extern "C" fn`
@@ -106,8 +132,9 @@ macro_rules! trace_hook {
                 "push rbp",
                 "mov rbp, rsp",
                 "and rsp, -16",
-                "push {f}", "push {e}", "push {d}", "push {c}", "push {b}", "push {a}",
-                "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop r8", "pop r9",
+                $push,
+                $pop,
+                $zero,
                 "call {hook}",
                 "mov rsp, rbp",
                 "pop rbp",
@@ -116,12 +143,7 @@ macro_rules! trace_hook {
                 "jmp 7b",
                 ".popsection",
                 hook = sym $hook,
-                a = in(reg) ($a) as u64,
-                b = in(reg) ($b) as u64,
-                c = in(reg) ($c) as u64,
-                d = in(reg) ($d) as u64,
-                e = in(reg) ($e) as u64,
-                f = in(reg) ($f) as u64,
+                $($name = in(reg) ($val) as u64),+
             )
         }
     };
