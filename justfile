@@ -4,6 +4,7 @@
 #   just qemu-arm64          the same on AArch64
 #   just test                host unit tests + guest tests on both architectures
 #   just bench               boot time, IPC round trips, Cairn against Linux
+#   just bench-trace         what tracing costs (off, on, compiled out) and what its stream carries
 #   just trace -- 'CMD'      run CMD traced and analyze the IPC trace (ARCH=arm64 for AArch64)
 #
 # Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
@@ -46,6 +47,13 @@ test: setup lint (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs 
 bench ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)
     cargo run -q --release -p tests --bin bench -- --arch {{ARCH}}
 
+# Tracing's numbers: trace points off/on against a kernel with them compiled out, the port's rate.
+bench-trace ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)
+    cargo build -q --release -p kernel --target x86_64-unknown-none --features nucleus/notrace --target-dir target/notrace
+    cargo build -q --release -p kernel --target aarch64-unknown-none --features nucleus/notrace --target-dir target/notrace
+    mkdir -p build/aarch64/notrace && "{{objcopy}}" -O binary target/notrace/aarch64-unknown-none/release/kernel build/aarch64/notrace/Image
+    cargo run -q --release -p tests --bin bench-trace -- --arch {{ARCH}}
+
 # (bench) The Debian kernels (qemu/linux.sh) and the static benchmark programs, per architecture.
 _bench-guest ARCH:
     #!/usr/bin/env bash
@@ -76,12 +84,12 @@ trace *CMD: setup
     printf '#!/bin/sh\n%s\n' "$cmd" > "$out/overlay/init"; chmod +x "$out/overlay/init"
     cargo run -q --release -p qemu-tools --bin mkcpio -- -o "$out/initramfs.cpio" "build/$arch/rootfs" "$out/overlay"
     kernel=$([ "$arch" = aarch64 ] && echo build/aarch64/Image || echo target/x86_64-unknown-none/release/kernel)
-    # x86_64 streams the records over a second serial port while the guest runs; AArch64 dumps
-    # them on the console at power-off.
-    rm -f "$out/trace.bin"; port=()
-    [ "$arch" = x86_64 ] && port=(-- -serial "file:$out/trace.bin")
+    # The records stream to the host while the guest runs: over a second serial port (COM2) on
+    # x86_64, a virtio console on AArch64. Without one the kernel dumps them on the console at
+    # power-off (the analyzer reads either).
+    rm -f "$out/trace.bin"
     cargo run -q --release -p tests --bin run -- --arch "$arch" --kernel "$kernel" --initrd "$out/initramfs.cpio" \
-        --append "trace=1" "${port[@]}" < /dev/null > "$out/console.txt" || true
+        --append "trace=1 {{APPEND}}" --trace-stream "$out/trace.bin" < /dev/null > "$out/console.txt" || true
     grep -v '^@@TRACE' "$out/console.txt" | sed -n '/linux: started/,$p'
     grep '^@@TRACE-NAME' "$out/console.txt" | sed 's/^@@TRACE-NAME //' > "$out/names.txt" || true
     input="$out/console.txt"; [ -s "$out/trace.bin" ] && input="$out/trace.bin"

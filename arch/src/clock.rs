@@ -23,6 +23,7 @@ impl Scale {
     }
 
     /// Ticks since boot for a raw counter value.
+    #[inline]
     pub fn ticks(&self, raw: u64) -> u64 {
         raw.saturating_sub(self.base.load(Ordering::Relaxed))
     }

@@ -9,6 +9,8 @@
 //! | `console::write_bytes(&[u8])` | blocking write to the boot console (16550 / PL011) |
 //! | `console::read_byte() -> Option<u8>` | non-blocking read from the console |
 //! | `console::enable_rx_interrupt/disable_rx_interrupt()` | the UART's receive interrupt |
+//! | `console::trace_port_present/offer/write/flush` | the trace stream's port: COM2 / a virtio console taken at discovery |
+//! | `trace_hook!(HOOK; a, ..f)` (macro), `tracepoint::set_sites(on)` | a trace point: a `nop`, patched into a branch to a stub calling `HOOK` when tracing is on; no register spills |
 //! | `cpu::interrupts_enabled/enable/disable()`, `cpu::without_interrupts(f)` | IRQ mask |
 //! | `cpu::wait_for_interrupt()` | `hlt` / `wfi`: idle until the next interrupt |
 //! | `cpu::halt_forever() -> !` | stop this CPU for good (used after a nucleus fault) |
@@ -53,7 +55,7 @@ pub mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64 as current;
 
-pub use current::{console, context, cpu, dev, mm, power, rtc, syscall, timer, trap, user};
+pub use current::{console, context, cpu, dev, mm, power, rtc, syscall, timer, tracepoint, trap, user};
 
 /// Short architecture name printed in the banner and used by tests.
 pub const ARCH_NAME: &str = current::ARCH_NAME;

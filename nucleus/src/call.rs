@@ -62,9 +62,7 @@ fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: 
     sqe.tag = st.task(cur).next_tag();
     st.task(cur).reply = None;
     let blocked = TaskState::BlockedReply { endpoint: e, tag: sqe.tag };
-    if crate::trace::enabled() {
-        trace_send(&mut st, cur, e, &sqe);
-    }
+    crate::trace::trace!(@hook send_hook; &mut *st as *mut State, cur, e, &sqe as *const Sqe);
     let st = match fastpath::call(st, cur, e, &sqe, blocked) {
         Ok(()) => sched::lock(),
         Err(mut st) => {
@@ -83,8 +81,16 @@ fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: 
     take_reply(st, cur)
 }
 
-#[cold]
-#[inline(never)]
+/// The trace hook of a send: the syscall's enter record (for a user thread's system call) and
+/// the send record. Called with tracing on, from `send_and_wait`, which holds the scheduler
+/// lock (`state`) and owns `sqe` until the hook returns.
+extern "C" fn send_hook(state: u64, cur: u64, e: u64, sqe: u64, _: u64, _: u64) {
+    // SAFETY: `send_and_wait` passes the state behind the guard it holds and a pointer to its
+    // own `Sqe`, and touches neither until this returns.
+    let (st, sqe) = unsafe { (&mut *(state as *mut State), &*(sqe as *const Sqe)) };
+    trace_send(st, cur as usize, e as usize, sqe);
+}
+
 fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe) {
     use ipc::trace::TraceKind;
     let t = st.task(cur);
@@ -111,11 +117,44 @@ fn arch_id() -> u64 {
     }
 }
 
-/// Notes that the current task took request `sqe` (trace and causality).
+/// Notes that the current task took request `sqe` (causality). The trace point is the
+/// returned [`Received`]'s, to be fired once the request has been moved to where it goes: a
+/// trace point is opaque to the compiler, so a request still to be read from the state across
+/// one would first be copied aside.
 #[inline(always)]
-fn received(st: &mut State, cur: usize, e: usize, sqe: &Sqe) {
+#[must_use]
+fn received(st: &mut State, cur: usize, e: usize, sqe: &Sqe) -> Received {
     st.task(cur).serving = sqe.tag;
-    crate::trace::record(ipc::trace::TraceKind::Receive, cur, e as u32, sqe.opcode, sqe.tag, 0, 0);
+    // `opcode` with `flags` as one word: read alone, the opcode splits the copy of the request
+    // into 4-byte moves.
+    Received { cur, e, opcode_flags: sqe.opcode as u64 | (sqe.flags as u64) << 32, tag: sqe.tag }
+}
+
+/// The trace point of a receive, fired by [`Received::trace`].
+struct Received {
+    cur: usize,
+    e: usize,
+    opcode_flags: u64,
+    tag: u64,
+}
+
+impl Received {
+    #[inline(always)]
+    fn trace(self) {
+        crate::trace::trace!(@hook receive_hook; self.cur, self.e, self.opcode_flags, self.tag);
+    }
+}
+
+/// The trace hook of a receive (`opcode_flags`: the opcode in the low half).
+extern "C" fn receive_hook(cur: u64, e: u64, opcode_flags: u64, tag: u64, _: u64, _: u64) {
+    crate::trace::record(ipc::trace::TraceKind::Receive, cur as usize, e as u32, opcode_flags as u32, tag, 0, 0);
+}
+
+/// The trace hook of a reply: `reply` points at the answer just delivered.
+extern "C" fn reply_hook(cur: u64, e: u64, reply: u64, _: u64, _: u64, _: u64) {
+    // SAFETY: `deliver` passes a reference it holds until this returns.
+    let reply = unsafe { &*(reply as *const Cqe) };
+    crate::trace::record(ipc::trace::TraceKind::Reply, cur as usize, e as u32, 0, reply.tag, reply.result as u64, 0);
 }
 
 fn take_reply(mut st: MutexGuard<'static, State>, cur: usize) -> Result<Cqe, IpcError> {
@@ -176,14 +215,18 @@ pub(crate) fn receive_until(until_ns: u64) -> Result<Option<Sqe>, IpcError> {
                 return Ok(Some(n));
             }
             if let Some(sqe) = st.task(cur).request.take() {
-                received(&mut st, cur, e, &sqe);
-                return Ok(Some(sqe));
+                let r = received(&mut st, cur, e, &sqe);
+                let out = Ok(Some(sqe));
+                r.trace();
+                return out;
             }
             if let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
                 // A queued request whose caller died meanwhile is dropped here.
                 if caller_waiting(&mut st, e, sqe.tag) {
-                    received(&mut st, cur, e, &sqe);
-                    return Ok(Some(sqe));
+                    let r = received(&mut st, cur, e, &sqe);
+                    let out = Ok(Some(sqe));
+                    r.trace();
+                    return out;
                 }
                 continue;
             }
@@ -207,12 +250,12 @@ pub fn poll_receive() -> Option<Sqe> {
             return Some(n);
         }
         if let Some(sqe) = st.task(cur).request.take() {
-            received(&mut st, cur, e, &sqe);
+            received(&mut st, cur, e, &sqe).trace();
             return Some(sqe);
         }
         while let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
             if caller_waiting(&mut st, e, sqe.tag) {
-                received(&mut st, cur, e, &sqe);
+                received(&mut st, cur, e, &sqe).trace();
                 return Some(sqe);
             }
         }
@@ -228,6 +271,8 @@ pub(crate) fn caller_waiting(st: &mut State, e: usize, tag: u64) -> bool {
 }
 
 /// Delivers `reply` to its caller and makes the caller ready. Returns the caller's slot.
+/// (Inlined: it is most of a reply, on the fast path.)
+#[inline(always)]
 pub fn deliver(st: &mut State, cur: usize, reply: &Cqe) -> Result<usize, IpcError> {
     let e = st.task(cur).endpoint.ok_or(IpcError::NoSuchCap)?;
     if !caller_waiting(st, e, reply.tag) {
@@ -238,7 +283,7 @@ pub fn deliver(st: &mut State, cur: usize, reply: &Cqe) -> Result<usize, IpcErro
     if st.task(cur).serving == reply.tag {
         st.task(cur).serving = 0;
     }
-    crate::trace::record(ipc::trace::TraceKind::Reply, cur, e as u32, 0, reply.tag, reply.result as u64, 0);
+    crate::trace::trace!(@hook reply_hook; cur, e, reply as *const Cqe);
     Ok(caller)
 }
 

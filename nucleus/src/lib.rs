@@ -112,6 +112,9 @@ pub fn main(info: &'static BootInfo, servers: &'static [ServerSpec]) -> ! {
     if let Some(test) = cmd.get("test").filter(|t| selftest::is_builtin(t)) {
         selftest::run(test)
     }
+    if let Some(n) = cmd.get("tracebuf").and_then(|n| n.parse().ok()) {
+        trace::set_limit(n);
+    }
     trace::set_enabled(cmd.get("trace") == Some("1"));
     if cmd.get("fastpath") == Some("off") {
         fastpath::ENABLED.store(false, Ordering::Relaxed);

@@ -113,7 +113,7 @@ impl State {
         }
         t.state = TaskState::Ready;
         let p = (t.priority as usize).min(PRIORITIES - 1);
-        crate::trace::record(ipc::trace::TraceKind::Wake, i, 0, 0, 0, 0, 0);
+        crate::trace::trace!(Wake, i);
         if i != IDLE {
             self.run_queues[p].push(i);
         }
@@ -159,7 +159,7 @@ pub fn switch_to(mut st: MutexGuard<'static, State>, next: usize) {
         return;
     }
     crate::user::fpu_switch(&mut st, next);
-    crate::trace::record(ipc::trace::TraceKind::Switch, cur, next as u32, 0, 0, 0, 0);
+    crate::trace::trace!(Switch, cur, next);
     let t = st.task(next);
     t.state = TaskState::Running;
     t.slice = SLICE_TICKS;
@@ -194,7 +194,7 @@ pub fn reschedule(mut st: MutexGuard<'static, State>) {
 pub fn block_current(mut st: MutexGuard<'static, State>, state: TaskState) {
     let cur = current();
     st.task(cur).state = state;
-    crate::trace::record(ipc::trace::TraceKind::Block, cur, 0, 0, 0, 0, 0);
+    crate::trace::trace!(Block, cur);
     let next = st.pick_next();
     switch_to(st, next);
 }

@@ -9,7 +9,7 @@ pub const UNMAPPED_KERNEL_ADDRESS: u64 = 0xffff_ff00_dead_0000;
 
 /// Whether `name` is one of the tests below (the others are run by the `testdriver` server).
 pub fn is_builtin(name: &str) -> bool {
-    matches!(name, "pagefault" | "ticks" | "heap")
+    matches!(name, "pagefault" | "ticks" | "heap" | "trace-bench")
 }
 
 pub fn run(name: &str) -> ! {
@@ -18,6 +18,7 @@ pub fn run(name: &str) -> ! {
         "pagefault" => pagefault(),
         "ticks" => ticks(),
         "heap" => heap(),
+        "trace-bench" => trace_bench(),
         _ => Err("no such self-test"),
     };
     match result {
@@ -73,6 +74,38 @@ fn heap() -> Result<(), &'static str> {
     kprintln!("nucleus heap used: {before} -> {after} bytes");
     if before != after {
         return Err("heap accounting leaked");
+    }
+    Ok(())
+}
+
+/// The cost of a trace point (off, on, ring full) and the rate at which the port drains a full
+/// ring, for `just bench-trace` (which also runs it under `-icount shift=0`: 1 ns = 1 guest
+/// instruction).
+fn trace_bench() -> Result<(), &'static str> {
+    let b = crate::trace::self_bench();
+    let tenths = |v: u64| (v / 10, v % 10);
+    let (off, on, full) = (tenths(b.off_ns10), tenths(b.on_ns10), tenths(b.full_ns10));
+    kprintln!(
+        "trace-bench: trace point off {}.{} ns, on {}.{} ns, ring full {}.{} ns",
+        off.0,
+        off.1,
+        on.0,
+        on.1,
+        full.0,
+        full.1
+    );
+    if b.drained > 0 {
+        kprintln!(
+            "trace-bench: port drained {} records in {} ns: {} records/s",
+            b.drained,
+            b.drain_ns,
+            b.drained * 1_000_000_000 / b.drain_ns.max(1)
+        );
+    } else {
+        kprintln!("trace-bench: no trace port");
+    }
+    if crate::trace::lost() != 0 {
+        return Err("the measurement left records counted as lost");
     }
     Ok(())
 }

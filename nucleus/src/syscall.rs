@@ -79,15 +79,9 @@ pub fn on_syscall(frame: &mut TrapFrame) {
     let mut sqe = Sqe { opcode: nr.min(u32::MAX as u64) as u32, flags: user_request::SYSCALL, ..Default::default() };
     sqe.args = frame.syscall_args();
     let result = request(frame, &sqe);
-    if crate::trace::enabled() {
-        let cur = sched::current();
-        let tag = arch::cpu::without_interrupts(|| sched::lock().task(cur).last_tag());
-        let v = match result {
-            Ok(v) => v,
-            Err(e) => e.code(),
-        };
-        crate::trace::record(ipc::trace::TraceKind::SyscallExit, cur, 0, sqe.opcode, tag, v as u64, 0);
-    }
+    // Pointers to what is in memory anyway: values would have to be kept in registers across
+    // the call above.
+    crate::trace::trace!(@hook exit_hook; &sqe as *const Sqe, &result as *const Result<i64, IpcError>);
     match result {
         // The server's answer is the result register, except when it replaced the registers
         // (execve, signal delivery, rt_sigreturn): then it says `REGS_SET` and the frame stands.
@@ -96,6 +90,26 @@ pub fn on_syscall(frame: &mut TrapFrame) {
         Err(IpcError::NotPermitted) => frame.set_return((-ENOSYS) as u64),
         Err(_) => frame.set_return((-EIO) as u64),
     }
+}
+
+/// The trace hook of a system call's return (tracing on): the exit record, tagged like the
+/// request the call sent.
+extern "C" fn exit_hook(sqe: u64, result: u64, _: u64, _: u64, _: u64, _: u64) {
+    // SAFETY: `on_syscall` passes pointers to its own request and result, alive and untouched
+    // until this returns.
+    let (sqe, result) = unsafe { (&*(sqe as *const Sqe), &*(result as *const Result<i64, IpcError>)) };
+    let opcode = sqe.opcode;
+    let v = match *result {
+        Ok(v) => v,
+        Err(e) => e.code(),
+    };
+    let cur = sched::current();
+    // Interrupts masked for the record too (see `trace`: a writer preempted between claiming a
+    // ring slot and filling it, and killed meanwhile, would stall the ring for good).
+    arch::cpu::without_interrupts(|| {
+        let tag = sched::lock().task(cur).last_tag();
+        crate::trace::record(ipc::trace::TraceKind::SyscallExit, cur, 0, opcode, tag, v as u64, 0);
+    });
 }
 
 /// A CPU exception in user mode: the `linux` server decides (map a page, or a signal).

@@ -1,28 +1,66 @@
 //! IPC tracing (DESIGN §5): fixed-size binary records (`ipc::trace::TraceRecord`) written at
 //! every syscall entry/exit, send/receive/reply, context switch, block/wake, death, restart and
-//! fault injection, into a lock-free bounded ring, with no formatting on the hot path.
+//! fault injection, into a lock-free bounded ring, with no formatting on the hot path. The
+//! nucleus runs on one CPU, so the one ring is that CPU's buffer; records carry the CPU id.
 //!
-//! Switchable at run time: `trace=1` on the command line or [`set_enabled`]; when off, a trace
-//! point costs one relaxed atomic load. A full ring drops records and counts them; the count is
-//! itself recorded (a `Dropped` record) before the next record that fits.
+//! Switchable at run time: `trace=1` on the command line or [`set_enabled`]. The hot trace
+//! points ([`trace!`]) are `nop`s patched into branches to their recording stubs when tracing
+//! goes on (`arch::tracepoint`); the rare ones ([`record`]) test a flag. Built with the
+//! `notrace` feature, every trace point is compiled out (only for measuring what the switch
+//! costs when off). `tracebuf=N` caps the ring at `N` records (to exercise overflow).
 //!
-//! Transport: where the machine has a second UART (x86_64 COM2, QEMU `-serial` given twice),
-//! records stream to it as a binary stream (a header, then records) while the guest runs: the
-//! idle loop drains the ring. Otherwise (AArch64 `virt`), at power-off the ring is written to
-//! the console as `@@TRACE <base64>` lines preceded by `@@TRACE-NAME` lines naming tasks and
-//! endpoints. The host analyzer (`ipc/analyzer`) reads either form.
+//! **Overflow is never silent.** A record that finds the ring full is counted; the count is
+//! claimed (atomically, so a trace point interrupted by another cannot claim it twice) by the
+//! next record that finds room, which first pushes a `Dropped` record carrying it. Records that
+//! were taken from the ring but that the port refused are counted the same way, and the counts
+//! carried by refused `Dropped` records are put back. At power-off a last `Dropped` record
+//! carries whatever is still pending, so the `Dropped` records of a trace add up to exactly
+//! [`lost`], which the power-off line reports.
+//!
+//! **Transport.** Where the machine has a trace port (`arch::console::trace_port_*`: x86_64
+//! COM2, QEMU `-serial` given twice; AArch64 a virtio console taken at device discovery),
+//! records stream to it while the guest runs as one binary stream (a header, then records),
+//! drained in batches of [`BATCH`] records, always with interrupts masked (so a drain is never
+//! preempted half-way) and under a try-lock (a drain that finds another one running leaves):
+//!
+//! * by the idle loop, one batch at a time, looking for ready tasks between batches;
+//! * by every timer tick, for at most [`TICK_BUDGET_NS`] (or [`HIGH_BUDGET_NS`] once the ring
+//!   is past its high-water mark, half full), so that a run that never idles still streams;
+//! * at power-off, everything.
+//!
+//! Without a port, the ring is kept for power-off, where it is written to the console as
+//! `@@TRACE <base64>` lines; either way `@@TRACE-NAME` lines name tasks and endpoints. The host
+//! analyzer (`ipc/analyzer`) reads both forms.
+//!
+//! Every record is written with interrupts masked (all trace points but the syscall exit run
+//! under the scheduler lock; that one masks them itself): a writer preempted between claiming a
+//! ring slot and filling it, and then killed, would leave the slot claimed and stall every
+//! drain behind it for good.
 //!
 //! Record semantics are documented in `ipc/analyzer`; the fields filled here follow them.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use ipc::trace::{StreamHeader, TraceKind, TraceRecord, RECORD_SIZE};
 use ipc::Ring;
 use spin::Mutex;
 
 const CAPACITY: usize = 16384;
+/// Records per transfer to the port (the drain's buffer lives on the stack).
+pub const BATCH: usize = 16;
+/// Longest a timer tick streams for (5% of a 10 ms tick).
+pub const TICK_BUDGET_NS: u64 = 500_000;
+/// Longest a tick streams for when the ring is at least half full (20% of a tick).
+pub const HIGH_BUDGET_NS: u64 = 2_000_000;
 
+/// Whether tracing is on: tested by [`record`]; the [`trace!`] points are patched to match
+/// (`arch::tracepoint::set_sites`).
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Records lost and not yet reported by a `Dropped` record.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Records lost since boot.
+static LOST: AtomicU64 = AtomicU64::new(0);
+/// Usable capacity of the ring (`tracebuf=`).
+static LIMIT: AtomicUsize = AtomicUsize::new(CAPACITY);
 static RING: Ring<TraceRecord, CAPACITY> = Ring::new();
 
 /// Names for the analyzer: the latest name seen per task slot and per endpoint.
@@ -31,82 +69,269 @@ static ENDPOINT_NAMES: Mutex<[Option<&'static str>; crate::endpoint::MAX_ENDPOIN
     Mutex::new([None; crate::endpoint::MAX_ENDPOINTS]);
 
 pub fn set_enabled(on: bool) {
-    ENABLED.store(on, Ordering::Relaxed);
+    let on = on && !cfg!(feature = "notrace");
+    if ENABLED.swap(on, Ordering::Relaxed) != on {
+        arch::tracepoint::set_sites(on);
+    }
 }
 
+#[inline(always)]
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    !cfg!(feature = "notrace") && ENABLED.load(Ordering::Relaxed)
 }
 
-/// Records one event (no-op when tracing is off: one load and a branch, inlined).
+/// Caps the ring at `records` (at least 2, at most its capacity).
+pub fn set_limit(records: usize) {
+    LIMIT.store(records.clamp(2, CAPACITY), Ordering::Relaxed);
+}
+
+/// Records lost since boot (every one of them reported by `Dropped` records, or pending).
+pub fn lost() -> u64 {
+    LOST.load(Ordering::Relaxed)
+}
+
+/// Records one event (no-op when tracing is off: one load and a branch, inlined). For trace
+/// points off the hot paths (deaths, restarts, injections); hot ones use [`trace!`].
 #[inline(always)]
 pub fn record(kind: TraceKind, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
-    if ENABLED.load(Ordering::Relaxed) {
-        record_on(kind, task, endpoint, opcode, tag, arg, arg2);
+    if enabled() {
+        record_on(kind as u16, task, endpoint, opcode, tag, arg, arg2);
+    }
+}
+
+/// `trace!(Kind, task [, endpoint, opcode, tag, arg, arg2])`: a trace point for hot paths
+/// (fields left out are 0). When tracing is off it costs one `nop` and no register spills
+/// (`arch::trace_hook!`, patched by [`set_enabled`]); with the `notrace` feature, nothing. The
+/// arguments are put in registers either way, so pass values already at hand (or a pointer,
+/// with a hook of its own: `trace!(@hook HOOK; a, ..)`), and leave trailing zeros out.
+macro_rules! trace {
+    (@hook $hook:path; $($arg:expr),+) => {
+        if cfg!(feature = "notrace") {
+            let _ = ($($arg,)+);
+        } else {
+            arch::trace_hook!($hook; $($arg),+);
+        }
+    };
+    ($kind:ident, $($arg:expr),+) => {
+        $crate::trace::trace!(@hook $crate::trace::hook::<{ ipc::trace::TraceKind::$kind as u16 }>; $($arg),+)
+    };
+}
+pub(crate) use trace;
+
+/// The hook of [`trace!`]: records a `K` record (called only with tracing on).
+pub extern "C" fn hook<const K: u16>(task: u64, endpoint: u64, opcode: u64, tag: u64, arg: u64, arg2: u64) {
+    write_record(K, task as usize, endpoint as u32, opcode as u32, tag, arg, arg2);
+}
+
+fn push(r: TraceRecord) -> bool {
+    let limit = LIMIT.load(Ordering::Relaxed);
+    if limit < CAPACITY && RING.len() >= limit {
+        return false;
+    }
+    RING.try_push(r).is_ok()
+}
+
+/// Counts `n` records as lost, to be reported by the next `Dropped` record.
+fn lose(n: u64) {
+    DROPPED.fetch_add(n, Ordering::Relaxed);
+    LOST.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Pushes a `Dropped` record for the pending count, if there is one; false if that did not fit
+/// (the count stays pending).
+fn report_dropped(timestamp: u64, cpu: u16, task: u32) -> bool {
+    if DROPPED.load(Ordering::Relaxed) == 0 {
+        return true;
+    }
+    let claimed = DROPPED.swap(0, Ordering::Relaxed);
+    if claimed == 0 {
+        return true;
+    }
+    let mut d = TraceRecord::new(TraceKind::Dropped, timestamp, cpu, task);
+    d.arg = claimed;
+    if push(d) {
+        true
+    } else {
+        DROPPED.fetch_add(claimed, Ordering::Relaxed);
+        false
     }
 }
 
 /// The recording itself. Timestamps are raw clock ticks here (no division on the hot path)
-/// and converted to nanoseconds when the ring is dumped.
+/// and converted to nanoseconds when the ring is drained.
 #[cold]
 #[inline(never)]
-fn record_on(kind: TraceKind, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
+fn record_on(kind: u16, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
+    write_record(kind, task, endpoint, opcode, tag, arg, arg2);
+}
+
+#[inline(always)]
+fn write_record(kind: u16, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
     let cpu = arch::cpu::current_cpu_id() as u16;
-    let mut r = TraceRecord::new(kind, arch::timer::clock_ticks(), cpu, task as u32);
-    r.endpoint = endpoint;
-    r.opcode = opcode;
-    r.tag = tag;
-    r.arg = arg;
-    r.arg2 = arg2;
-    let dropped = DROPPED.load(Ordering::Relaxed);
-    if dropped != 0 {
-        let mut d = TraceRecord::new(TraceKind::Dropped, r.timestamp_ns, cpu, task as u32);
-        d.arg = dropped;
-        if RING.try_push(d).is_err() {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        DROPPED.fetch_sub(dropped, Ordering::Relaxed);
-    }
-    if RING.try_push(r).is_err() {
-        DROPPED.fetch_add(1, Ordering::Relaxed);
+    let timestamp_ns = arch::timer::clock_ticks();
+    let r = TraceRecord { timestamp_ns, cpu, kind, task: task as u32, endpoint, opcode, tag, arg, arg2 };
+    if !report_dropped(r.timestamp_ns, cpu, task as u32) || !push(r) {
+        lose(1);
     }
 }
 
+/// Whether the stream header has gone out.
 static STREAM_STARTED: AtomicBool = AtomicBool::new(false);
-static PORT: spin::Once<bool> = spin::Once::new();
+/// The drain's try-lock.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+static STREAMED: AtomicU64 = AtomicU64::new(0);
 
-/// Whether the machine has a trace port (probed once).
 fn port_present() -> bool {
-    *PORT.call_once(arch::console::trace_port_present)
+    arch::console::trace_port_present()
 }
 
 /// Whether the idle loop has records to stream (a port exists and the ring is not empty).
 pub fn streamable() -> bool {
     !RING.is_empty() && port_present()
 }
-static STREAMED: AtomicU64 = AtomicU64::new(0);
 
-/// Moves recorded events to the trace port while the guest runs (from the idle loop). Returns
-/// false when there is no port (the records stay for the power-off dump).
+/// Moves up to `max` records (and at most until `deadline_ns`, if given) from the ring to the
+/// trace port, with interrupts masked. Returns how many left the ring; 0 without a port or
+/// when another drain is running.
+fn drain(max: usize, deadline_ns: Option<u64>) -> usize {
+    arch::cpu::without_interrupts(|| {
+        if DRAINING.swap(true, Ordering::Acquire) {
+            return 0;
+        }
+        let moved = drain_locked(max, deadline_ns);
+        DRAINING.store(false, Ordering::Release);
+        moved
+    })
+}
+
+fn drain_locked(max: usize, deadline_ns: Option<u64>) -> usize {
+    if !STREAM_STARTED.load(Ordering::Relaxed) {
+        if !arch::console::trace_port_write(&StreamHeader::new(1).encode()) {
+            return 0;
+        }
+        STREAM_STARTED.store(true, Ordering::Relaxed);
+    }
+    let mut batch = [0u8; BATCH * RECORD_SIZE];
+    let mut moved = 0;
+    while moved < max {
+        let (mut n, mut carried) = (0, 0u64);
+        while n < BATCH && moved + n < max {
+            let Some(mut r) = RING.try_pop() else { break };
+            if r.kind == TraceKind::Dropped as u16 {
+                carried += r.arg;
+            }
+            r.timestamp_ns = arch::timer::ticks_to_ns(r.timestamp_ns);
+            batch[n * RECORD_SIZE..(n + 1) * RECORD_SIZE].copy_from_slice(&r.encode());
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        if arch::console::trace_port_write(&batch[..n * RECORD_SIZE]) {
+            STREAMED.fetch_add(n as u64, Ordering::Relaxed);
+        } else {
+            // Lost on the way out: counted, and the counts they carried are pending again.
+            lose(n as u64);
+            DROPPED.fetch_add(carried, Ordering::Relaxed);
+        }
+        moved += n;
+        if deadline_ns.is_some_and(|d| arch::timer::now_ns() >= d) {
+            break;
+        }
+    }
+    arch::console::trace_port_flush();
+    moved
+}
+
+/// Streams one batch from the idle loop. Returns false when there is no port (the records stay
+/// for the power-off dump).
 pub fn stream() -> bool {
     if !port_present() {
         return false;
     }
-    if !STREAM_STARTED.swap(true, Ordering::Relaxed) {
-        arch::console::trace_port_write(&StreamHeader::new(1).encode());
-    }
-    while let Some(mut r) = RING.try_pop() {
-        r.timestamp_ns = arch::timer::ticks_to_ns(r.timestamp_ns);
-        arch::console::trace_port_write(&r.encode()[..RECORD_SIZE]);
-        STREAMED.fetch_add(1, Ordering::Relaxed);
-    }
+    drain(BATCH, None);
     true
+}
+
+/// From the timer tick: streams for a bounded time, so that runs that never idle stream too.
+pub fn on_tick() {
+    if RING.is_empty() || !port_present() {
+        return;
+    }
+    let high = RING.len() >= LIMIT.load(Ordering::Relaxed) / 2;
+    let budget = if high { HIGH_BUDGET_NS } else { TICK_BUDGET_NS };
+    drain(usize::MAX, Some(arch::timer::now_ns().saturating_add(budget)));
 }
 
 /// Whether anything was recorded (or lost) since the last dump.
 pub fn has_records() -> bool {
     !RING.is_empty() || DROPPED.load(Ordering::Relaxed) != 0
+}
+
+/// What [`self_bench`] measured: nanoseconds (tenths) per trace point and the port's drain rate.
+pub struct Bench {
+    /// A trace point with tracing off, in tenths of a nanosecond.
+    pub off_ns10: u64,
+    /// A trace point with tracing on and room in the ring.
+    pub on_ns10: u64,
+    /// A trace point with tracing on and the ring full (the record is counted as dropped).
+    pub full_ns10: u64,
+    /// Records drained from a full ring to the port, and how long that took (0, 0: no port).
+    pub drained: u64,
+    pub drain_ns: u64,
+}
+
+/// Measures the trace points and the port (the `trace-bench` self-test, before any server
+/// runs; interrupts masked while timing). Leaves tracing off and the ring empty, with nothing
+/// counted as lost.
+pub fn self_bench() -> Bench {
+    const N: u64 = 4096;
+    let point = |i: u64| {
+        trace!(Wake, core::hint::black_box(1u64), 2u64, 3u64, i, i);
+    };
+    let timed = |f: &dyn Fn()| {
+        arch::cpu::without_interrupts(|| {
+            let t0 = arch::timer::now_ns();
+            f();
+            arch::timer::now_ns() - t0
+        })
+    };
+    let empty = || while RING.try_pop().is_some() {};
+    let per = |ns: u64, n: u64| ns * 10 / n;
+    set_enabled(false);
+    let off = timed(&|| (0..N).for_each(point));
+    set_enabled(true);
+    let (mut on, mut rounds) = (0, 0);
+    for _ in 0..8 {
+        empty();
+        on += timed(&|| (0..N).for_each(point));
+        rounds += 1;
+    }
+    // Ticks must not stream while the ring is filled (the drain's try-lock keeps them out);
+    // interrupts stay on otherwise: under TCG, code runs slowly while an interrupt is pending
+    // but masked.
+    DRAINING.store(true, Ordering::Release);
+    empty();
+    while push(TraceRecord::new(TraceKind::Wake, arch::timer::clock_ticks(), 0, 1)) {}
+    let full = timed(&|| (0..N).for_each(point));
+    DROPPED.store(0, Ordering::Relaxed);
+    LOST.store(0, Ordering::Relaxed);
+    DRAINING.store(false, Ordering::Release);
+    let (mut drained, mut drain_ns) = (0, 0);
+    if port_present() {
+        // Batch by batch, as the idle loop streams.
+        drained = RING.len() as u64;
+        let t0 = arch::timer::now_ns();
+        while !RING.is_empty() {
+            drain(BATCH, None);
+        }
+        drain_ns = arch::timer::now_ns() - t0;
+    }
+    set_enabled(false);
+    empty();
+    DROPPED.store(0, Ordering::Relaxed);
+    LOST.store(0, Ordering::Relaxed);
+    Bench { off_ns10: per(off, N), on_ns10: per(on, N * rounds), full_ns10: per(full, N), drained, drain_ns }
 }
 
 pub fn name_task(slot: usize, name: &'static str) {
@@ -138,7 +363,7 @@ fn base64_line(input: &[u8], out: &mut [u8; 76]) -> usize {
 }
 
 /// Writes everything recorded so far to the trace port, or to the console (`@@TRACE` lines)
-/// when there is none, and empties the ring.
+/// when there is none, and empties the ring. Called at power-off with tracing already off.
 pub fn dump() {
     let log = |args: core::fmt::Arguments| crate::log::print_unlocked(args);
     log(format_args!("@@TRACE-NAME task {} idle\n", crate::task::IDLE));
@@ -152,11 +377,22 @@ pub fn dump() {
             log(format_args!("@@TRACE-NAME endpoint {i} {n}\n"));
         }
     }
-    if stream() {
+    let stamp = || arch::timer::clock_ticks();
+    let cpu = arch::cpu::current_cpu_id() as u16;
+    if port_present() {
+        // Everything, then the pending drop count (a refused write makes another one pending;
+        // a few rounds settle it unless the port is gone for good).
+        for _ in 0..4 {
+            drain(usize::MAX, None);
+            if DROPPED.load(Ordering::Relaxed) == 0 {
+                break;
+            }
+            report_dropped(stamp(), cpu, crate::task::IDLE as u32);
+        }
         log(format_args!(
             "@@TRACE-STREAMED {} records on the trace port, {} dropped\n",
             STREAMED.load(Ordering::Relaxed),
-            DROPPED.load(Ordering::Relaxed)
+            lost()
         ));
         return;
     }
@@ -179,13 +415,21 @@ pub fn dump() {
     };
     emit(&StreamHeader::new(1).encode(), &mut pending, &mut len);
     let mut count = 0u64;
-    while let Some(mut r) = RING.try_pop() {
-        r.timestamp_ns = arch::timer::ticks_to_ns(r.timestamp_ns);
-        emit(&r.encode()[..RECORD_SIZE], &mut pending, &mut len);
-        count += 1;
+    let mut reported = false;
+    loop {
+        while let Some(mut r) = RING.try_pop() {
+            r.timestamp_ns = arch::timer::ticks_to_ns(r.timestamp_ns);
+            emit(&r.encode()[..RECORD_SIZE], &mut pending, &mut len);
+            count += 1;
+        }
+        // The ring is empty: the pending drop count fits now.
+        if reported || !report_dropped(stamp(), cpu, crate::task::IDLE as u32) {
+            break;
+        }
+        reported = true;
     }
     if len > 0 {
         flush(&pending[..len]);
     }
-    log(format_args!("@@TRACE-END {count} records, {} dropped\n", DROPPED.load(Ordering::Relaxed)));
+    log(format_args!("@@TRACE-END {count} records, {} dropped\n", lost()));
 }

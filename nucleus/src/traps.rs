@@ -1,4 +1,5 @@
-//! The nucleus's answers to traps. Timer ticks advance time, fire fault injections and preempt;
+//! The nucleus's answers to traps. Timer ticks advance time, stream trace records (for a bounded
+//! time), fire fault injections and preempt;
 //! device interrupts become notifications to the drivers bound to the line (`device.rs`).
 //! A CPU exception is charged to whoever caused it: if a server was running its own code, the
 //! server dies (a stack overflow when the address is in its guard page) and the system goes on;
@@ -24,6 +25,7 @@ pub fn install() {
 
 fn timer_tick() {
     crate::time::tick();
+    crate::trace::on_tick();
     if crate::SCHEDULING.load(core::sync::atomic::Ordering::Relaxed) {
         crate::inject::on_tick();
         sched::on_tick();

@@ -55,10 +55,18 @@ pub struct GuestTest {
     /// previous step typed, the harness types its text (`.1`) slowly, as a person would, on the
     /// guest's serial console.
     pub input: &'static [(&'static str, &'static str)],
+    /// A trace port (`QemuConfig::attach_trace_stream`: COM2 on x86_64, a virtio console on
+    /// AArch64) streaming into `build/<arch>/tests/<name>.trace`, and the check of what arrived
+    /// there, given the transcript too (it names tasks and endpoints).
+    pub trace_stream: Option<StreamCheck>,
 }
 
 /// A check of a whole transcript beyond the ordered strings: `Err` says what is wrong.
 pub type PostCheck = fn(&str) -> Result<(), String>;
+
+/// A check of the bytes a test's trace port received, with the transcript: `Err` says what is
+/// wrong.
+pub type StreamCheck = fn(&str, &[u8]) -> Result<(), String>;
 
 /// A disk image for one run: a fresh raw image of `mib` MiB at `build/<arch>/tests/<name>.img`,
 /// filled by `fill` (zeros otherwise) before QEMU starts, and checked by `check` after it has
@@ -100,6 +108,7 @@ impl GuestTest {
         post_check: None,
         disk: None,
         input: &[],
+        trace_stream: None,
     };
 
     /// Whether it runs on `arch`.
@@ -627,6 +636,34 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        name: "trace-stream-cat-passwd",
+        append: "trace=1",
+        overlay: &[("init", "#!/bin/sh\ncat /etc/passwd\n", true)],
+        expect: &["root:x:0:0:root:/root:/bin/sh", "@@TRACE-NAME task 2 linux", "@@TRACE-STREAMED", " 0 dropped"],
+        // Records go to the port, not to the console.
+        forbid: &["@@TRACE ", "@@TRACE-END"],
+        trace_stream: Some(stream_has_file_chains),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "trace-stream-overflow",
+        append: "trace=1 tracebuf=64",
+        overlay: &[("init", TRACE_FLOOD_SCRIPT, true)],
+        expect: &["flooded", "@@TRACE-STREAMED"],
+        forbid: &["@@TRACE ", " 0 dropped"],
+        trace_stream: Some(stream_shows_drops),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "trace-dump-overflow",
+        append: "trace=1 tracebuf=64",
+        overlay: &[("init", TRACE_FLOOD_SCRIPT, true)],
+        expect: &["flooded", "@@TRACE ", "@@TRACE-END"],
+        forbid: &[" 0 dropped"],
+        post_check: Some(dump_shows_drops),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "trace-server-death",
         append: "test=ipc-kill-midcall trace=1",
         expect: &["@@TEST-PASS ipc-kill-midcall", "@@TRACE-END"],
@@ -813,8 +850,11 @@ echo bogus > /sys/kernel/servers/echo/fault 2>/dev/null || echo "bogus refused"
 /// The IPC trace of `cat /etc/passwd` must show the openat, read and close system calls each
 /// reaching the servers that do the work, and no request left unanswered.
 fn trace_has_file_chains(transcript: &str) -> Result<(), String> {
-    let trace = trace_analyzer::load(transcript.as_bytes())?;
-    let analysis = trace_analyzer::analyze(&trace, &trace_analyzer::Options::default());
+    file_chains(&trace_analyzer::load(transcript.as_bytes())?)
+}
+
+fn file_chains(trace: &trace_analyzer::Trace) -> Result<(), String> {
+    let analysis = trace_analyzer::analyze(trace, &trace_analyzer::Options::default());
     let chains = trace_analyzer::report::chains(&analysis, &Default::default());
     // Each system call's chain, hop by hop: openat walks the path through vfs to ramfs, read
     // goes from linux straight to ramfs (into the user's buffer), close releases the file.
@@ -839,6 +879,94 @@ fn trace_has_file_chains(transcript: &str) -> Result<(), String> {
     let problems = trace_analyzer::report::problems(&analysis);
     if !problems.contains("== Requests never answered ==\n(none)") {
         return Err(format!("unanswered requests:\n{problems}"));
+    }
+    Ok(())
+}
+
+/// The trace port's bytes as a trace, named by the transcript's `@@TRACE-NAME` lines.
+fn streamed_trace(transcript: &str, stream: &[u8]) -> Result<trace_analyzer::Trace, String> {
+    let mut trace = trace_analyzer::load(stream)?;
+    if trace.transcript {
+        return Err("the trace port's bytes are not a binary trace stream".into());
+    }
+    for line in transcript.lines() {
+        if let Some(at) = line.find("@@TRACE-NAME ") {
+            trace.names.add_line(&line[at + "@@TRACE-NAME ".len()..])?;
+        }
+    }
+    Ok(trace)
+}
+
+/// The `N records on the trace port, D dropped` numbers of the power-off line.
+fn streamed_counts(transcript: &str) -> Result<(usize, u64), String> {
+    let line = transcript
+        .lines()
+        .find_map(|l| l.split("@@TRACE-STREAMED ").nth(1))
+        .ok_or("no @@TRACE-STREAMED line: the kernel did not stream")?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
+    let dropped = words.iter().position(|w| w.starts_with("dropped")).and_then(|i| number(i - 1));
+    match (number(0), dropped) {
+        (Some(n), Some(d)) => Ok((n as usize, d)),
+        _ => Err(format!("cannot read the @@TRACE-STREAMED line {line:?}")),
+    }
+}
+
+/// Every record the kernel says it streamed arrived, and the `Dropped` records account for
+/// exactly the records it says it lost. Returns the analysis.
+fn stream_is_complete(transcript: &str, trace: &trace_analyzer::Trace) -> Result<trace_analyzer::Analysis, String> {
+    let (sent, lost) = streamed_counts(transcript)?;
+    if trace.records.len() != sent {
+        return Err(format!("the kernel streamed {sent} records, the port received {}", trace.records.len()));
+    }
+    if let Some(w) = trace.warnings.first() {
+        return Err(format!("decoding the stream: {w}"));
+    }
+    let analysis = trace_analyzer::analyze(trace, &trace_analyzer::Options::default());
+    let reported: u64 = analysis.dropped.iter().map(|d| d.lost).sum();
+    if reported != lost {
+        return Err(format!("the kernel lost {lost} records, the Dropped records account for {reported}"));
+    }
+    Ok(analysis)
+}
+
+/// `cat /etc/passwd` traced over the live stream: every chain is there, nothing was lost.
+fn stream_has_file_chains(transcript: &str, stream: &[u8]) -> Result<(), String> {
+    let trace = streamed_trace(transcript, stream)?;
+    let analysis = stream_is_complete(transcript, &trace)?;
+    if !analysis.dropped.is_empty() {
+        return Err(format!("{} Dropped records in a run that should lose nothing", analysis.dropped.len()));
+    }
+    file_chains(&trace)
+}
+
+/// A ring of 64 records overflows: the stream carries `Dropped` records adding up to the
+/// kernel's count, and the analyzer's report says how many records were lost.
+fn stream_shows_drops(transcript: &str, stream: &[u8]) -> Result<(), String> {
+    let trace = streamed_trace(transcript, stream)?;
+    let analysis = stream_is_complete(transcript, &trace)?;
+    let lost: u64 = analysis.dropped.iter().map(|d| d.lost).sum();
+    if lost == 0 {
+        return Err("no records were dropped: the ring did not overflow".into());
+    }
+    let report = trace_analyzer::report::summary(&analysis);
+    if !report.contains(&format!("WARNING: {lost} records were lost")) {
+        return Err(format!("the report does not say that {lost} records were lost:\n{report}"));
+    }
+    Ok(())
+}
+
+/// The same overflow without a trace port: the power-off dump ends with the `Dropped` record
+/// of what it could not hold, and the report counts them all.
+fn dump_shows_drops(transcript: &str) -> Result<(), String> {
+    let end = transcript.lines().find_map(|l| l.split("@@TRACE-END ").nth(1)).ok_or("no @@TRACE-END line")?;
+    let words: Vec<&str> = end.split_whitespace().collect();
+    let lost: u64 = words.get(2).and_then(|w| w.parse().ok()).ok_or(format!("cannot read {end:?}"))?;
+    let trace = trace_analyzer::load(transcript.as_bytes())?;
+    let analysis = trace_analyzer::analyze(&trace, &trace_analyzer::Options::default());
+    let reported: u64 = analysis.dropped.iter().map(|d| d.lost).sum();
+    if lost == 0 || reported != lost {
+        return Err(format!("the kernel lost {lost} records, the Dropped records account for {reported}"));
     }
     Ok(())
 }
@@ -869,6 +997,13 @@ fn trace_shows_retry(transcript: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Many system calls without a pause (redirections open, write and close `/dev/null`).
+const TRACE_FLOOD_SCRIPT: &str = r#"#!/bin/sh
+i=0
+while [ $i -lt 200 ]; do echo $i > /dev/null; i=$((i + 1)); done
+echo flooded
+"#;
 
 /// Tracing switched on and off from inside the guest (`/sys/kernel/tracing/tracing_on`).
 const TRACE_CONTROL_SCRIPT: &str = r#"#!/bin/sh

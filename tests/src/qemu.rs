@@ -12,7 +12,8 @@
 //!   on AArch64. The authoritative code is the guest's `@@POWEROFF <code>` line, not QEMU's
 //!   exit status;
 //! * no default network card (`-nic none`); devices are added explicitly via `extra_args`
-//!   ([`QemuConfig::attach_disk`] for a virtio-blk disk).
+//!   ([`QemuConfig::attach_disk`] for a virtio-blk disk, [`QemuConfig::attach_trace_stream`]
+//!   for the trace port).
 //!
 //! `extra_args` come last, so they can add devices (disks, a second serial port for traces) and
 //! override earlier options where QEMU lets the last one win (`-smp`, `-m`, `-icount`).
@@ -162,6 +163,30 @@ impl QemuConfig {
         }
     }
 
+    /// Streams the guest's trace records into the file `path` (after the other extra
+    /// arguments): a second serial port on x86_64 (COM2), a virtio console on AArch64's
+    /// virtio-mmio (`virtio-serial-device` with a `virtconsole` on port 0, modern transport),
+    /// which the nucleus takes as its trace port at boot. QEMU truncates the file.
+    pub fn attach_trace_stream(&mut self, path: &std::path::Path) {
+        let file = path.to_string_lossy().replace(',', ",,");
+        match self.arch {
+            Arch::X86_64 => self.extra_args.extend(["-serial".into(), format!("file:{file}").into()]),
+            Arch::Aarch64 => self.extra_args.extend(
+                [
+                    "-chardev".to_string(),
+                    format!("file,id=trace,path={file}"),
+                    "-device".into(),
+                    "virtio-serial-device".into(),
+                    "-device".into(),
+                    "virtconsole,chardev=trace".into(),
+                    "-global".into(),
+                    "virtio-mmio.force-legacy=false".into(),
+                ]
+                .map(OsString::from),
+            ),
+        }
+    }
+
     /// The command, ready to spawn (stdio not configured: that is the runner's business).
     pub fn command(&self) -> Command {
         let mut c = Command::new(self.program());
@@ -275,6 +300,21 @@ mod tests {
         assert!(has_pair(&a, "-drive", "file=d.img,if=none,format=raw,id=d0,readonly=on"));
         assert!(has_pair(&a, "-device", "virtio-blk-device,drive=d0"));
         assert!(has_pair(&a, "-global", "virtio-mmio.force-legacy=false"));
+    }
+
+    #[test]
+    fn trace_streams() {
+        let mut q = QemuConfig::new(Arch::X86_64, "k");
+        q.attach_trace_stream(std::path::Path::new("build/t.bin"));
+        let a = strs(&q);
+        assert!(has_pair(&a, "-serial", "chardev:console"), "the console stays the first serial port");
+        assert!(has_pair(&a, "-serial", "file:build/t.bin"));
+        let mut q = QemuConfig::new(Arch::Aarch64, "k");
+        q.attach_trace_stream(std::path::Path::new("a,b.bin"));
+        let a = strs(&q);
+        assert!(has_pair(&a, "-chardev", "file,id=trace,path=a,,b.bin"));
+        assert!(has_pair(&a, "-device", "virtio-serial-device"));
+        assert!(has_pair(&a, "-device", "virtconsole,chardev=trace"));
     }
 
     #[test]

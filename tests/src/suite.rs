@@ -6,7 +6,8 @@
 //! The verdict is the first of: the initramfs or QEMU could not be made/started; the deadline
 //! passed; QEMU hung after `@@POWEROFF`; QEMU exited without `@@POWEROFF` (an abnormal end:
 //! triple fault, QEMU error); the table entry's own checks ([`GuestTest::check`]); the disk
-//! image's check ([`crate::guest::DiskSpec::check`]).
+//! image's check ([`crate::guest::DiskSpec::check`]); the trace stream's check
+//! ([`GuestTest::trace_stream`], on `build/<arch>/tests/<name>.trace`).
 
 use crate::guest::GuestTest;
 use crate::qemu::{Arch, QemuConfig};
@@ -72,6 +73,10 @@ impl Setup {
 
     pub fn disk_path(&self, arch: Arch, t: &GuestTest) -> PathBuf {
         self.build_dir.join(arch.name()).join("tests").join(format!("{}.img", t.name))
+    }
+
+    pub fn trace_path(&self, arch: Arch, t: &GuestTest) -> PathBuf {
+        self.build_dir.join(arch.name()).join("tests").join(format!("{}.trace", t.name))
     }
 
     pub fn log_path(&self, arch: Arch, t: &GuestTest) -> PathBuf {
@@ -204,6 +209,11 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
         }
         q.attach_disk(&disk, d.read_only);
     }
+    let trace = setup.trace_path(arch, t);
+    if t.trace_stream.is_some() {
+        let _ = std::fs::remove_file(&trace);
+        q.attach_trace_stream(&trace);
+    }
     let timeout = setup.timeout_for(t);
     let opts = Options { stdin: if t.input.is_empty() { Input::Null } else { Input::Piped }, ..Options::default() };
     let mut guest = match Guest::spawn(q.command(), opts) {
@@ -237,7 +247,9 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
     }
     let out = guest.wait(Some(timeout), POWEROFF_GRACE);
     drop(guest);
-    let failure = judge(t, &out, timeout).or_else(|| check_disk(t, &disk).err());
+    let failure = judge(t, &out, timeout)
+        .or_else(|| check_disk(t, &disk).err())
+        .or_else(|| check_stream(t, &out.transcript, &trace).err());
     let verdict = match &failure {
         None => "PASS".to_string(),
         Some(why) => format!("FAIL: {why}"),
@@ -248,6 +260,13 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
         tail.push_str(&transcript::tail(&out.stderr, 10, "    qemu stderr: "));
     }
     TestResult { name: t.name, arch, failure, elapsed: start.elapsed(), tail, log }
+}
+
+/// Runs the test's check of its trace stream on the file at `path`.
+pub fn check_stream(t: &GuestTest, transcript: &str, path: &Path) -> Result<(), String> {
+    let Some(check) = t.trace_stream else { return Ok(()) };
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the trace stream {}: {e}", path.display()))?;
+    check(transcript, &bytes).map_err(|why| format!("trace stream: {why}"))
 }
 
 /// The reason a finished run fails, if it does.

@@ -2,7 +2,7 @@
 //! reached through the device part of the direct map. Raw bytes in both directions; newline
 //! translation is the caller's business (the nucleus's printer for kernel messages, the tty
 //! server's line discipline for user output). One lock serialises writers; the fatal-fault path
-//! has an unlocked variant.
+//! has an unlocked variant. The trace port is not a UART here: see [`trace_port_present`].
 
 use super::mm::phys_to_virt;
 use spin::Mutex;
@@ -99,12 +99,29 @@ impl core::fmt::Write for RawWriter {
     }
 }
 
-/// `virt` has a single PL011: no separate trace port (traces are dumped on the console).
+/// The trace port: `virt` has a single PL011, so traces stream to a virtio console instead
+/// ([`super::virtcon`]), if QEMU was given one and the nucleus offered it ([`trace_port_offer`]).
 pub fn trace_port_present() -> bool {
-    false
+    super::virtcon::present()
 }
 
-/// No trace port on this machine: writes nothing.
-pub fn trace_port_write(_bytes: &[u8]) -> bool {
-    false
+/// Offers a device found at boot as the trace port (`regs`: its mapped registers; `alloc`:
+/// `n` contiguous frames). True if it was taken: a virtio-mmio console, the first one.
+pub fn trace_port_offer(
+    dev: &crate::devinfo::FoundDevice,
+    regs: u64,
+    alloc: &mut dyn FnMut(usize) -> Option<u64>,
+) -> bool {
+    super::virtcon::attach(dev, regs, alloc)
+}
+
+/// Queues raw bytes for the trace port, all or nothing. False (nothing written) without a port
+/// or when the device has not given back enough buffers.
+pub fn trace_port_write(bytes: &[u8]) -> bool {
+    super::virtcon::write(bytes)
+}
+
+/// Sends the bytes queued by [`trace_port_write`] now.
+pub fn trace_port_flush() {
+    super::virtcon::flush()
 }

@@ -38,6 +38,7 @@ pub fn halt_forever() -> ! {
 }
 
 /// Index of the executing CPU (MPIDR_EL1 affinity level 0; 0 on the boot CPU of `virt`).
+#[inline]
 pub fn current_cpu_id() -> u32 {
     let mpidr: u64;
     // SAFETY: reading MPIDR_EL1 has no side effects.

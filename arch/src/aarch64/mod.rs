@@ -2,7 +2,8 @@
 //! (`VBAR_EL1`) with a stack-overflow check in their prologue, the GICv2, the generic timer
 //! (virtual timer as the tick, `CNTVCT_EL0` as the clock), TTBR1 kernel page tables with the
 //! direct map, TTBR0 user address spaces tagged with ASIDs, DTB parsing (memory, virtio-mmio
-//! devices), device interrupts as GIC SPIs (`dev`) and power-off through semihosting or PSCI. The boot path itself (Linux `Image` header, EL2 → EL1, MMU on) lives in
+//! devices), device interrupts as GIC SPIs (`dev`), the trace port (a polled virtio console,
+//! `virtcon`) and power-off through semihosting or PSCI. The boot path itself (Linux `Image` header, EL2 → EL1, MMU on) lives in
 //! `boot/src/aarch64`; it calls [`early_init`] first and [`dtb::boot_info`] next.
 //!
 //! Invariants: the kernel always runs on `SP_EL1` (never `SPSel = 0`); `SP_EL0` and
@@ -22,8 +23,10 @@ pub(crate) mod regs;
 pub mod rtc;
 pub mod syscall;
 pub mod timer;
+pub mod tracepoint;
 pub mod trap;
 pub mod user;
+pub mod virtcon;
 
 pub const ARCH_NAME: &str = "aarch64";
 

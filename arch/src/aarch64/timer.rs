@@ -13,6 +13,7 @@ static COUNT_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 static TICK_HZ: AtomicU64 = AtomicU64::new(0);
 static INTERVAL: AtomicU64 = AtomicU64::new(0);
 
+#[inline]
 fn counter() -> u64 {
     // SAFETY: `isb` keeps the counter read from being hoisted above earlier instructions.
     unsafe { core::arch::asm!("isb", options(nomem, nostack, preserves_flags)) };
@@ -70,6 +71,7 @@ pub fn now_ns() -> u64 {
 static SCALE: crate::clock::Scale = crate::clock::Scale::new();
 
 /// Raw clock ticks since boot (cheap; convert with [`ticks_to_ns`]).
+#[inline]
 pub fn clock_ticks() -> u64 {
     SCALE.ticks(counter())
 }

@@ -2,6 +2,7 @@
 //! Raw bytes in both directions; newline translation is the caller's business (the nucleus's
 //! printer for kernel messages, the tty server's line discipline for user output).
 
+use core::sync::atomic::{AtomicU8, Ordering};
 use spin::Mutex;
 use uart_16550::SerialPort;
 
@@ -61,30 +62,66 @@ impl core::fmt::Write for RawWriter {
 
 /// The second UART (COM2, 0x2f8), used as the trace transport when QEMU provides it.
 static COM2: Mutex<Option<SerialPort>> = Mutex::new(None);
+/// Whether COM2 answered: 0 = not probed yet, 1 = absent, 2 = present.
+static COM2_STATE: AtomicU8 = AtomicU8::new(0);
 
 /// Whether a UART answers at COM2 (its scratch register keeps a written value; an absent port
-/// reads back 0xff).
+/// reads back 0xff). Probed once.
 pub fn trace_port_present() -> bool {
-    super::cpu::without_interrupts(|| {
-        super::io::outb(0x2f8 + 7, 0x5a);
-        let a = super::io::inb(0x2f8 + 7);
-        super::io::outb(0x2f8 + 7, 0xa5);
-        a == 0x5a && super::io::inb(0x2f8 + 7) == 0xa5
-    })
+    match COM2_STATE.load(Ordering::Relaxed) {
+        0 => {
+            let present = super::cpu::without_interrupts(|| {
+                super::io::outb(0x2f8 + 7, 0x5a);
+                let a = super::io::inb(0x2f8 + 7);
+                super::io::outb(0x2f8 + 7, 0xa5);
+                a == 0x5a && super::io::inb(0x2f8 + 7) == 0xa5
+            });
+            COM2_STATE.store(if present { 2 } else { 1 }, Ordering::Relaxed);
+            present
+        }
+        s => s == 2,
+    }
 }
 
+/// Offers a device found at boot as the trace port: never taken here (the PC has COM2).
+pub fn trace_port_offer(
+    _dev: &crate::devinfo::FoundDevice,
+    _regs: u64,
+    _alloc: &mut dyn FnMut(usize) -> Option<u64>,
+) -> bool {
+    false
+}
+
+/// COM2's transmit FIFO: `SerialPort::init` enables the 16550A's 16-byte FIFOs.
+const FIFO_BYTES: usize = 16;
+/// Line status register bit: the transmit holding register (the whole FIFO) is empty.
+const LSR_THRE: u8 = 1 << 5;
+
 /// Writes raw bytes to the trace port (COM2). Returns false (writing nothing) without one.
+/// The line status is polled once per 16 bytes (an empty FIFO takes 16), not once per byte:
+/// under TCG every port access is an exit to QEMU, and the port is the stream's bottleneck.
 pub fn trace_port_write(bytes: &[u8]) -> bool {
+    if !trace_port_present() {
+        return false;
+    }
     super::cpu::without_interrupts(|| {
         let mut guard = COM2.lock();
-        let port = guard.get_or_insert_with(|| {
+        guard.get_or_insert_with(|| {
             // SAFETY: 0x2f8 is COM2 on the PC machines QEMU emulates; the nucleus's trace
             // module is its only user.
             let mut p = unsafe { SerialPort::new(0x2f8) };
             p.init();
             p
         });
-        bytes.iter().for_each(|&b| port.send_raw(b));
+        for chunk in bytes.chunks(FIFO_BYTES) {
+            while super::io::inb(0x2f8 + 5) & LSR_THRE == 0 {
+                core::hint::spin_loop();
+            }
+            chunk.iter().for_each(|&b| super::io::outb(0x2f8, b));
+        }
         true
     })
 }
+
+/// Nothing is buffered on the way to COM2.
+pub fn trace_port_flush() {}

@@ -36,6 +36,7 @@ pub fn halt_forever() -> ! {
 }
 
 /// Index of the executing CPU (single CPU for now; SMP will read it from per-CPU data).
+#[inline]
 pub fn current_cpu_id() -> u32 {
     0
 }

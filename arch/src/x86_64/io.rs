@@ -35,6 +35,7 @@ pub fn wrmsr(msr: u32, value: u64) {
     }
 }
 
+#[inline]
 pub fn rdtsc() -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: rdtsc only reads the time-stamp counter.

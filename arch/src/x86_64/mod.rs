@@ -19,6 +19,7 @@ pub mod pvh;
 pub mod rtc;
 pub mod syscall;
 pub mod timer;
+pub mod tracepoint;
 pub mod trap;
 pub mod user;
 

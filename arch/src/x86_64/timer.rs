@@ -31,6 +31,7 @@ fn calibrate_clock() {
 static SCALE: crate::clock::Scale = crate::clock::Scale::new();
 
 /// Raw clock ticks since boot (cheap; convert with [`ticks_to_ns`]).
+#[inline]
 pub fn clock_ticks() -> u64 {
     SCALE.ticks(rdtsc())
 }

@@ -10,7 +10,8 @@
  *
  * (the last timed run only: the shorter ones before it double as warm-up). On failure it
  * prints `BENCH-FAIL <name> <why>` and exits 1. Static, no threads, no signals: the programs
- * must run on Cairn as it is. */
+ * must run on Cairn as it is. Arguments after the target are the benchmark's own
+ * (`bench_argc`/`bench_argv`, counted from argv[2]). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +21,10 @@
 
 extern const char bench_name[];
 int bench_run(long n);
+
+/* The benchmark's own arguments: argv[2] and after. */
+int bench_argc;
+char **bench_argv;
 
 static long long now_ns(void)
 {
@@ -40,6 +45,10 @@ int main(int argc, char **argv)
     long long target = 300LL * 1000000LL;
     if (argc > 1)
         target = atoll(argv[1]) * 1000000LL;
+    if (argc > 2) {
+        bench_argc = argc - 2;
+        bench_argv = argv + 2;
+    }
     long n = 1;
     for (;;) {
         long long t0 = now_ns();

@@ -1,10 +1,12 @@
 //! `run`: the interactive runner behind `just qemu-x86` / `just qemu-arm64`.
 //!
 //! usage: run --arch x86_64|aarch64 --kernel PATH [--initrd PATH] [--append ARGS]
-//!            [--memory SIZE] [--smp N] [--disk IMAGE [--disk-read-only]] [--timeout SECONDS]
-//!            [--dry-run] [-- QEMU ARGS...]
+//!            [--memory SIZE] [--smp N] [--disk IMAGE [--disk-read-only]] [--trace-stream FILE]
+//!            [--timeout SECONDS] [--dry-run] [-- QEMU ARGS...]
 //!
-//! `--disk` attaches a raw image as the guest's virtio-blk disk (`QemuConfig::attach_disk`).
+//! `--disk` attaches a raw image as the guest's virtio-blk disk (`QemuConfig::attach_disk`);
+//! `--trace-stream` gives the guest a trace port whose bytes land in FILE
+//! (`QemuConfig::attach_trace_stream`: COM2 on x86_64, a virtio console on AArch64).
 //!
 //! The guest's serial console is this process's stdin/stdout. Output is passed through
 //! unchanged (byte for byte, as it arrives) while being scanned for `@@POWEROFF <code>`.
@@ -30,8 +32,8 @@ use std::process::{exit, ChildStdin};
 use std::time::Duration;
 
 const USAGE: &str = "usage: run --arch x86_64|aarch64 --kernel PATH [--initrd PATH] [--append ARGS]
-           [--memory SIZE] [--smp N] [--disk IMAGE [--disk-read-only]] [--timeout SECONDS]
-           [--dry-run] [-- QEMU ARGS...]";
+           [--memory SIZE] [--smp N] [--disk IMAGE [--disk-read-only]] [--trace-stream FILE]
+           [--timeout SECONDS] [--dry-run] [-- QEMU ARGS...]";
 
 /// How long QEMU may keep running after `@@POWEROFF`.
 const POWEROFF_GRACE: Duration = Duration::from_secs(10);
@@ -66,6 +68,7 @@ fn parse_args() -> Args {
     let mut dry_run = false;
     let mut disk: Option<std::path::PathBuf> = None;
     let mut disk_read_only = false;
+    let mut trace_stream: Option<std::path::PathBuf> = None;
     let mut extra = Vec::new();
     let mut args = std::env::args_os().skip(1);
     while let Some(flag) = args.next() {
@@ -93,6 +96,7 @@ fn parse_args() -> Args {
             "--dry-run" => dry_run = true,
             "--disk" => disk = Some(value().into()),
             "--disk-read-only" => disk_read_only = true,
+            "--trace-stream" => trace_stream = Some(value().into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 exit(0)
@@ -124,6 +128,9 @@ fn parse_args() -> Args {
         Some(d) => config.attach_disk(&d, disk_read_only),
         None if disk_read_only => usage_error("--disk-read-only needs --disk"),
         None => {}
+    }
+    if let Some(t) = trace_stream {
+        config.attach_trace_stream(&t);
     }
     Args { config, timeout, dry_run }
 }

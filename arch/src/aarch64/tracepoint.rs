@@ -1,0 +1,166 @@
+//! Trace points that cost one `nop` when tracing is off, and nothing else.
+//!
+//! A trace point written as `if ENABLED { record(..) }` in Rust makes the compiler treat the
+//! whole function as one that calls out: values live across the (cold) call move to callee-saved
+//! registers, which the prologue then saves on every path, and inlining decisions change. Here a
+//! trace point is one `asm!` block: inline, a `nop`; out of line (in `.text.trace_points`), a
+//! stub that saves x0-x18 and the frame record, moves the six arguments into x0-x5, calls the
+//! hook and branches back. The block records (site, stub) in `.trace_sites` (bracketed by
+//! `__trace_sites_start/_end` in the linker script); [`set_sites`] rewrites every site as
+//! `b stub` (tracing on) or `nop` (off), like Linux's jump labels. The vector registers the C
+//! ABI lets a callee clobber (v0-v7, v16-v31) are declared clobbered instead of saved: the
+//! nucleus keeps no vector values live across a trace point in practice, so this costs nothing
+//! when off and saves 24 register stores per record when on.
+//!
+//! Invariants: the stub leaves every general register as it found them (flags and the
+//! caller-saved vector registers are declared clobbered); SP stays 16-byte aligned; about 224
+//! bytes of stack plus the hook's frame. Kernel text lies in the direct map, mapped read-write
+//! at EL1; sites are rewritten only by [`set_sites`], with interrupts masked, followed by the
+//! cache maintenance the architecture requires for modified instructions.
+//!
+//! Must not: be used where the stack may be unusable, or with a hook that is not an
+//! `extern "C" fn(u64, u64, u64, u64, u64, u64)`; [`set_sites`] must not run while another CPU
+//! may execute a site.
+
+/// One trace point: the address of its `nop` and of its stub.
+#[repr(C)]
+struct Site {
+    at: u64,
+    stub: u64,
+}
+
+extern "C" {
+    static __trace_sites_start: Site;
+    static __trace_sites_end: Site;
+}
+
+const NOP: u32 = 0xd503_201f;
+
+fn sites() -> &'static [Site] {
+    // SAFETY: the linker script brackets the `.trace_sites` input sections, which hold only the
+    // 16-byte `Site` records written by `trace_hook!`, with these two symbols; the section is
+    // read-only data, never written.
+    unsafe {
+        let start = core::ptr::addr_of!(__trace_sites_start);
+        let end = core::ptr::addr_of!(__trace_sites_end);
+        core::slice::from_raw_parts(start, (end as usize - start as usize) / core::mem::size_of::<Site>())
+    }
+}
+
+/// Number of trace points in the kernel.
+pub fn site_count() -> usize {
+    sites().len()
+}
+
+/// Turns every trace point on (`b` to its stub) or off (`nop`).
+pub fn set_sites(on: bool) {
+    super::cpu::without_interrupts(|| {
+        for s in sites() {
+            let offset = (s.stub as i64).wrapping_sub(s.at as i64) >> 2;
+            let insn = if on { 0x1400_0000 | (offset as u32 & 0x03ff_ffff) } else { NOP };
+            // SAFETY: `s.at` is a site's 4-byte instruction in kernel text, which is mapped
+            // read-write (the direct map); interrupts are masked and no other CPU runs. The
+            // stub is in the same image, well within a branch's ±128 MiB. Then the data cache
+            // line is cleaned to the point of unification and the instruction cache line
+            // invalidated (ARM ARM B2.4.4, "concurrent modification and execution").
+            unsafe {
+                (s.at as *mut u32).write_volatile(insn);
+                core::arch::asm!("dc cvau, {0}", "dsb ish", "ic ivau, {0}", "dsb ish", in(reg) s.at, options(nostack, preserves_flags));
+            }
+        }
+        // SAFETY: a context synchronisation event: later instructions are fetched anew.
+        unsafe { core::arch::asm!("isb", options(nostack, preserves_flags)) };
+    })
+}
+
+/// `trace_hook!(HOOK; a [, b ..f])`: once [`set_sites`] has turned trace points on, calls
+/// `HOOK(a, b, c, d, e, f)` (an `extern "C" fn` of six `u64`s; arguments not given are 0);
+/// otherwise costs a `nop`. The given arguments are put in registers either way (keep them
+/// cheap: values already at hand; leave trailing zeros out rather than pass them).
+#[macro_export]
+macro_rules! trace_hook {
+    ($hook:path; $a:expr) => {
+        $crate::__trace_site!($hook; "str {a}, [sp, #0]"; "ldr x0, [sp, #0]"; "mov x1, xzr\nmov x2, xzr\nmov x3, xzr\nmov x4, xzr\nmov x5, xzr"; a = $a)
+    };
+    ($hook:path; $a:expr, $b:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]"; "ldp x0, x1, [sp, #0]"; "mov x2, xzr\nmov x3, xzr\nmov x4, xzr\nmov x5, xzr"; a = $a, b = $b)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]\nstr {c}, [sp, #16]"; "ldp x0, x1, [sp, #0]\nldr x2, [sp, #16]"; "mov x3, xzr\nmov x4, xzr\nmov x5, xzr"; a = $a, b = $b, c = $c)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]\nstp {c}, {d}, [sp, #16]"; "ldp x0, x1, [sp, #0]\nldp x2, x3, [sp, #16]"; "mov x4, xzr\nmov x5, xzr"; a = $a, b = $b, c = $c, d = $d)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]\nstp {c}, {d}, [sp, #16]\nstr {e}, [sp, #32]"; "ldp x0, x1, [sp, #0]\nldp x2, x3, [sp, #16]\nldr x4, [sp, #32]"; "mov x5, xzr"; a = $a, b = $b, c = $c, d = $d, e = $e)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        $crate::__trace_site!($hook; "stp {a}, {b}, [sp, #0]\nstp {c}, {d}, [sp, #16]\nstp {e}, {f}, [sp, #32]"; "ldp x0, x1, [sp, #0]\nldp x2, x3, [sp, #16]\nldp x4, x5, [sp, #32]"; ""; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    };
+}
+
+/// The body of [`trace_hook!`]: `$push` spills the given arguments into a 48-byte area, `$pop`
+/// loads them into x0.., `$zero` clears the other argument registers.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_site {
+    ($hook:path; $push:literal; $pop:literal; $zero:literal; $($name:ident = $val:expr),+) => {
+        // SAFETY: the stub saves and restores x0-x18, x29 and x30 around the call and keeps SP
+        // 16-byte aligned; flags and the caller-saved vector registers are declared clobbered;
+        // `$hook` is an `extern "C" fn` taking six `u64`s. The site is a `nop` until
+        // `set_sites` makes it a branch.
+        unsafe {
+            core::arch::asm!(
+                "6:",
+                "nop",
+                "7:",
+                ".pushsection .trace_sites, \"a\"",
+                ".balign 8",
+                ".quad 6b",
+                ".quad 8f",
+                ".popsection",
+                ".pushsection .text.trace_points, \"ax\"",
+                "8:",
+                "stp x29, x30, [sp, #-16]!",
+                "mov x29, sp",
+                "stp x0, x1, [sp, #-16]!",
+                "stp x2, x3, [sp, #-16]!",
+                "stp x4, x5, [sp, #-16]!",
+                "stp x6, x7, [sp, #-16]!",
+                "stp x8, x9, [sp, #-16]!",
+                "stp x10, x11, [sp, #-16]!",
+                "stp x12, x13, [sp, #-16]!",
+                "stp x14, x15, [sp, #-16]!",
+                "stp x16, x17, [sp, #-16]!",
+                "str x18, [sp, #-16]!",
+                "sub sp, sp, #48",
+                $push,
+                $pop,
+                "add sp, sp, #48",
+                $zero,
+                "bl {hook}",
+                "ldr x18, [sp], #16",
+                "ldp x16, x17, [sp], #16",
+                "ldp x14, x15, [sp], #16",
+                "ldp x12, x13, [sp], #16",
+                "ldp x10, x11, [sp], #16",
+                "ldp x8, x9, [sp], #16",
+                "ldp x6, x7, [sp], #16",
+                "ldp x4, x5, [sp], #16",
+                "ldp x2, x3, [sp], #16",
+                "ldp x0, x1, [sp], #16",
+                "ldp x29, x30, [sp], #16",
+                "b 7b",
+                ".popsection",
+                hook = sym $hook,
+                $($name = in(reg) ($val) as u64,)+
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+                out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+                out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+                out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+                out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            )
+        }
+    };
+}

@@ -1,0 +1,150 @@
+//! Trace points that cost one `nop` when tracing is off, and nothing else.
+//!
+//! A trace point written as `if ENABLED { record(..) }` in Rust makes the compiler treat the
+//! whole function as one that calls out: values live across the (cold) call move to callee-saved
+//! registers, which the prologue then pushes on every path, and inlining decisions change. On
+//! the IPC fast path that cost ~110 guest instructions per system call with tracing off. Here a
+//! trace point is one `asm!` block that the compiler sees as clobbering nothing but the flags:
+//! inline, a 5-byte `nop`; out of line (in `.text.trace_points`), a stub that saves every
+//! caller-saved register, moves the six arguments into the C argument registers, aligns the
+//! stack, calls the hook and jumps back. The block also records the pair (site, stub) in the
+//! `.trace_sites` section, which the linker script brackets with `__trace_sites_start/_end`;
+//! [`set_sites`] rewrites every site as `jmp stub` (tracing on) or back to the `nop` (off), as
+//! Linux's jump labels do.
+//!
+//! Invariants: the stub leaves every register but the flags as it found them (the kernel target
+//! has no SSE state to save, and keeps the direction flag clear); it needs no red zone (the
+//! kernel target has none) and about 130 bytes of stack plus the hook's frame. Sites are
+//! rewritten only by [`set_sites`], with interrupts masked, through the direct map (kernel text
+//! is at `KERNEL_VMA` + its physical address), on the one CPU that runs.
+//!
+//! Must not: be used where the stack may be unusable, or with a hook that is not an
+//! `extern "C" fn(u64, u64, u64, u64, u64, u64)`; [`set_sites`] must not run on more than one
+//! CPU at a time, or while another CPU may execute a site.
+
+/// One trace point: the address of its `nop` and of its stub.
+#[repr(C)]
+struct Site {
+    at: u64,
+    stub: u64,
+}
+
+extern "C" {
+    static __trace_sites_start: Site;
+    static __trace_sites_end: Site;
+}
+
+/// The 5-byte `nop` (`nopl 0(%rax,%rax)`) of a site that is off.
+const NOP5: [u8; 5] = [0x0f, 0x1f, 0x44, 0x00, 0x00];
+
+fn sites() -> &'static [Site] {
+    // SAFETY: the linker script brackets the `.trace_sites` input sections, which hold only the
+    // 16-byte `Site` records written by `trace_hook!`, with these two symbols; the section is
+    // read-only data, never written.
+    unsafe {
+        let start = core::ptr::addr_of!(__trace_sites_start);
+        let end = core::ptr::addr_of!(__trace_sites_end);
+        core::slice::from_raw_parts(start, (end as usize - start as usize) / core::mem::size_of::<Site>())
+    }
+}
+
+/// Number of trace points in the kernel.
+pub fn site_count() -> usize {
+    sites().len()
+}
+
+/// Turns every trace point on (`jmp` to its stub) or off (`nop`).
+pub fn set_sites(on: bool) {
+    super::cpu::without_interrupts(|| {
+        for s in sites() {
+            let code = if on {
+                let rel = (s.stub as i64).wrapping_sub(s.at as i64 + 5) as i32;
+                let r = rel.to_le_bytes();
+                [0xe9, r[0], r[1], r[2], r[3]]
+            } else {
+                NOP5
+            };
+            let alias = super::mm::phys_to_virt(s.at - super::mm::KERNEL_VMA) as *mut u8;
+            for (i, b) in code.into_iter().enumerate() {
+                // SAFETY: `alias` is the direct-map address of the site's five bytes of kernel
+                // text (the kernel is linked at KERNEL_VMA + its physical address, and the
+                // direct map covers it); interrupts are masked and no other CPU runs, so no one
+                // executes the site while it is half written.
+                unsafe { alias.add(i).write_volatile(b) };
+            }
+        }
+        // The return from here is the jump that SDM vol. 3 §8.1.3 asks for before modified code
+        // runs on the CPU that modified it (stores through another linear address to the same
+        // physical page are detected too).
+    })
+}
+
+/// `trace_hook!(HOOK; a [, b ..f])`: once [`set_sites`] has turned trace points on, calls
+/// `HOOK(a, b, c, d, e, f)` (an `extern "C" fn` of six `u64`s; arguments not given are 0);
+/// otherwise costs a `nop`. The given arguments are put in registers either way (keep them
+/// cheap: values already at hand; leave trailing zeros out rather than pass them).
+#[macro_export]
+macro_rules! trace_hook {
+    ($hook:path; $a:expr) => {
+        $crate::__trace_site!($hook; "push {a}"; "pop rdi"; "xor esi, esi\nxor edx, edx\nxor ecx, ecx\nxor r8d, r8d\nxor r9d, r9d"; a = $a)
+    };
+    ($hook:path; $a:expr, $b:expr) => {
+        $crate::__trace_site!($hook; "push {b}\npush {a}"; "pop rdi\npop rsi"; "xor edx, edx\nxor ecx, ecx\nxor r8d, r8d\nxor r9d, r9d"; a = $a, b = $b)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr) => {
+        $crate::__trace_site!($hook; "push {c}\npush {b}\npush {a}"; "pop rdi\npop rsi\npop rdx"; "xor ecx, ecx\nxor r8d, r8d\nxor r9d, r9d"; a = $a, b = $b, c = $c)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
+        $crate::__trace_site!($hook; "push {d}\npush {c}\npush {b}\npush {a}"; "pop rdi\npop rsi\npop rdx\npop rcx"; "xor r8d, r8d\nxor r9d, r9d"; a = $a, b = $b, c = $c, d = $d)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
+        $crate::__trace_site!($hook; "push {e}\npush {d}\npush {c}\npush {b}\npush {a}"; "pop rdi\npop rsi\npop rdx\npop rcx\npop r8"; "xor r9d, r9d"; a = $a, b = $b, c = $c, d = $d, e = $e)
+    };
+    ($hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        $crate::__trace_site!($hook; "push {f}\npush {e}\npush {d}\npush {c}\npush {b}\npush {a}"; "pop rdi\npop rsi\npop rdx\npop rcx\npop r8\npop r9"; ""; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    };
+}
+
+/// The body of [`trace_hook!`]: `$push` spills the given arguments, `$pop` loads them into the
+/// argument registers in order, `$zero` clears the others.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_site {
+    ($hook:path; $push:literal; $pop:literal; $zero:literal; $($name:ident = $val:expr),+) => {
+        // SAFETY: the stub saves and restores every register the hook may clobber except the
+        // flags (declared clobbered by leaving out `preserves_flags`), keeps the stack 16-byte
+        // aligned for the call and returns it to where it was; `$hook` is an `extern "C" fn`
+        // taking six `u64`s. The site is a 5-byte nop until `set_sites` makes it a `jmp`.
+        unsafe {
+            core::arch::asm!(
+                "6:",
+                ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
+                "7:",
+                ".pushsection .trace_sites, \"a\"",
+                ".balign 8",
+                ".quad 6b",
+                ".quad 8f",
+                ".popsection",
+                ".pushsection .text.trace_points, \"ax\"",
+                "8:",
+                "push rax", "push rcx", "push rdx", "push rsi", "push rdi",
+                "push r8", "push r9", "push r10", "push r11",
+                "push rbp",
+                "mov rbp, rsp",
+                "and rsp, -16",
+                $push,
+                $pop,
+                $zero,
+                "call {hook}",
+                "mov rsp, rbp",
+                "pop rbp",
+                "pop r11", "pop r10", "pop r9", "pop r8",
+                "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rax",
+                "jmp 7b",
+                ".popsection",
+                hook = sym $hook,
+                $($name = in(reg) ($val) as u64),+
+            )
+        }
+    };
+}
