@@ -190,14 +190,12 @@ pub enum TraceArch {
 }
 
 impl TraceArch {
-    /// The architecture this code is compiled for.
-    pub const fn current() -> TraceArch {
-        if cfg!(target_arch = "x86_64") {
-            TraceArch::X86_64
-        } else if cfg!(target_arch = "aarch64") {
-            TraceArch::Aarch64
-        } else {
-            TraceArch::Unknown
+    /// The architecture named `name` (`arch::ARCH_NAME`'s values).
+    pub fn from_name(name: &str) -> TraceArch {
+        match name {
+            "x86_64" => TraceArch::X86_64,
+            "aarch64" => TraceArch::Aarch64,
+            _ => TraceArch::Unknown,
         }
     }
 
@@ -259,13 +257,13 @@ impl fmt::Display for TraceError {
 impl core::error::Error for TraceError {}
 
 impl StreamHeader {
-    /// The header for a stream written by this build on `cpus` CPUs.
-    pub const fn new(cpus: u32) -> StreamHeader {
+    /// The header for a stream written on `cpus` CPUs of architecture `arch`.
+    pub const fn new(cpus: u32, arch: TraceArch) -> StreamHeader {
         StreamHeader {
             magic: TRACE_MAGIC,
             version: TRACE_VERSION,
             record_size: RECORD_SIZE as u32,
-            arch: TraceArch::current() as u32,
+            arch: arch as u32,
             cpus,
         }
     }
@@ -403,7 +401,7 @@ mod tests {
 
     #[test]
     fn stream_round_trip() {
-        let header = StreamHeader::new(2);
+        let header = StreamHeader::new(2, TraceArch::Aarch64);
         let mut stream = header.encode().to_vec();
         for i in 0..10 {
             stream.extend_from_slice(&sample(i).encode());
@@ -411,7 +409,7 @@ mod tests {
         stream.extend_from_slice(&[1, 2, 3]); // a partial record still in flight
         let (got, records) = parse_stream(&stream).unwrap();
         assert_eq!(got, header);
-        assert_eq!(got.arch(), TraceArch::current());
+        assert_eq!(got.arch(), TraceArch::Aarch64);
         assert_eq!(records.len(), 10);
         assert_eq!(records.remainder(), &[1, 2, 3]);
         assert!(records.eq((0..10).map(sample)));
@@ -419,14 +417,14 @@ mod tests {
 
     #[test]
     fn stream_header_is_validated() {
-        let good = StreamHeader::new(1).encode();
+        let good = StreamHeader::new(1, TraceArch::X86_64).encode();
         assert_eq!(StreamHeader::decode(&good[..HEADER_SIZE - 1]), Err(TraceError::TooShort));
         let mut bad = good;
         bad[0] = b'X';
         assert_eq!(StreamHeader::decode(&bad), Err(TraceError::BadMagic));
-        let bumped = StreamHeader { version: 2, ..StreamHeader::new(1) };
+        let bumped = StreamHeader { version: 2, ..StreamHeader::new(1, TraceArch::X86_64) };
         assert_eq!(StreamHeader::decode(&bumped.encode()), Err(TraceError::UnsupportedVersion(2)));
-        let resized = StreamHeader { record_size: 40, ..StreamHeader::new(1) };
+        let resized = StreamHeader { record_size: 40, ..StreamHeader::new(1, TraceArch::X86_64) };
         assert_eq!(StreamHeader::decode(&resized.encode()), Err(TraceError::BadRecordSize(40)));
         assert!(!TraceError::BadRecordSize(40).to_string().is_empty());
     }

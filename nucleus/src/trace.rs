@@ -206,7 +206,9 @@ fn drain(max: usize, deadline_ns: Option<u64>) -> usize {
 
 fn drain_locked(max: usize, deadline_ns: Option<u64>) -> usize {
     if !STREAM_STARTED.load(Ordering::Relaxed) {
-        if !arch::console::trace_port_write(&StreamHeader::new(1).encode()) {
+        if !arch::console::trace_port_write(
+            &StreamHeader::new(1, ipc::trace::TraceArch::from_name(arch::ARCH_NAME)).encode(),
+        ) {
             return 0;
         }
         STREAM_STARTED.store(true, Ordering::Relaxed);
@@ -413,7 +415,7 @@ pub fn dump() {
             }
         }
     };
-    emit(&StreamHeader::new(1).encode(), &mut pending, &mut len);
+    emit(&StreamHeader::new(1, ipc::trace::TraceArch::from_name(arch::ARCH_NAME)).encode(), &mut pending, &mut len);
     let mut count = 0u64;
     let mut reported = false;
     loop {

@@ -163,7 +163,7 @@ mod tests {
     }
 
     fn stream(arch: TraceArch, records: &[TraceRecord]) -> Vec<u8> {
-        let mut out = StreamHeader { arch: arch as u32, ..StreamHeader::new(2) }.encode().to_vec();
+        let mut out = StreamHeader::new(2, arch).encode().to_vec();
         for r in records {
             out.extend_from_slice(&r.encode());
         }

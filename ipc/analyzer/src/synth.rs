@@ -153,7 +153,7 @@ impl TraceBuilder {
     }
 
     fn header(&self) -> StreamHeader {
-        StreamHeader { arch: self.arch as u32, ..StreamHeader::new(self.cpus) }
+        StreamHeader::new(self.cpus, self.arch)
     }
 
     /// One stream: a header, then every record in the order written.
