@@ -111,7 +111,7 @@ impl<D: BlockDevice> Ext2<D> {
         self.write_group(g)?;
         self.sb.set_free_blocks_count(self.sb.free_blocks_count().saturating_add(1));
         self.write_super_counts()?;
-        self.cache.discard(u64::from(b));
+        self.cache.freed(u64::from(b));
         Ok(())
     }
 

@@ -17,6 +17,11 @@
 //!   copies, without filling the cache with data that is read once.
 //! * **Owners.** Each dirty block remembers who dirtied it (file data and indirect blocks of
 //!   an inode, or shared metadata) so that `fsync` can write one file's blocks plus metadata.
+//! * **Freed blocks, and undo.** While held, the cache also remembers the blocks the file
+//!   system freed since the last commit ([`BlockCache::freed_blocks`]: a committer may give
+//!   their storage back, e.g. a RAM disk's pages), and [`BlockCache::discard_dirty`] forgets
+//!   every uncommitted change at once (the device still holds the committed state, since
+//!   nothing dirty reached it): that is how a server makes a failed operation leave no trace.
 
 use crate::device::BlockDevice;
 use abi::Errno;
@@ -110,6 +115,8 @@ pub struct BlockCache<D> {
     /// Access tick -> block, oldest first.
     lru: BTreeMap<u64, u64>,
     dirty: BTreeSet<u64>,
+    /// Blocks freed since the last commit (tracked only while [`WriteBack::Hold`]).
+    freed: BTreeSet<u64>,
     tick: u64,
     stats: CacheStats,
 }
@@ -125,6 +132,7 @@ impl<D: BlockDevice> BlockCache<D> {
             entries: BTreeMap::new(),
             lru: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            freed: BTreeSet::new(),
             tick: 0,
             stats: CacheStats::default(),
         }
@@ -182,12 +190,33 @@ impl<D: BlockDevice> BlockCache<D> {
         }
     }
 
+    /// Forgets that anything is dirty or freed: the caller made the whole set durable.
     pub fn mark_all_clean(&mut self) {
         for b in core::mem::take(&mut self.dirty) {
             if let Some(e) = self.entries.get_mut(&b) {
                 e.dirty = false;
             }
         }
+        self.freed.clear();
+    }
+
+    /// Blocks the file system freed since the last [`mark_all_clean`](Self::mark_all_clean)
+    /// and has not reused (they are not dirty), in block order. Tracked only while
+    /// [`WriteBack::Hold`]; their contents no longer matter, so a committer may discard them.
+    pub fn freed_blocks(&self) -> impl Iterator<Item = u64> + '_ {
+        self.freed.iter().copied().filter(|b| !self.dirty.contains(b))
+    }
+
+    /// Drops every dirty block (and the freed set) without writing anything: the cache then
+    /// agrees with the device again. The undo of a held operation that failed; the caller
+    /// must also reload any state it derived from those blocks (`Ext2::discard_changes`).
+    pub fn discard_dirty(&mut self) {
+        for b in core::mem::take(&mut self.dirty) {
+            if let Some(e) = self.entries.remove(&b) {
+                self.lru.remove(&e.tick);
+            }
+        }
+        self.freed.clear();
     }
 
     pub fn device(&self) -> &D {
@@ -359,12 +388,20 @@ impl<D: BlockDevice> BlockCache<D> {
         Ok(())
     }
 
-    /// Drops block `blk` from the cache, dirty or not (it was freed).
+    /// Drops block `blk` from the cache, dirty or not.
     pub(crate) fn discard(&mut self, blk: u64) {
         if let Some(e) = self.entries.remove(&blk) {
             self.lru.remove(&e.tick);
         }
         self.dirty.remove(&blk);
+    }
+
+    /// Block `blk` was freed by the file system: dropped, and remembered while held.
+    pub(crate) fn freed(&mut self, blk: u64) {
+        self.discard(blk);
+        if self.write_back == WriteBack::Hold {
+            self.freed.insert(blk);
+        }
     }
 
     /// Writes zeros to `count` blocks from `blk` directly (format's inode tables), dropping

@@ -18,6 +18,15 @@ use crate::fs::{Ext2, Ino};
 use crate::inode::{FileType, Inode};
 use crate::superblock::{REV_GOOD_OLD, RO_COMPAT_LARGE_FILE};
 use abi::Errno;
+use alloc::vec::Vec;
+
+/// A piece of a file read: `len` bytes at byte `device_offset` of the device, or a hole
+/// (`None`: zeros). See [`Ext2::read_map`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub device_offset: Option<u64>,
+    pub len: usize,
+}
 
 /// Contiguous runs at least this long (in blocks) are read past the cache.
 pub const BYPASS_BLOCKS: u64 = 8;
@@ -113,6 +122,45 @@ impl<D: BlockDevice> Ext2<D> {
         }
         self.touch_atime(ino, &mut inode)?;
         Ok(len)
+    }
+
+    /// Where the bytes a [`read`](Self::read) of `len` bytes at `offset` would return are on
+    /// the device: a list of [`Span`]s, in file order, covering `min(len, size - offset)`
+    /// bytes (empty at or past the end of file). A server whose device is memory it can lend
+    /// (a RAM disk) copies those ranges to its client directly instead of through a buffer.
+    ///
+    /// The device ranges hold the file's current contents only while the cache holds no
+    /// dirty copy of them (right after a commit of the held dirty set, or after `sync`); the
+    /// caller checks `cache().dirty_count() == 0`. No access time is updated.
+    pub fn read_map(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<Span>, Errno> {
+        let inode = self.inode(ino)?;
+        Self::regular(&inode)?;
+        let mut spans: Vec<Span> = Vec::new();
+        if offset >= inode.size || len == 0 {
+            return Ok(spans);
+        }
+        let len = (inode.size - offset).min(len as u64) as usize;
+        let bs = self.geo.block_size as usize;
+        let shift = self.geo.block_shift;
+        let mut done = 0;
+        while done < len {
+            let pos = offset + done as u64;
+            let in_block = (pos % bs as u64) as usize;
+            let remaining = len - done;
+            let want = ((in_block + remaining).div_ceil(bs) as u64).min(MAX_RUN_BLOCKS);
+            let (phys, n) = self.map_run(&inode, pos >> shift, want).map_err(|e| self.note_error(e))?;
+            let chunk = remaining.min(n as usize * bs - in_block);
+            let at = phys.map(|p| (u64::from(p) << shift) + in_block as u64);
+            match spans.last_mut() {
+                Some(last) if last.device_offset.zip(at).is_some_and(|(a, b)| a + last.len as u64 == b) => {
+                    last.len += chunk
+                }
+                Some(last) if last.device_offset.is_none() && at.is_none() => last.len += chunk,
+                _ => spans.push(Span { device_offset: at, len: chunk }),
+            }
+            done += chunk;
+        }
+        Ok(spans)
     }
 
     /// Writes `data` to regular file `ino` at `offset`, growing it as needed; returns the

@@ -156,6 +156,27 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(fs)
     }
 
+    /// Forgets every change since the last commit of the held dirty set: the dirty blocks are
+    /// dropped and the superblock and group descriptors (kept decoded in memory) are read
+    /// again, so the file system is exactly what the device holds. With
+    /// [`WriteBack::Hold`], this is the undo that makes a failed operation all-or-nothing (the
+    /// operations themselves are not: see `namei.rs`). Open references are not touched.
+    pub fn discard_changes(&mut self) -> Result<(), Errno> {
+        self.cache.discard_dirty();
+        let (blk, off) = self.geo.superblock_location();
+        let raw = self.cache.read(u64::from(blk))?.get(off..off + SUPERBLOCK_SIZE).ok_or(Errno::EIO)?.to_vec();
+        let sb = Superblock::from_bytes(&raw);
+        let mut groups = Vec::with_capacity(self.groups.len());
+        for g in 0..self.geo.groups {
+            let (blk, off) = gdt_location(&self.geo, g);
+            let block = self.cache.read(blk)?;
+            groups.push(GroupDesc::parse(block.get(off..off + GROUP_DESC_SIZE as usize).ok_or(Errno::EUCLEAN)?));
+        }
+        self.sb = sb;
+        self.groups = groups;
+        Ok(())
+    }
+
     /// Writes everything back and returns the device.
     pub fn unmount(mut self) -> Result<D, Errno> {
         self.sync()?;
@@ -320,12 +341,12 @@ impl<D: BlockDevice> Ext2<D> {
     /// Notes one more open reference to `ino` (a file descriptor, a cwd, a mapping...). An
     /// inode whose link count drops to 0 while referenced stays allocated, readable and
     /// writable until its last [`Ext2::release`]. References are in memory only: after a
-    /// restart the caller must re-take them, and an inode unlinked while open before a crash
-    /// is left for e2fsck to reclaim, as with Linux's ext2.
+    /// restart the caller must re-take them ([`Ext2::set_open_count`]), or an inode unlinked
+    /// while open before a crash is left for e2fsck to reclaim, as with Linux's ext2.
     pub fn open_ref(&mut self, ino: Ino) -> Result<(), Errno> {
         self.inode(ino)?;
-        let count = self.open.entry(ino).or_insert(0);
-        *count = count.checked_add(1).ok_or(Errno::ENFILE)?;
+        let count = self.open_count(ino).checked_add(1).ok_or(Errno::ENFILE)?;
+        self.open.insert(ino, count);
         Ok(())
     }
 
@@ -347,6 +368,27 @@ impl<D: BlockDevice> Ext2<D> {
 
     pub fn is_open(&self, ino: Ino) -> bool {
         self.open.contains_key(&ino)
+    }
+
+    /// The open references to `ino` (0 if none).
+    pub fn open_count(&self, ino: Ino) -> u32 {
+        self.open.get(&ino).copied().unwrap_or(0)
+    }
+
+    /// Every inode with open references, and how many.
+    pub fn open_refs(&self) -> impl Iterator<Item = (Ino, u32)> + '_ {
+        self.open.iter().map(|(&i, &n)| (i, n))
+    }
+
+    /// Sets the open references of `ino` to `count` without freeing anything: for a server
+    /// that keeps the references elsewhere to restore them after a restart (an unlinked inode
+    /// they keep alive is then alive again) or after undoing a failed operation.
+    pub fn set_open_count(&mut self, ino: Ino, count: u32) {
+        if count == 0 {
+            self.open.remove(&ino);
+        } else {
+            self.open.insert(ino, count);
+        }
     }
 
     // ----- whole-file-system operations -----
