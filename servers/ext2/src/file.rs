@@ -131,9 +131,10 @@ impl<D: BlockDevice> Ext2<D> {
     ///
     /// The device ranges hold the file's current contents only while the cache holds no
     /// dirty copy of them (right after a commit of the held dirty set, or after `sync`); the
-    /// caller checks `cache().dirty_count() == 0`. No access time is updated.
+    /// caller checks `cache().dirty_count() == 0`. The access time is updated as by `read`
+    /// (which dirties only the inode, never the data the spans name).
     pub fn read_map(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<Span>, Errno> {
-        let inode = self.inode(ino)?;
+        let mut inode = self.inode(ino)?;
         Self::regular(&inode)?;
         let mut spans: Vec<Span> = Vec::new();
         if offset >= inode.size || len == 0 {
@@ -160,6 +161,7 @@ impl<D: BlockDevice> Ext2<D> {
             }
             done += chunk;
         }
+        self.touch_atime(ino, &mut inode)?;
         Ok(spans)
     }
 
