@@ -73,14 +73,16 @@ pub static SERVERS: [ServerSpec; 9] = [
         entry: ramfs_server::main,
         priority: PRIO_SERVER,
         stack_bytes: 128 * 1024,
-        arena_bytes: 160 << 20,
-        policy: RestartPolicy::Reset,
+        // The block cache and one request's buffers: the files live in the state area.
+        arena_bytes: 16 << 20,
+        policy: RestartPolicy::Transparent,
         serves: true,
         may_call: &[],
         autostart: true,
         supervisor: false,
         user_memory: false,
-        state_bytes: 0,
+        // Every volume's ext2 image, sparse: pages exist only where blocks hold something.
+        state_bytes: ramfs_server::store::STATE_BYTES,
     },
     ServerSpec {
         name: "echo",
