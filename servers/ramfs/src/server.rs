@@ -170,7 +170,7 @@ impl<S: StateArea> Ramfs<S> {
         fs.state.read(REPLIES_AT, &mut rec)?;
         fs.replies = Replies::decode(&rec);
         for v in 0..MAX_VOLUMES {
-            if fs.header.volumes[v] != VolumeEntry::Free {
+            if fs.header.get(v) != VolumeEntry::Free {
                 let vol = fs.mount(v)?;
                 info.open_files += vol.fs_ref().open_refs().count();
                 fs.volumes[v] = Some(vol);
@@ -189,7 +189,7 @@ impl<S: StateArea> Ramfs<S> {
     fn make_root(&mut self, foreign: bool) -> Result<(), Errno> {
         let staging = self.format(0)?;
         let mut header = Header::new();
-        header.volumes[0] = VolumeEntry::Loading { next: 0 };
+        header.set(0, VolumeEntry::Loading { next: 0 });
         let bytes = header.encode();
         let mut writes = Vec::new();
         if foreign {
@@ -283,7 +283,7 @@ impl<S: StateArea> Ramfs<S> {
     /// offset of the next), then gives directories their times and marks it ready.
     fn load(&mut self) -> Result<usize, Errno> {
         let mut applied = 0;
-        while let VolumeEntry::Loading { next } = self.header.volumes[0] {
+        while let VolumeEntry::Loading { next } = self.header.get(0) {
             let Some(vol) = self.volumes[0].as_mut() else { return Err(Errno::EIO) };
             let pos = usize::try_from(next).unwrap_or(usize::MAX);
             let (step, after) = match cpio::entry_at(self.initrd, pos) {
@@ -298,7 +298,7 @@ impl<S: StateArea> Ramfs<S> {
                 vol.abort()?; // a bad entry is skipped, as the unpacker always did
             }
             let mut header = self.header.clone();
-            header.volumes[0] = after;
+            header.set(0, after);
             let bytes = header.encode();
             let mut writes = Vec::new();
             let grow = volume_writes(vol, region_at(0), &mut writes);
@@ -420,12 +420,12 @@ impl<S: StateArea> Ramfs<S> {
             }
             proto::MOUNT_TMPFS => {
                 let v = (1..MAX_VOLUMES)
-                    .find(|&i| self.header.volumes[i] == VolumeEntry::Free && self.volumes[i].is_none())
+                    .find(|&i| self.header.get(i) == VolumeEntry::Free && self.volumes[i].is_none())
                     .ok_or(Errno::ENOMEM)?;
                 let staging = self.format(v)?;
                 let root = FileId::new(self.me, v as u32, ROOT_INO).0;
                 let mut header = self.header.clone();
-                header.volumes[v] = VolumeEntry::Ready;
+                header.set(v, VolumeEntry::Ready);
                 let head = header.encode();
                 let mut replies = self.replies;
                 replies.record(req.rid(), root as i64, 0);
@@ -461,7 +461,7 @@ impl<S: StateArea> Ramfs<S> {
             return Err(Errno::EBUSY);
         }
         let mut header = self.header.clone();
-        header.volumes[v] = VolumeEntry::Free;
+        header.set(v, VolumeEntry::Free);
         let head = header.encode();
         let mut replies = self.replies;
         replies.record(req.rid(), 0, 0);

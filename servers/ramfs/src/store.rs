@@ -68,15 +68,39 @@ pub enum VolumeEntry {
     Ready,
 }
 
-/// The decoded header.
+/// The decoded header: each slot as two words (kind, archive offset), always initialised.
+///
+/// Not an array of [`VolumeEntry`] on purpose: LLVM's loop vectorizer on AArch64 (rustc
+/// 1.95) turned the loop encoding such an array, once inlined, into unconditional loads of the
+/// `Loading` payload, which is uninitialised in the other variants, while keeping their
+/// `!noundef`; SROA then proved the path undefined and it compiled to a trap (see
+/// docs/caveats.md). Plain words have no uninitialised bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
-    pub volumes: [VolumeEntry; MAX_VOLUMES],
+    words: [[u64; 2]; MAX_VOLUMES],
 }
 
 impl Header {
     pub fn new() -> Header {
-        Header { volumes: [VolumeEntry::Free; MAX_VOLUMES] }
+        Header { words: [[0; 2]; MAX_VOLUMES] }
+    }
+
+    pub fn get(&self, v: usize) -> VolumeEntry {
+        match self.words.get(v).copied().unwrap_or([0, 0]) {
+            [1, next] => VolumeEntry::Loading { next },
+            [2, _] => VolumeEntry::Ready,
+            _ => VolumeEntry::Free,
+        }
+    }
+
+    pub fn set(&mut self, v: usize, e: VolumeEntry) {
+        if let Some(w) = self.words.get_mut(v) {
+            *w = match e {
+                VolumeEntry::Free => [0, 0],
+                VolumeEntry::Loading { next } => [1, next],
+                VolumeEntry::Ready => [2, 0],
+            };
+        }
     }
 
     /// The header in `bytes`, or `None` if they are not one (a fresh or foreign area).
@@ -86,14 +110,12 @@ impl Header {
             return None;
         }
         let mut h = Header::new();
-        for (i, v) in h.volumes.iter_mut().enumerate() {
+        for (i, w) in h.words.iter_mut().enumerate() {
             let at = ENTRY_AT + i * ENTRY_BYTES;
-            *v = match word(at)? {
-                0 => VolumeEntry::Free,
-                1 => VolumeEntry::Loading { next: word(at + 8)? },
-                2 => VolumeEntry::Ready,
-                _ => return None,
-            };
+            *w = [word(at)?, word(at + 8)?];
+            if w[0] > 2 {
+                return None;
+            }
         }
         Some(h)
     }
@@ -102,15 +124,9 @@ impl Header {
         let mut out = alloc::vec![0u8; HEADER_BYTES];
         out[..8].copy_from_slice(&MAGIC.to_le_bytes());
         out[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        for (i, v) in self.volumes.iter().enumerate() {
-            let at = ENTRY_AT + i * ENTRY_BYTES;
-            let (kind, next) = match *v {
-                VolumeEntry::Free => (0u64, 0),
-                VolumeEntry::Loading { next } => (1, next),
-                VolumeEntry::Ready => (2, 0),
-            };
-            out[at..at + 8].copy_from_slice(&kind.to_le_bytes());
-            out[at + 8..at + 16].copy_from_slice(&next.to_le_bytes());
+        for (slot, w) in out[ENTRY_AT..].chunks_exact_mut(ENTRY_BYTES).zip(&self.words) {
+            slot[..8].copy_from_slice(&w[0].to_le_bytes());
+            slot[8..].copy_from_slice(&w[1].to_le_bytes());
         }
         out
     }
