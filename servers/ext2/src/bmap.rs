@@ -14,7 +14,6 @@ use crate::geometry::DIRECT_BLOCKS;
 use crate::inode::Inode;
 use crate::le::{get_u32, put_u32};
 use abi::Errno;
-use alloc::vec::Vec;
 
 /// Where the pointer of a logical block lives (see `Ext2::leaf_of`).
 enum Leaf {
@@ -172,20 +171,28 @@ impl<D: BlockDevice> Ext2<D> {
     pub(crate) fn map_run(&mut self, inode: &Inode, lblk: u64, max: u64) -> Result<(Option<u32>, u64), Errno> {
         let mut first: Option<Option<u32>> = None;
         let mut n = 0u64;
-        let mut ptrs: Vec<u32> = Vec::new();
+        // Pointers are copied out of their container a few at a time (the container is a
+        // borrowed cache block; checking them needs `self`).
+        let mut buf = [0u32; 64];
         'containers: while n < max.max(1) {
             let (leaf, idx, avail, chain) = self.leaf_of(inode, lblk + n)?;
-            let take = avail.min(max.max(1) - n) as usize;
-            ptrs.clear();
+            let take = (avail.min(max.max(1) - n) as usize).min(buf.len());
+            let ptrs = buf.get_mut(..take).ok_or(Errno::EIO)?;
             match leaf {
-                Leaf::Hole => ptrs.resize(take, 0),
-                Leaf::Direct => ptrs.extend(inode.block.iter().skip(idx).take(take)),
+                Leaf::Hole => ptrs.fill(0),
+                Leaf::Direct => {
+                    for (i, p) in ptrs.iter_mut().enumerate() {
+                        *p = inode.block.get(idx + i).copied().unwrap_or(0);
+                    }
+                }
                 Leaf::Block(b) => {
                     let block = self.cache.read(u64::from(b))?;
-                    ptrs.extend((idx..idx + take).map(|i| get_u32(block, i * 4)));
+                    for (i, p) in ptrs.iter_mut().enumerate() {
+                        *p = get_u32(block, (idx + i) * 4);
+                    }
                 }
             }
-            for &p in &ptrs {
+            for &p in ptrs.iter() {
                 if p != 0 {
                     self.check_data_block(p)?;
                     if chain.contains(&p) {
@@ -219,7 +226,7 @@ impl<D: BlockDevice> Ext2<D> {
             return Err(e);
         }
         if zero {
-            self.cache.zeroed(u64::from(b), Owner::File(ino))?;
+            self.cache.fresh(u64::from(b), Owner::File(ino), 0, 0)?;
         }
         *goal = b.saturating_add(1);
         Ok(b)
@@ -258,7 +265,7 @@ impl<D: BlockDevice> Ext2<D> {
             ptr = get_u32(self.cache.read(u64::from(parent))?, index * 4);
             if ptr == 0 {
                 ptr = self.alloc_for(ino, inode, goal, level < path.levels)?;
-                put_u32(self.cache.modify(u64::from(parent), Owner::File(ino))?, index * 4, ptr);
+                put_u32(self.cache.modify_range(u64::from(parent), Owner::File(ino), index * 4, 4)?, index * 4, ptr);
                 fresh = level == path.levels;
             } else {
                 self.check_data_block(ptr)?;

@@ -199,9 +199,9 @@ impl<D: BlockDevice> Ext2<D> {
                     return self.cache.write(u64::from(p), src, owner);
                 }
                 let block = if fresh {
-                    self.cache.zeroed(u64::from(p), owner)?
+                    self.cache.fresh(u64::from(p), owner, in_block, n)?
                 } else {
-                    self.cache.modify(u64::from(p), owner)?
+                    self.cache.modify_range(u64::from(p), owner, in_block, n)?
                 };
                 block.get_mut(in_block..in_block + n).ok_or(Errno::EIO)?.copy_from_slice(src);
                 Ok(())
@@ -236,7 +236,12 @@ impl<D: BlockDevice> Ext2<D> {
             return Ok(());
         }
         if let Some(p) = self.lookup_block(inode, inode.size / bs)? {
-            self.cache.modify(u64::from(p), Owner::File(ino))?.get_mut(tail..).ok_or(Errno::EIO)?.fill(0);
+            let bs = bs as usize;
+            self.cache
+                .modify_range(u64::from(p), Owner::File(ino), tail, bs - tail)?
+                .get_mut(tail..)
+                .ok_or(Errno::EIO)?
+                .fill(0);
         }
         Ok(())
     }
@@ -255,8 +260,9 @@ impl<D: BlockDevice> Ext2<D> {
             inode.size = size;
             if freed.is_ok() && !size.is_multiple_of(bs) {
                 if let Some(p) = self.lookup_block(inode, size / bs)? {
-                    let block = self.cache.modify(u64::from(p), Owner::File(ino))?;
-                    block.get_mut((size % bs) as usize..).ok_or(Errno::EIO)?.fill(0);
+                    let at = (size % bs) as usize;
+                    let block = self.cache.modify_range(u64::from(p), Owner::File(ino), at, bs as usize - at)?;
+                    block.get_mut(at..).ok_or(Errno::EIO)?.fill(0);
                 }
             }
             inode.mtime = self.now();

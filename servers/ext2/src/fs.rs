@@ -232,7 +232,7 @@ impl<D: BlockDevice> Ext2<D> {
     /// Copies the in-memory superblock into its cached block.
     pub(crate) fn write_super(&mut self) -> Result<(), Errno> {
         let (blk, off) = self.geo.superblock_location();
-        let block = self.cache.modify(u64::from(blk), Owner::Meta)?;
+        let block = self.cache.modify_range(u64::from(blk), Owner::Meta, off, SUPERBLOCK_SIZE)?;
         put_bytes(block, off, self.sb.as_bytes());
         Ok(())
     }
@@ -241,7 +241,7 @@ impl<D: BlockDevice> Ext2<D> {
     pub(crate) fn write_super_counts(&mut self) -> Result<(), Errno> {
         let (blk, off) = self.geo.superblock_location();
         let (fb, fi) = (self.sb.free_blocks_count(), self.sb.free_inodes_count());
-        let block = self.cache.modify(u64::from(blk), Owner::Meta)?;
+        let block = self.cache.modify_range(u64::from(blk), Owner::Meta, off + 12, 8)?;
         put_u32(block, off + 12, fb);
         put_u32(block, off + 16, fi);
         Ok(())
@@ -251,7 +251,7 @@ impl<D: BlockDevice> Ext2<D> {
     pub(crate) fn write_group(&mut self, g: u32) -> Result<(), Errno> {
         let desc = *self.groups.get(g as usize).ok_or(Errno::EUCLEAN)?;
         let (blk, off) = gdt_location(&self.geo, g);
-        let block = self.cache.modify(blk, Owner::Meta)?;
+        let block = self.cache.modify_range(blk, Owner::Meta, off, GROUP_DESC_SIZE as usize)?;
         desc.store(block.get_mut(off..off + GROUP_DESC_SIZE as usize).ok_or(Errno::EIO)?);
         Ok(())
     }
@@ -308,7 +308,7 @@ impl<D: BlockDevice> Ext2<D> {
         let (blk, off) = self.inode_location(ino)?;
         let size = self.geo.inode_size as usize;
         let block = self.cache.read(blk)?;
-        Ok(Inode::parse(block.get(off..off + size).ok_or(Errno::EUCLEAN)?.to_vec()))
+        Ok(Inode::parse(block.get(off..off + size).ok_or(Errno::EUCLEAN)?))
     }
 
     /// Reads a live inode: `EUCLEAN` for a number that cannot name a file or a record with an
@@ -331,7 +331,7 @@ impl<D: BlockDevice> Ext2<D> {
     pub(crate) fn write_inode(&mut self, ino: Ino, inode: &Inode) -> Result<(), Errno> {
         let (blk, off) = self.inode_location(ino)?;
         let size = self.geo.inode_size as usize;
-        let block = self.cache.modify(blk, Owner::Meta)?;
+        let block = self.cache.modify_range(blk, Owner::Meta, off, size)?;
         inode.write_to(block.get_mut(off..off + size).ok_or(Errno::EIO)?);
         Ok(())
     }

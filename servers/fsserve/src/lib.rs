@@ -172,10 +172,10 @@ impl<D: BlockDevice> Volume<D> {
     }
 
     /// Device writes making the requests served since the last commit durable: (byte offset,
-    /// contents) of every changed block, in device order.
+    /// bytes) of what changed in each block, in device order.
     pub fn dirty(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
         let bs = u64::from(self.fs.block_size());
-        self.fs.cache().dirty_blocks().map(move |(b, data)| (b * bs, data))
+        self.fs.cache().dirty_ranges().map(move |(b, at, data)| (b * bs + at as u64, data))
     }
 
     /// Device ranges (byte offset, length) freed since the last commit and not reused: their

@@ -114,6 +114,7 @@ fn volume_writes<'a, S: StateArea>(vol: &'a Volume<Region<S>>, base: u64, out: &
         out.push(StateWrite::Zero { offset: base + offset, len });
     }
     for (offset, data) in vol.dirty() {
+        // Zeros need no page (a whole zero page is given back).
         if is_zero(data) {
             out.push(StateWrite::Zero { offset: base + offset, len: data.len() as u64 });
         } else {
@@ -237,7 +238,11 @@ impl<S: StateArea> Ramfs<S> {
             atime: AtimeMode::NoAtime,
             clock: self.clock,
         };
-        let mut vol = Volume::new(Ext2::mount(dev, opts)?, self.me, v as u32, TMPFS_MAGIC);
+        let mut fs = Ext2::mount(dev, opts)?;
+        // Free blocks read as zeros here (never written, or zeroed by the commit that freed
+        // them), so a new block commits only what is written into it.
+        fs.cache_mut().set_free_blocks_read_zero(true);
+        let mut vol = Volume::new(fs, self.me, v as u32, TMPFS_MAGIC);
         let mut buf = alloc::vec![0u8; 64 << 10];
         for chunk in 0..OPENS_BYTES / buf.len() as u64 {
             self.state.read(opens_at(v) + chunk * buf.len() as u64, &mut buf)?;
@@ -365,8 +370,7 @@ impl<S: StateArea> Ramfs<S> {
         }
         let mut replies = self.replies;
         replies.record(rid, done.result, done.aux);
-        let mut record = [0u8; Replies::<RECORDS>::BYTES];
-        replies.encode(&mut record);
+        let record = replies.last_change();
         let open = done.open.map(|(ino, count)| (ino, count.to_le_bytes()));
         let mut writes = Vec::new();
         let grow = volume_writes(vol, region_at(v), &mut writes);
@@ -375,7 +379,10 @@ impl<S: StateArea> Ramfs<S> {
             writes.push(StateWrite::Bytes { offset: opens_at(v) + index * 4, data: bytes });
         }
         if rid != 0 {
-            writes.push(StateWrite::Bytes { offset: REPLIES_AT, data: &record });
+            // Only what the record changed: the ring position and one entry.
+            let [(head_at, head), (entry_at, entry)] = &record;
+            writes.push(StateWrite::Bytes { offset: REPLIES_AT + *head_at as u64, data: &head[..8] });
+            writes.push(StateWrite::Bytes { offset: REPLIES_AT + *entry_at as u64, data: &entry[..] });
         }
         match commit(&self.state, &writes, grow) {
             Ok(()) => {

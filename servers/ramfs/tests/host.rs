@@ -70,9 +70,16 @@ impl StateArea for Fake {
     }
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let inner = self.0.borrow();
-        for (i, b) in buf.iter_mut().enumerate() {
-            let at = offset + i as u64;
-            *b = inner.pages.get(&(at / PAGE)).map_or(0, |p| p[(at % PAGE) as usize]);
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let n = ((PAGE - at % PAGE) as usize).min(buf.len() - done);
+            let dst = &mut buf[done..done + n];
+            match inner.pages.get(&(at / PAGE)) {
+                Some(p) => dst.copy_from_slice(&p[(at % PAGE) as usize..(at % PAGE) as usize + n]),
+                None => dst.fill(0),
+            }
+            done += n;
         }
         Ok(())
     }
@@ -91,10 +98,13 @@ impl StateArea for Fake {
             match *w {
                 StateWrite::Bytes { offset, data } => {
                     assert!(offset + data.len() as u64 <= STATE_BYTES);
-                    for (i, &b) in data.iter().enumerate() {
-                        let at = offset + i as u64;
-                        inner.pages.entry(at / PAGE).or_insert_with(|| Box::new([0; PAGE as usize]))
-                            [(at % PAGE) as usize] = b;
+                    let mut done = 0usize;
+                    while done < data.len() {
+                        let at = offset + done as u64;
+                        let n = ((PAGE - at % PAGE) as usize).min(data.len() - done);
+                        let page = inner.pages.entry(at / PAGE).or_insert_with(|| Box::new([0; PAGE as usize]));
+                        page[(at % PAGE) as usize..(at % PAGE) as usize + n].copy_from_slice(&data[done..done + n]);
+                        done += n;
                     }
                 }
                 StateWrite::Zero { offset, len } => {
@@ -766,5 +776,123 @@ fn stale_ids_and_the_volume_table() {
     for (i, root) in roots.iter().enumerate() {
         let r = req(proto::UMOUNT, [*root, 0, 0, 0, 0, 0], 200 + i as u64, &[], &[], 0);
         assert_eq!(rig.call(&r).0, 0);
+    }
+}
+
+/// Host timing of the request paths (`cargo test --release -p ramfs-server --test host -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn bench_request_paths() {
+    use std::time::Instant;
+    let initrd = archive();
+    let mut rig = Rig::new(initrd);
+    let root = rig.fs.root_of(0).unwrap().0;
+    let bin = rig.resolve("bin").unwrap();
+    let bb = rig.resolve("bin/busybox").unwrap();
+    let n = 20_000;
+    let time = |rig: &mut Rig, what: &str, r: &Req| {
+        let t = Instant::now();
+        for _ in 0..n {
+            rig.call(r);
+        }
+        println!("{what:>24}: {:>8.0} ns", t.elapsed().as_nanos() as f64 / n as f64);
+    };
+    time(&mut rig, "GETATTR", &req(proto::GETATTR, [bb, 0, 0, 0, 0, 0], 0, &[], &[], 0));
+    time(&mut rig, "LOOKUP bin", &req(proto::LOOKUP, [root, 3, 0, 0, 0, 0], 0, &[b"bin"], &[], 0));
+    time(&mut rig, "LOOKUP busybox", &req(proto::LOOKUP, [bin, 7, 0, 0, 0, 0], 0, &[b"busybox"], &[], 0));
+    let mut r = req(proto::READ, [bb, 0, 65536, 0, 0, 0], 0, &[], &[], 65536);
+    time(&mut rig, "READ 64K buffered", &r);
+    r.state = Some(rig.state.clone());
+    time(&mut rig, "READ 64K direct(fake)", &r);
+    let mut rid = 1000;
+    let t = Instant::now();
+    for _ in 0..n / 2 {
+        rid += 1;
+        rig.call(&req(proto::OPEN, [bb, 0, 0, 0, 0, 0], rid, &[], &[], 0));
+        rid += 1;
+        rig.call(&req(proto::RELEASE, [bb, 0, 0, 0, 0, 0], rid, &[], &[], 0));
+    }
+    println!("{:>24}: {:>8.0} ns", "OPEN+RELEASE", t.elapsed().as_nanos() as f64 / (n / 2) as f64);
+    let f = rig.run(&Op::Create("tmp/f", S_IFREG | 0o644), 1).0 as u64;
+    let data = vec![1u8; 4096];
+    let t = Instant::now();
+    for i in 0..n / 10 {
+        rid += 1;
+        rig.call(&req(proto::WRITE, [f, (i % 64) as u64 * 4096, 4096, 0, 0, 0], rid, &[], &data, 0));
+    }
+    println!("{:>24}: {:>8.0} ns", "WRITE 4K (overwrite)", t.elapsed().as_nanos() as f64 / (n / 10) as f64);
+    let tmp = rig.resolve("tmp").unwrap();
+    let t = Instant::now();
+    for _ in 0..n / 10 {
+        rid += 1;
+        let (f, _) = rig.call(&req(proto::CREATE, [tmp, 1, (S_IFREG | 0o644) as u64, 0, 0, 0], rid, &[b"s"], &[], 0));
+        let f = f as u64;
+        rid += 1;
+        rig.call(&req(proto::OPEN, [f, 0, 0, 0, 0, 0], rid, &[], &[], 0));
+        rid += 1;
+        rig.call(&req(proto::WRITE, [f, 0, 100, 0, 0, 0], rid, &[], &[7u8; 100], 0));
+        rid += 1;
+        rig.call(&req(proto::RELEASE, [f, 0, 0, 0, 0, 0], rid, &[], &[], 0));
+        rid += 1;
+        rig.call(&req(proto::UNLINK, [tmp, 1, 0, 0, 0, 0], rid, &[b"s"], &[], 0));
+    }
+    println!("{:>24}: {:>8.0} ns", "small file cycle", t.elapsed().as_nanos() as f64 / (n / 10) as f64);
+}
+
+/// The create/open/write/release/unlink cycle alone, for instruction counts under callgrind.
+#[test]
+#[ignore]
+fn bench_small_file_cycle() {
+    let mut rig = Rig::new(archive());
+    let tmp = rig.resolve("tmp").unwrap();
+    let mut rid = 1000;
+    for _ in 0..2000 {
+        rid += 1;
+        let (f, _) = rig.call(&req(proto::CREATE, [tmp, 1, (S_IFREG | 0o644) as u64, 0, 0, 0], rid, &[b"s"], &[], 0));
+        let f = f as u64;
+        rid += 1;
+        rig.call(&req(proto::OPEN, [f, 0, 0, 0, 0, 0], rid, &[], &[], 0));
+        rid += 1;
+        rig.call(&req(proto::WRITE, [f, 0, 100, 0, 0, 0], rid, &[], &[7u8; 100], 0));
+        rid += 1;
+        rig.call(&req(proto::RELEASE, [f, 0, 0, 0, 0, 0], rid, &[], &[], 0));
+        rid += 1;
+        rig.call(&req(proto::UNLINK, [tmp, 1, 0, 0, 0, 0], rid, &[b"s"], &[], 0));
+    }
+}
+
+/// 64 KiB direct reads with a transport that copies nothing: the server's own cost.
+#[test]
+#[ignore]
+fn bench_direct_read_overhead() {
+    struct NoCopy(Req);
+    impl Incoming for NoCopy {
+        fn opcode(&self) -> u32 {
+            self.0.opcode
+        }
+        fn args(&self) -> [u64; 6] {
+            self.0.args
+        }
+        fn rid(&self) -> u64 {
+            0
+        }
+        fn grant_len(&self) -> u64 {
+            65536
+        }
+        fn read(&self, o: u64, b: &mut [u8]) -> Result<(), Errno> {
+            self.0.read(o, b)
+        }
+        fn write(&self, o: u64, d: &[u8]) -> Result<(), Errno> {
+            self.0.write(o, d)
+        }
+        fn state_to_grant(&self, _: u64, _: u64, _: u64) -> Result<bool, Errno> {
+            Ok(true)
+        }
+    }
+    let mut rig = Rig::new(archive());
+    let bb = rig.resolve("bin/busybox").unwrap();
+    for i in 0..10_000u64 {
+        let r = NoCopy(req(proto::READ, [bb, (i % 4) * 65536, 65536, 0, 0, 0], 0, &[], &[], 0));
+        assert_eq!(rig.fs.handle(&r).0, 65536);
     }
 }
