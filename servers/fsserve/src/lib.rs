@@ -31,6 +31,8 @@
 //! * Between requests the cache holds no dirty block (the caller committed or aborted), so
 //!   the device holds exactly the file system; reads may then copy file data straight from
 //!   the device into the client's grant ([`Request::write_from_device`]) without a buffer.
+//! * What is derived from the device (file layouts for reads, names already looked up) is
+//!   kept only until the next commit that changes anything, so it is never stale.
 //! * Open references (`OPEN`/`RELEASE`) are ext2's in-memory table; every change is reported
 //!   in [`Done::open`] so that the server can persist it and restore it after a restart
 //!   ([`Volume::restore_open`]): an unlinked file that is still open survives restarts and is
@@ -115,7 +117,28 @@ pub struct Volume<D: BlockDevice> {
     undo_open: Option<(Ino, u32)>,
     /// A zero-filled buffer for holes read by direct copies.
     zeros: Vec<u8>,
+    /// Where recently read files are on the device (size and extents), so that reading a file
+    /// again (every exec reads its binary) maps nothing. Valid while the device is unchanged:
+    /// emptied by every commit that changed anything.
+    maps: alloc::collections::BTreeMap<Ino, FileMap>,
+    /// Names looked up since the last change: (directory, name) -> inode. Big directories
+    /// (`/bin`) are linear in ext2; path walks repeat the same lookups.
+    names: alloc::collections::BTreeMap<(Ino, Vec<u8>), Ino>,
 }
+
+/// Names kept by the lookup cache before it starts over.
+const NAMES: usize = 512;
+
+/// A regular file's layout on the device: its size and its extents in file order, each
+/// (file offset, device offset or `None` for a hole, length).
+struct FileMap {
+    size: u64,
+    extents: Vec<(u64, Option<u64>, u64)>,
+}
+
+/// Files whose layouts are kept, and the most extents kept for one file.
+const MAPS: usize = 64;
+const MAP_EXTENTS: usize = 256;
 
 impl<D: BlockDevice> Volume<D> {
     /// Serves `fs` as volume `volume` of server `server` (its index in the server table).
@@ -123,7 +146,16 @@ impl<D: BlockDevice> Volume<D> {
     /// dirty blocks the caller has not made durable.
     pub fn new(mut fs: Ext2<D>, server: usize, volume: u32, fs_type: u64) -> Volume<D> {
         fs.cache_mut().set_write_back(WriteBack::Hold);
-        Volume { fs, server, volume, fs_type, undo_open: None, zeros: Vec::new() }
+        Volume {
+            fs,
+            server,
+            volume,
+            fs_type,
+            undo_open: None,
+            zeros: Vec::new(),
+            maps: Default::default(),
+            names: Default::default(),
+        }
     }
 
     pub fn fs(&mut self) -> &mut Ext2<D> {
@@ -192,6 +224,10 @@ impl<D: BlockDevice> Volume<D> {
 
     /// The caller made [`dirty`](Self::dirty) and [`freed`](Self::freed) durable.
     pub fn committed(&mut self) {
+        if self.has_changes() {
+            self.maps.clear();
+            self.names.clear();
+        }
         self.fs.cache_mut().mark_all_clean();
         self.undo_open = None;
     }
@@ -273,7 +309,18 @@ impl<D: BlockDevice> Volume<D> {
             proto::LOOKUP => {
                 let dir = self.ino_of(a[0])?;
                 let name = Self::name(req, 0, a[1])?;
-                let ino = self.fs.lookup(dir, &name)?;
+                let key = (dir, name);
+                let ino = match self.names.get(&key) {
+                    Some(&ino) => ino,
+                    None => {
+                        let ino = self.fs.lookup(dir, &key.1)?;
+                        if self.names.len() >= NAMES {
+                            self.names.clear();
+                        }
+                        self.names.insert(key, ino);
+                        ino
+                    }
+                };
                 self.put_attr(req, ino).map(Done::result)
             }
             proto::GETATTR => {
@@ -452,10 +499,51 @@ impl<D: BlockDevice> Volume<D> {
         Ok(Done::result(n as i64))
     }
 
+    /// The device spans of a read of `len` bytes at `offset` of `ino`, from the file's cached
+    /// layout (made on first use, for files of few extents).
+    fn spans(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<ext2::Span>, Errno> {
+        if !self.maps.contains_key(&ino) {
+            let size = self.fs.getattr(ino)?.size;
+            let whole = self.fs.read_map(ino, 0, usize::try_from(size).unwrap_or(usize::MAX))?;
+            if whole.len() > MAP_EXTENTS {
+                return self.fs.read_map(ino, offset, len);
+            }
+            if self.maps.len() >= MAPS {
+                self.maps.clear();
+            }
+            let mut at = 0;
+            let extents = whole
+                .iter()
+                .map(|s| {
+                    let e = (at, s.device_offset, s.len as u64);
+                    at += s.len as u64;
+                    e
+                })
+                .collect();
+            self.maps.insert(ino, FileMap { size, extents });
+        }
+        let m = self.maps.get(&ino).ok_or(Errno::EIO)?;
+        let end = offset.saturating_add(len as u64).min(m.size);
+        let mut spans = Vec::new();
+        if offset >= end {
+            return Ok(spans);
+        }
+        let first = m.extents.partition_point(|&(at, _, n)| at + n <= offset);
+        for &(at, dev, n) in m.extents.get(first..).unwrap_or(&[]) {
+            if at >= end {
+                break;
+            }
+            let lo = offset.max(at);
+            let hi = end.min(at + n);
+            spans.push(ext2::Span { device_offset: dev.map(|d| d + (lo - at)), len: (hi - lo) as usize });
+        }
+        Ok(spans)
+    }
+
     /// A read copied from the device into the grant span by span, if the transport can;
     /// `None` if it cannot (nothing was copied).
     fn read_direct(&mut self, req: &dyn Request, ino: Ino, offset: u64, len: usize) -> Result<Option<usize>, Errno> {
-        let spans = self.fs.read_map(ino, offset, len)?;
+        let spans = self.spans(ino, offset, len)?;
         let mut done = 0u64;
         for (i, s) in spans.iter().enumerate() {
             match s.device_offset {
