@@ -514,3 +514,25 @@ fn large_requests_are_bounded() {
     let r = req(proto::LOOKUP, [root, 100, 0, 0, 0, 0], &[], 0);
     assert_eq!(t.call(&r), Err(Errno::EFAULT), "a name past the grant");
 }
+
+#[test]
+fn cached_layouts_and_names_follow_changes() {
+    let mut t = T::new();
+    let root = t.root();
+    let f = t.create(root, "x", REG).unwrap();
+    t.write(f.file, 0, &[1u8; 5000], false).unwrap();
+    assert_eq!(t.read(f.file, 0, 10_000, true).unwrap().len(), 5000, "layout cached here");
+    assert_eq!(t.lookup(root, "x").unwrap().file, f.file, "name cached here");
+    t.write(f.file, 0, &[2u8; 9000], true).unwrap();
+    let data = t.read(f.file, 0, 20_000, true).unwrap();
+    assert_eq!(data.len(), 14_000);
+    assert!(data[5000..].iter().all(|&b| b == 2), "the appended blocks are read, not the old layout");
+    t.rename(root, "x", root, "y", 0).unwrap();
+    assert_eq!(t.lookup(root, "x"), Err(Errno::ENOENT), "the cached name went with the rename");
+    assert_eq!(t.lookup(root, "y").unwrap().file, f.file);
+    t.unlink(root, "y", false).unwrap();
+    assert_eq!(t.read(f.file, 0, 10, true), Err(Errno::ESTALE));
+    let g = t.create(root, "y", REG).unwrap();
+    assert_eq!(g.file, f.file, "the inode number is reused");
+    assert_eq!(t.read(g.file, 0, 10, true).unwrap(), b"", "and the old layout is not");
+}
