@@ -112,6 +112,12 @@ impl Kernel for NucleusApi {
         crate::state::commit(current_spec_index().ok_or(IpcError::NoSuchCap)?, writes)
     }
 
+    fn state_to_grant(&self, tag: u64, grant_offset: u64, state_offset: u64, len: u64) -> Result<(), IpcError> {
+        inject::checkpoint();
+        let spec = current_spec_index().ok_or(IpcError::NoSuchCap)?;
+        crate::grant::write_from_state(spec, tag, grant_offset, state_offset, len)
+    }
+
     fn lookup(&self, name: &str) -> Result<CapRef, IpcError> {
         call::lookup(name)
     }

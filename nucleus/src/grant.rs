@@ -116,23 +116,30 @@ pub fn check_grant(st: &mut State, cur: usize, g: &GrantRef) -> Result<Option<Gr
     }
 }
 
+/// The grant of request `tag` (which the current task must be serving), checked for `need`
+/// rights over `[offset, offset + len)`.
+fn usable(st: &mut State, tag: u64, offset: u64, len: u64, need: u32) -> Result<Grant, IpcError> {
+    let cur = sched::current();
+    let e = st.task(cur).endpoint.ok_or(IpcError::BadGrant)?;
+    if !caller_waiting(st, e, tag) {
+        return Err(IpcError::BadGrant); // answered, abandoned, or never ours: revoked
+    }
+    let (caller, _) = tag_caller(tag);
+    let g = st.task(caller).grant.ok_or(IpcError::BadGrant)?;
+    let end = offset.checked_add(len).ok_or(IpcError::BadGrant)?;
+    if g.rights & need == 0 || end > g.len || !g.chain_alive(st) {
+        return Err(IpcError::BadGrant);
+    }
+    Ok(g)
+}
+
 /// Copies between the grant of request `tag` (which the current task must be serving) and a
 /// buffer of the current task: into the grant when `write`, out of it otherwise.
 fn copy(tag: u64, offset: u64, buf: *mut u8, len: usize, write: bool) -> Result<(), IpcError> {
     arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
-        let cur = sched::current();
-        let e = st.task(cur).endpoint.ok_or(IpcError::BadGrant)?;
-        if !caller_waiting(&mut st, e, tag) {
-            return Err(IpcError::BadGrant); // answered, abandoned, or never ours: revoked
-        }
-        let (caller, _) = tag_caller(tag);
-        let g = st.task(caller).grant.ok_or(IpcError::BadGrant)?;
         let need = if write { GRANT_WRITE } else { GRANT_READ };
-        let end = offset.checked_add(len as u64).ok_or(IpcError::BadGrant)?;
-        if g.rights & need == 0 || end > g.len || !g.chain_alive(&mut st) {
-            return Err(IpcError::BadGrant);
-        }
+        let g = usable(&mut st, tag, offset, len as u64, need)?;
         match g.memory {
             Memory::Kernel(addr) => {
                 let at = (addr + offset) as *mut u8;
@@ -161,12 +168,41 @@ fn copy(tag: u64, offset: u64, buf: *mut u8, len: usize, write: bool) -> Result<
                         crate::user::aspace_read(aspace, va + offset, core::slice::from_raw_parts_mut(buf, len))
                     }
                 };
-                r.map_err(|e| match e {
-                    MemError::Fault => IpcError::Fault,
-                    _ => IpcError::BadGrant,
-                })
+                r.map_err(user_error)
             }
         }
+    })
+}
+
+fn user_error(e: MemError) -> IpcError {
+    match e {
+        MemError::Fault => IpcError::Fault,
+        _ => IpcError::BadGrant,
+    }
+}
+
+/// Copies `len` bytes at `state_offset` of the current server's state area into the grant of
+/// request `tag` at `offset`, with no copy through the server: how a RAM file system answers
+/// a read straight from the pages that hold the file.
+pub fn write_from_state(spec: usize, tag: u64, offset: u64, state_offset: u64, len: u64) -> Result<(), IpcError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let g = usable(&mut st, tag, offset, len, GRANT_WRITE)?;
+        let mut done = 0u64;
+        crate::state::with_chunks(spec, state_offset, len, |chunk| {
+            let at = offset + done;
+            done += chunk.len() as u64;
+            match g.memory {
+                Memory::Kernel(addr) => {
+                    // SAFETY: as in `copy`: the granted range (checked by `usable` to hold
+                    // `offset + len`) belongs to a task blocked in this request; `chunk` is a
+                    // state-area page the nucleus owns, which cannot overlap a task's arena.
+                    unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), (addr + at) as *mut u8, chunk.len()) };
+                    Ok(())
+                }
+                Memory::User(aspace, va) => crate::user::aspace_write(aspace, va + at, chunk).map_err(user_error),
+            }
+        })
     })
 }
 

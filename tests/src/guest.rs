@@ -752,7 +752,153 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("creds-limits-sched", "creds"),
     conformance!("exec-rewritten-file", "exec_cache"),
     conformance!("posix-timers", "posix_timers"),
+    GuestTest {
+        name: "ramfs-workload-no-faults",
+        overlay: &[("init", RAMFS_WORKLOAD, true)],
+        expect: &["WORKLOAD-START", "WORKLOAD-END", "restarts: 0", "@@POWEROFF 0"],
+        post_check: Some(workload_matches_expected),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "ramfs-workload-random-kills",
+        append: "fi=ramfs:50:7",
+        overlay: &[("init", RAMFS_WORKLOAD, true)],
+        expect: &["fi: killing 'ramfs' every ~50 ms (seed 7)", "WORKLOAD-START", "WORKLOAD-END", "restarts: ", "@@POWEROFF 0"],
+        post_check: Some(workload_matches_under_kills),
+        timeout: Duration::from_secs(300),
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "ramfs-unlinked-open-survives-kill",
+        overlay: &[("init", UNLINKED_OPEN_SCRIPT, true)],
+        expect: &[
+            "read /tmp: kept in /tmp\\nafter the kill\\n",
+            "gone /tmp: No such file or directory",
+            "read /mnt/t: kept in /mnt/t\\nafter the kill\\n",
+            "gone /mnt/t: No such file or directory",
+            "restarts: 4",
+            "@@POWEROFF 0",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "ramfs-kills-no-leak",
+        overlay: &[("init", RAMFS_LEAK_SCRIPT, true)],
+        expect: &[
+            "restarts: 30",
+            "memory settled after 30 kills",
+            "8 MiB file costs ",
+            "deleted file memory returned",
+            "@@POWEROFF 0",
+        ],
+        forbid: &["memory moved", "off by"],
+        ..GuestTest::DEFAULT
+    },
 ];
+
+/// The ramfs workload (`tests/guest/ramfs/workload.sh`) and its output without faults, recorded
+/// by running it on Cairn (`ramfs-workload-no-faults` checks that the recording still holds).
+const RAMFS_WORKLOAD: &str = include_str!("../guest/ramfs/workload.sh");
+const RAMFS_EXPECTED: &str = include_str!("../guest/ramfs/expected.txt");
+
+/// Console messages that may land between (or inside) the workload's lines while ramfs is
+/// being killed and restarted.
+const LOG_PREFIXES: &[&str] = &["supervisor: '", "ramfs: ", "fi: ", "linux: "];
+
+/// The transcript from `WORKLOAD-START` through `WORKLOAD-END`, with console messages taken out
+/// (a message that interrupted a line is cut out of it, and the line joined again).
+fn workload_section(transcript: &str) -> Vec<String> {
+    let text = transcript.replace('\r', "");
+    let mut lines = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let cut = LOG_PREFIXES.iter().filter_map(|p| line.find(p)).min();
+        match cut {
+            Some(at) => pending.push_str(&line[..at]),
+            None => {
+                pending.push_str(line);
+                lines.push(std::mem::take(&mut pending));
+            }
+        }
+    }
+    let start = lines.iter().position(|l| l == "WORKLOAD-START").unwrap_or(lines.len());
+    let end = lines.iter().position(|l| l == "WORKLOAD-END").map_or(lines.len(), |e| e + 1);
+    lines.get(start..end).map(|l| l.to_vec()).unwrap_or_default()
+}
+
+fn workload_matches_expected(transcript: &str) -> Result<(), String> {
+    let got = workload_section(transcript);
+    let want: Vec<&str> = RAMFS_EXPECTED.lines().collect();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        if g != w {
+            return Err(format!("workload line {}: got {g:?}, expected {w:?}", i + 1));
+        }
+    }
+    if got.len() != want.len() {
+        return Err(format!("the workload printed {} lines, expected {}", got.len(), want.len()));
+    }
+    Ok(())
+}
+
+/// The same output as without faults, and ramfs was killed at least 20 times meanwhile.
+fn workload_matches_under_kills(transcript: &str) -> Result<(), String> {
+    workload_matches_expected(transcript)?;
+    let text = transcript.replace('\r', "");
+    let restarts = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("restarts: "))
+        .next_back()
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .ok_or("no restart count")?;
+    if restarts < 20 {
+        return Err(format!("ramfs was restarted only {restarts} times (at least 20 wanted)"));
+    }
+    Ok(())
+}
+
+/// A file unlinked while open (for reading and appending) outlives two ramfs kills, in the
+/// root volume and in a tmpfs, and goes when its last descriptor closes.
+const UNLINKED_OPEN_SCRIPT: &str = r#"#!/bin/sh
+mkdir -p /mnt/t && mount -t tmpfs tmpfs /mnt/t
+for D in /tmp /mnt/t; do
+    echo "kept in $D" > $D/u
+    exec 3< $D/u 4>> $D/u
+    rm $D/u
+    echo kill > /sys/kernel/servers/ramfs/fault
+    ls $D > /dev/null
+    echo "after the kill" >&4
+    echo kill > /sys/kernel/servers/ramfs/fault
+    printf 'read %s: %s\n' $D "$(cat <&3 | sed 's/$/\\n/' | tr -d '\n')"
+    echo "gone $D: $(ls $D/u 2>&1 | sed 's/.*: //')"
+    exec 3<&- 4>&-
+done
+grep restarts /sys/kernel/servers/ramfs/status
+"#;
+
+/// Killing ramfs 30 times gives back every page each instance had (its arena); an 8 MiB file
+/// costs about 8 MiB, and deleting it gives that back.
+const RAMFS_LEAK_SCRIPT: &str = r#"#!/bin/sh
+free_kb() { awk '/MemFree/ { print $2 }' /proc/meminfo; }
+within() { d=$(($1 - $2)); [ $d -lt 0 ] && d=$((-d)); [ $d -le $3 ]; }
+echo warm > /tmp/warm; ls / > /dev/null
+m0=$(free_kb)
+i=0
+while [ $i -lt 30 ]; do
+    echo kill > /sys/kernel/servers/ramfs/fault
+    ls / > /dev/null
+    i=$((i + 1))
+done
+sleep 1
+m1=$(free_kb)
+grep restarts /sys/kernel/servers/ramfs/status
+within $m0 $m1 256 && echo "memory settled after 30 kills" || echo "memory moved by $((m0 - m1)) KiB"
+dd if=/dev/urandom of=/tmp/big bs=65536 count=128 2>/dev/null
+m2=$(free_kb)
+echo "8 MiB file costs $((m1 - m2)) KiB"
+rm /tmp/big
+m3=$(free_kb)
+within $m1 $m3 256 && echo "deleted file memory returned" || echo "after rm: off by $((m1 - m3)) KiB"
+"#;
 
 /// A scripted BusyBox session (`tests/guest/applets/session.sh`); its output must equal what
 /// Linux printed for it, recorded by `tests/guest/applets/record.sh` into `expected.txt`.

@@ -64,6 +64,11 @@ pub const PARENT: u32 = 20;
 /// `args = [dir, child FileId]`: the name under which `child` appears in `dir` (for getcwd).
 /// Result: the name's length, the name at NAMES_AT.
 pub const NAME_OF: u32 = 21;
+/// No args; `Sqe::rid` names the request to look up. Result and aux: what the server answered
+/// to that request, if it applied it and still holds its record; ENOMSG if not. The VFS asks
+/// this when a request retried after its own death fails the VFS's checks (the name is gone,
+/// or already there): the file system may have applied it before the dead instance answered.
+pub const RECALL: u32 = 22;
 
 /// SETATTR `valid` bits.
 pub const SET_MODE: u64 = 1;
@@ -128,5 +133,7 @@ pub const OPCODES: &[(u32, &str)] = &[
     (FSYNC, "fsync"),
     (MOUNT, "mount"),
     (UMOUNT, "umount"),
+    (PARENT, "parent"),
     (NAME_OF, "name_of"),
+    (RECALL, "recall"),
 ];

@@ -72,7 +72,11 @@ impl<D: BlockDevice> Ext2<D> {
             if self.is_metadata(b) {
                 return Err(Errno::EUCLEAN);
             }
-            set_bit(self.cache.modify(u64::from(desc.block_bitmap), Owner::Meta)?, bit, true);
+            set_bit(
+                self.cache.modify_range(u64::from(desc.block_bitmap), Owner::Meta, (bit / 8) as usize, 1)?,
+                bit,
+                true,
+            );
             if let Some(d) = self.groups.get_mut(g as usize) {
                 d.free_blocks -= 1;
             }
@@ -104,14 +108,14 @@ impl<D: BlockDevice> Ext2<D> {
         {
             return Err(Errno::EUCLEAN);
         }
-        set_bit(self.cache.modify(u64::from(desc.block_bitmap), Owner::Meta)?, bit, false);
+        set_bit(self.cache.modify_range(u64::from(desc.block_bitmap), Owner::Meta, (bit / 8) as usize, 1)?, bit, false);
         if let Some(d) = self.groups.get_mut(g as usize) {
             d.free_blocks += 1;
         }
         self.write_group(g)?;
         self.sb.set_free_blocks_count(self.sb.free_blocks_count().saturating_add(1));
         self.write_super_counts()?;
-        self.cache.discard(u64::from(b));
+        self.cache.freed(u64::from(b));
         Ok(())
     }
 
@@ -164,7 +168,7 @@ impl<D: BlockDevice> Ext2<D> {
         if old.mode != 0 && old.links != 0 && old.dtime == 0 {
             return Err(Errno::EUCLEAN);
         }
-        set_bit(self.cache.modify(u64::from(desc.inode_bitmap), Owner::Meta)?, bit, true);
+        set_bit(self.cache.modify_range(u64::from(desc.inode_bitmap), Owner::Meta, (bit / 8) as usize, 1)?, bit, true);
         if let Some(d) = self.groups.get_mut(g as usize) {
             d.free_inodes -= 1;
             if is_dir {
@@ -189,7 +193,7 @@ impl<D: BlockDevice> Ext2<D> {
         {
             return Err(Errno::EUCLEAN);
         }
-        set_bit(self.cache.modify(u64::from(desc.inode_bitmap), Owner::Meta)?, bit, false);
+        set_bit(self.cache.modify_range(u64::from(desc.inode_bitmap), Owner::Meta, (bit / 8) as usize, 1)?, bit, false);
         if let Some(d) = self.groups.get_mut(g as usize) {
             d.free_inodes += 1;
             if was_dir {

@@ -15,6 +15,16 @@ use crate::inode::Inode;
 use crate::le::{get_u32, put_u32};
 use abi::Errno;
 
+/// Where the pointer of a logical block lives (see `Ext2::leaf_of`).
+enum Leaf {
+    /// In the inode's direct slots.
+    Direct,
+    /// In this indirect block.
+    Block(u32),
+    /// Nowhere: an indirect pointer on the way is 0.
+    Hole,
+}
+
 /// Slot in `i_block` of the single, double and triple indirect pointers.
 pub const SINGLE_SLOT: usize = 12;
 pub const DOUBLE_SLOT: usize = 13;
@@ -113,24 +123,93 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(Some(ptr))
     }
 
-    /// The mapping of up to `max` logical blocks from `lblk` that continue the first one's:
-    /// `(Some(p), n)` if blocks `lblk..lblk+n` are at `p..p+n`, `(None, n)` for `n` holes.
-    pub(crate) fn map_run(&mut self, inode: &Inode, lblk: u64, max: u64) -> Result<(Option<u32>, u64), Errno> {
-        let first = self.lookup_block(inode, lblk)?;
-        let mut n = 1;
-        while n < max {
-            let next = self.lookup_block(inode, lblk + n)?;
-            let continues = match (first, next) {
-                (None, None) => true,
-                (Some(p), Some(q)) => u64::from(q) == u64::from(p) + n,
-                _ => false,
-            };
-            if !continues {
+    /// The pointer container of logical block `lblk`: where its pointer lives (the inode's
+    /// direct slots, or the last indirect block on its path), the pointer's index there, how
+    /// many pointers of the container follow it (itself included), and the indirect blocks on
+    /// the path (for the cycle check). `Leaf::Hole` if an indirect pointer on the path is 0:
+    /// the whole rest of that container is a hole.
+    fn leaf_of(&mut self, inode: &Inode, lblk: u64) -> Result<(Leaf, usize, u64, [u32; 4]), Errno> {
+        let ppb = self.geo.ptrs_per_block();
+        let Some(path) = block_path(lblk, ppb) else {
+            return Ok((Leaf::Hole, 0, 1, [0; 4]));
+        };
+        if path.levels == 0 {
+            let idx = path.indexes[0] as usize;
+            return Ok((Leaf::Direct, idx, u64::from(DIRECT_BLOCKS) - idx as u64, [0; 4]));
+        }
+        let last = path.indexes.get(path.levels).copied().unwrap_or(0);
+        let avail = u64::from(ppb - last);
+        let mut chain = [0u32; 4];
+        let mut ptr = *inode.block.get(path.indexes[0] as usize).ok_or(Errno::EUCLEAN)?;
+        for level in 0..path.levels {
+            if ptr == 0 {
+                return Ok((Leaf::Hole, last as usize, avail, chain));
+            }
+            self.check_data_block(ptr)?;
+            if chain.get(..level).is_some_and(|up| up.contains(&ptr)) {
+                return Err(Errno::EUCLEAN);
+            }
+            if let Some(slot) = chain.get_mut(level) {
+                *slot = ptr;
+            }
+            if level + 1 == path.levels {
                 break;
             }
-            n += 1;
+            let next = path.indexes.get(level + 1).copied().unwrap_or(0) as usize;
+            ptr = get_u32(self.cache.read(u64::from(ptr))?, next * 4);
         }
-        Ok((first, n))
+        if ptr == 0 {
+            return Ok((Leaf::Hole, last as usize, avail, chain));
+        }
+        Ok((Leaf::Block(ptr), last as usize, avail, chain))
+    }
+
+    /// The mapping of up to `max` logical blocks from `lblk` that continue the first one's:
+    /// `(Some(p), n)` if blocks `lblk..lblk+n` are at `p..p+n`, `(None, n)` for `n` holes.
+    /// Each pointer container (the inode, an indirect block) is read once per call, not once
+    /// per block; every data pointer is checked as `lookup_block` checks it.
+    pub(crate) fn map_run(&mut self, inode: &Inode, lblk: u64, max: u64) -> Result<(Option<u32>, u64), Errno> {
+        let mut first: Option<Option<u32>> = None;
+        let mut n = 0u64;
+        // Pointers are copied out of their container a few at a time (the container is a
+        // borrowed cache block; checking them needs `self`).
+        let mut buf = [0u32; 64];
+        'containers: while n < max.max(1) {
+            let (leaf, idx, avail, chain) = self.leaf_of(inode, lblk + n)?;
+            let take = (avail.min(max.max(1) - n) as usize).min(buf.len());
+            let ptrs = buf.get_mut(..take).ok_or(Errno::EIO)?;
+            match leaf {
+                Leaf::Hole => ptrs.fill(0),
+                Leaf::Direct => {
+                    for (i, p) in ptrs.iter_mut().enumerate() {
+                        *p = inode.block.get(idx + i).copied().unwrap_or(0);
+                    }
+                }
+                Leaf::Block(b) => {
+                    let block = self.cache.read(u64::from(b))?;
+                    for (i, p) in ptrs.iter_mut().enumerate() {
+                        *p = get_u32(block, (idx + i) * 4);
+                    }
+                }
+            }
+            for &p in ptrs.iter() {
+                if p != 0 {
+                    self.check_data_block(p)?;
+                    if chain.contains(&p) {
+                        return Err(Errno::EUCLEAN);
+                    }
+                }
+                let here = (p != 0).then_some(p);
+                match first {
+                    None => first = Some(here),
+                    Some(None) if here.is_none() => {}
+                    Some(Some(f)) if here.is_some_and(|q| u64::from(q) == u64::from(f) + n) => {}
+                    Some(_) => break 'containers,
+                }
+                n += 1;
+            }
+        }
+        Ok((first.flatten(), n.max(1)))
     }
 
     /// Adds one block to `inode.blocks` (in sectors).
@@ -147,7 +226,7 @@ impl<D: BlockDevice> Ext2<D> {
             return Err(e);
         }
         if zero {
-            self.cache.zeroed(u64::from(b), Owner::File(ino))?;
+            self.cache.fresh(u64::from(b), Owner::File(ino), 0, 0)?;
         }
         *goal = b.saturating_add(1);
         Ok(b)
@@ -186,7 +265,7 @@ impl<D: BlockDevice> Ext2<D> {
             ptr = get_u32(self.cache.read(u64::from(parent))?, index * 4);
             if ptr == 0 {
                 ptr = self.alloc_for(ino, inode, goal, level < path.levels)?;
-                put_u32(self.cache.modify(u64::from(parent), Owner::File(ino))?, index * 4, ptr);
+                put_u32(self.cache.modify_range(u64::from(parent), Owner::File(ino), index * 4, 4)?, index * 4, ptr);
                 fresh = level == path.levels;
             } else {
                 self.check_data_block(ptr)?;

@@ -50,9 +50,14 @@ impl RawDirent {
     }
 }
 
-/// Parses and checks a whole directory block.
-pub(crate) fn parse_dir_block(block: &[u8], filetype: bool, geo: &Geometry) -> Result<Vec<RawDirent>, Errno> {
-    let mut entries = Vec::new();
+/// Walks the entries of a directory block, checking each, calling `f` until it returns false.
+/// Allocation-free: lookups scan blocks in the cache in place.
+fn walk_dir_block(
+    block: &[u8],
+    filetype: bool,
+    geo: &Geometry,
+    mut f: impl FnMut(RawDirent) -> bool,
+) -> Result<(), Errno> {
     let mut off = 0;
     while off < block.len() {
         let ino = get_u32(block, off);
@@ -73,10 +78,36 @@ pub(crate) fn parse_dir_block(block: &[u8], filetype: bool, geo: &Geometry) -> R
                 return Err(Errno::EUCLEAN);
             }
         }
-        entries.push(entry);
+        if !f(entry) {
+            return Ok(());
+        }
         off = end;
     }
+    Ok(())
+}
+
+/// Parses and checks a whole directory block.
+pub(crate) fn parse_dir_block(block: &[u8], filetype: bool, geo: &Geometry) -> Result<Vec<RawDirent>, Errno> {
+    let mut entries = Vec::new();
+    walk_dir_block(block, filetype, geo, |e| {
+        entries.push(e);
+        true
+    })?;
     Ok(entries)
+}
+
+/// The live entry called `name` in a directory block, after checking the whole block.
+fn find_in_block(block: &[u8], filetype: bool, geo: &Geometry, name: &[u8]) -> Result<Option<RawDirent>, Errno> {
+    walk_dir_block(block, filetype, geo, |_| true)?;
+    let mut found = None;
+    walk_dir_block(block, filetype, geo, |e| {
+        if e.ino != 0 && e.name(block) == name {
+            found = Some(e);
+            return false;
+        }
+        true
+    })?;
+    Ok(found)
 }
 
 /// Writes an entry header and name at `offset`.
@@ -133,9 +164,11 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// The entry called `name` in directory `dir`, if any.
     pub(crate) fn find_entry(&mut self, dir: &Inode, name: &[u8]) -> Result<Option<Found>, Errno> {
+        let filetype = self.filetype_feature();
         for idx in 0..self.dir_block_count(dir)? {
-            let (phys, block, entries) = self.dir_block(dir, idx)?;
-            if let Some(e) = entries.iter().find(|e| e.ino != 0 && e.name(&block) == name) {
+            let phys = self.lookup_block(dir, idx)?.ok_or(Errno::EUCLEAN)?;
+            let block = self.cache.read(u64::from(phys))?;
+            if let Some(e) = find_in_block(block, filetype, &self.geo, name)? {
                 return Ok(Some(Found { phys, offset: e.offset, ino: e.ino }));
             }
         }
@@ -168,26 +201,35 @@ impl<D: BlockDevice> Ext2<D> {
         let filetype = self.filetype_feature();
         let nblocks = self.dir_block_count(&dir)?;
         for idx in 0..nblocks {
-            let (phys, mut block, entries) = self.dir_block(&dir, idx)?;
-            let mut placed = false;
-            for e in &entries {
-                if e.ino == 0 && e.rec_len >= needed {
-                    put_dirent(&mut block, e.offset, ino, e.rec_len, name, ft, filetype);
-                    placed = true;
-                    break;
-                }
+            let phys = self.lookup_block(&dir, idx)?.ok_or(Errno::EUCLEAN)?;
+            // Find the place without copying the block: an unused entry big enough, or a
+            // used one with enough slack to split: (offset, its rec_len, split at).
+            let block = self.cache.read(u64::from(phys))?;
+            walk_dir_block(block, filetype, &self.geo, |_| true)?;
+            let mut place = None;
+            walk_dir_block(block, filetype, &self.geo, |e| {
                 let used = rec_len_for(e.name_len);
-                if e.ino != 0 && e.rec_len >= used + needed {
-                    put_u16(&mut block, e.offset + 4, used as u16);
-                    put_dirent(&mut block, e.offset + used, ino, e.rec_len - used, name, ft, filetype);
-                    placed = true;
-                    break;
+                if e.ino == 0 && e.rec_len >= needed {
+                    place = Some((e.offset, e.rec_len, None));
+                } else if e.ino != 0 && e.rec_len >= used + needed {
+                    place = Some((e.offset, e.rec_len, Some(used)));
+                }
+                place.is_none()
+            })?;
+            let Some((off, rec_len, split)) = place else { continue };
+            let owner = Owner::File(dir_ino);
+            match split {
+                None => {
+                    let block = self.cache.modify_range(u64::from(phys), owner, off, 8 + name.len())?;
+                    put_dirent(block, off, ino, rec_len, name, ft, filetype);
+                }
+                Some(used) => {
+                    let block = self.cache.modify_range(u64::from(phys), owner, off + 4, used + 4 + name.len())?;
+                    put_u16(block, off + 4, used as u16);
+                    put_dirent(block, off + used, ino, rec_len - used, name, ft, filetype);
                 }
             }
-            if placed {
-                self.cache.write(u64::from(phys), &block, Owner::File(dir_ino))?;
-                return self.dir_changed(dir_ino);
-            }
+            return self.dir_changed(dir_ino);
         }
         // No room: a new block at the end.
         let bs = u64::from(self.geo.block_size);
@@ -195,7 +237,7 @@ impl<D: BlockDevice> Ext2<D> {
         let mut goal = self.alloc_goal(dir_ino, &dir, nblocks);
         let mapped = self.map_or_alloc(dir_ino, &mut dir, nblocks, &mut goal);
         let result = mapped.and_then(|(phys, _)| {
-            let block = self.cache.zeroed(u64::from(phys), Owner::File(dir_ino))?;
+            let block = self.cache.fresh(u64::from(phys), Owner::File(dir_ino), 0, 8 + name.len())?;
             put_dirent(block, 0, ino, bs as usize, name, ft, filetype);
             dir.size = new_size;
             Ok(())
@@ -210,14 +252,29 @@ impl<D: BlockDevice> Ext2<D> {
     /// Removes the entry at `offset` of directory block `phys` of `dir_ino`, merging its space
     /// into the entry before it (or marking it unused if it is the first of its block).
     pub(crate) fn remove_entry(&mut self, dir_ino: Ino, at: Found) -> Result<(), Errno> {
-        let mut block = self.cache.read(u64::from(at.phys))?.to_vec();
-        let entries = parse_dir_block(&block, self.filetype_feature(), &self.geo)?;
-        let i = entries.iter().position(|e| e.offset == at.offset && e.ino == at.ino).ok_or(Errno::EUCLEAN)?;
-        put_u32(&mut block, at.offset, 0);
-        if let (Some(prev), Some(e)) = (i.checked_sub(1).and_then(|p| entries.get(p)), entries.get(i)) {
-            put_u16(&mut block, prev.offset + 4, (prev.rec_len + e.rec_len) as u16);
+        let filetype = self.filetype_feature();
+        let block = self.cache.read(u64::from(at.phys))?;
+        walk_dir_block(block, filetype, &self.geo, |_| true)?;
+        // The entry, and the one before it (which absorbs its space).
+        let (mut prev, mut found) = (None, None);
+        walk_dir_block(block, filetype, &self.geo, |e| {
+            if e.offset == at.offset && e.ino == at.ino {
+                found = Some(e);
+                return false;
+            }
+            prev = Some(e);
+            true
+        })?;
+        let e = found.ok_or(Errno::EUCLEAN)?;
+        let owner = Owner::File(dir_ino);
+        match prev {
+            Some(p) => {
+                let block = self.cache.modify_range(u64::from(at.phys), owner, p.offset + 4, at.offset - p.offset)?;
+                put_u32(block, at.offset, 0);
+                put_u16(block, p.offset + 4, (p.rec_len + e.rec_len) as u16);
+            }
+            None => put_u32(self.cache.modify_range(u64::from(at.phys), owner, at.offset, 4)?, at.offset, 0),
         }
-        self.cache.write(u64::from(at.phys), &block, Owner::File(dir_ino))?;
         self.dir_changed(dir_ino)
     }
 
@@ -225,16 +282,21 @@ impl<D: BlockDevice> Ext2<D> {
     pub(crate) fn set_entry(&mut self, dir_ino: Ino, at: Found, ino: Ino, ft: FileType) -> Result<(), Errno> {
         let ft = self.dirent_type(ft);
         let filetype = self.filetype_feature();
-        let mut block = self.cache.read(u64::from(at.phys))?.to_vec();
-        let entries = parse_dir_block(&block, filetype, &self.geo)?;
-        if !entries.iter().any(|e| e.offset == at.offset && e.ino == at.ino) {
+        let block = self.cache.read(u64::from(at.phys))?;
+        walk_dir_block(block, filetype, &self.geo, |_| true)?;
+        let mut present = false;
+        walk_dir_block(block, filetype, &self.geo, |e| {
+            present = e.offset == at.offset && e.ino == at.ino;
+            !present
+        })?;
+        if !present {
             return Err(Errno::EUCLEAN);
         }
-        put_u32(&mut block, at.offset, ino);
+        let block = self.cache.modify_range(u64::from(at.phys), Owner::File(dir_ino), at.offset, 8)?;
+        put_u32(block, at.offset, ino);
         if filetype {
-            put_u8(&mut block, at.offset + 7, ft);
+            put_u8(block, at.offset + 7, ft);
         }
-        self.cache.write(u64::from(at.phys), &block, Owner::File(dir_ino))?;
         self.dir_changed(dir_ino)
     }
 
@@ -268,7 +330,7 @@ impl<D: BlockDevice> Ext2<D> {
         let bs = self.geo.block_size as usize;
         let ft = self.dirent_type(FileType::Directory);
         let filetype = self.filetype_feature();
-        let block = self.cache.zeroed(u64::from(phys), Owner::File(ino))?;
+        let block = self.cache.fresh(u64::from(phys), Owner::File(ino), 0, 24)?;
         put_dirent(block, 0, ino, 12, b".", ft, filetype);
         put_dirent(block, 12, parent, bs - 12, b"..", ft, filetype);
         Ok(())
@@ -290,17 +352,26 @@ impl<D: BlockDevice> Ext2<D> {
         let bs = u64::from(self.geo.block_size);
         let filetype = self.filetype_feature();
         let nblocks = self.dir_block_count(&inode).map_err(|e| self.note_error(e))?;
-        'blocks: for idx in (cookie / bs)..nblocks {
-            let (_, block, entries) = self.dir_block(&inode, idx).map_err(|e| self.note_error(e))?;
-            for e in entries {
-                let pos = idx * bs + e.offset as u64;
-                if pos < cookie || e.ino == 0 {
-                    continue;
-                }
-                let ft = if filetype { FileType::from_dirent(e.file_type) } else { FileType::Unknown };
-                if !f(e.ino, e.name(&block), ft, pos + e.rec_len as u64) {
-                    break 'blocks;
-                }
+        for idx in (cookie / bs)..nblocks {
+            let phys = self.lookup_block(&inode, idx).and_then(|p| p.ok_or(Errno::EUCLEAN));
+            let phys = phys.map_err(|e| self.note_error(e))?;
+            // In place: the block is checked whole, then its entries are handed out.
+            let walked = self.cache.read(u64::from(phys)).and_then(|block| {
+                walk_dir_block(block, filetype, &self.geo, |_| true)?;
+                let mut go_on = true;
+                walk_dir_block(block, filetype, &self.geo, |e| {
+                    let pos = idx * bs + e.offset as u64;
+                    if pos < cookie || e.ino == 0 {
+                        return true;
+                    }
+                    let ft = if filetype { FileType::from_dirent(e.file_type) } else { FileType::Unknown };
+                    go_on = f(e.ino, e.name(block), ft, pos + e.rec_len as u64);
+                    go_on
+                })?;
+                Ok(go_on)
+            });
+            if !walked.map_err(|e| self.note_error(e))? {
+                break;
             }
         }
         self.touch_atime(dir, &mut inode)

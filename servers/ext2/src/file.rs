@@ -18,6 +18,15 @@ use crate::fs::{Ext2, Ino};
 use crate::inode::{FileType, Inode};
 use crate::superblock::{REV_GOOD_OLD, RO_COMPAT_LARGE_FILE};
 use abi::Errno;
+use alloc::vec::Vec;
+
+/// A piece of a file read: `len` bytes at byte `device_offset` of the device, or a hole
+/// (`None`: zeros). See [`Ext2::read_map`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub device_offset: Option<u64>,
+    pub len: usize,
+}
 
 /// Contiguous runs at least this long (in blocks) are read past the cache.
 pub const BYPASS_BLOCKS: u64 = 8;
@@ -115,6 +124,47 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(len)
     }
 
+    /// Where the bytes a [`read`](Self::read) of `len` bytes at `offset` would return are on
+    /// the device: a list of [`Span`]s, in file order, covering `min(len, size - offset)`
+    /// bytes (empty at or past the end of file). A server whose device is memory it can lend
+    /// (a RAM disk) copies those ranges to its client directly instead of through a buffer.
+    ///
+    /// The device ranges hold the file's current contents only while the cache holds no
+    /// dirty copy of them (right after a commit of the held dirty set, or after `sync`); the
+    /// caller checks `cache().dirty_count() == 0`. The access time is updated as by `read`
+    /// (which dirties only the inode, never the data the spans name).
+    pub fn read_map(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<Span>, Errno> {
+        let mut inode = self.inode(ino)?;
+        Self::regular(&inode)?;
+        let mut spans: Vec<Span> = Vec::new();
+        if offset >= inode.size || len == 0 {
+            return Ok(spans);
+        }
+        let len = (inode.size - offset).min(len as u64) as usize;
+        let bs = self.geo.block_size as usize;
+        let shift = self.geo.block_shift;
+        let mut done = 0;
+        while done < len {
+            let pos = offset + done as u64;
+            let in_block = (pos % bs as u64) as usize;
+            let remaining = len - done;
+            let want = ((in_block + remaining).div_ceil(bs) as u64).min(MAX_RUN_BLOCKS);
+            let (phys, n) = self.map_run(&inode, pos >> shift, want).map_err(|e| self.note_error(e))?;
+            let chunk = remaining.min(n as usize * bs - in_block);
+            let at = phys.map(|p| (u64::from(p) << shift) + in_block as u64);
+            match spans.last_mut() {
+                Some(last) if last.device_offset.zip(at).is_some_and(|(a, b)| a + last.len as u64 == b) => {
+                    last.len += chunk
+                }
+                Some(last) if last.device_offset.is_none() && at.is_none() => last.len += chunk,
+                _ => spans.push(Span { device_offset: at, len: chunk }),
+            }
+            done += chunk;
+        }
+        self.touch_atime(ino, &mut inode)?;
+        Ok(spans)
+    }
+
     /// Writes `data` to regular file `ino` at `offset`, growing it as needed; returns the
     /// bytes written (short only if space ran out or corruption was met part way).
     pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8]) -> Result<usize, Errno> {
@@ -149,9 +199,9 @@ impl<D: BlockDevice> Ext2<D> {
                     return self.cache.write(u64::from(p), src, owner);
                 }
                 let block = if fresh {
-                    self.cache.zeroed(u64::from(p), owner)?
+                    self.cache.fresh(u64::from(p), owner, in_block, n)?
                 } else {
-                    self.cache.modify(u64::from(p), owner)?
+                    self.cache.modify_range(u64::from(p), owner, in_block, n)?
                 };
                 block.get_mut(in_block..in_block + n).ok_or(Errno::EIO)?.copy_from_slice(src);
                 Ok(())
@@ -186,7 +236,12 @@ impl<D: BlockDevice> Ext2<D> {
             return Ok(());
         }
         if let Some(p) = self.lookup_block(inode, inode.size / bs)? {
-            self.cache.modify(u64::from(p), Owner::File(ino))?.get_mut(tail..).ok_or(Errno::EIO)?.fill(0);
+            let bs = bs as usize;
+            self.cache
+                .modify_range(u64::from(p), Owner::File(ino), tail, bs - tail)?
+                .get_mut(tail..)
+                .ok_or(Errno::EIO)?
+                .fill(0);
         }
         Ok(())
     }
@@ -205,8 +260,9 @@ impl<D: BlockDevice> Ext2<D> {
             inode.size = size;
             if freed.is_ok() && !size.is_multiple_of(bs) {
                 if let Some(p) = self.lookup_block(inode, size / bs)? {
-                    let block = self.cache.modify(u64::from(p), Owner::File(ino))?;
-                    block.get_mut((size % bs) as usize..).ok_or(Errno::EIO)?.fill(0);
+                    let at = (size % bs) as usize;
+                    let block = self.cache.modify_range(u64::from(p), Owner::File(ino), at, bs as usize - at)?;
+                    block.get_mut(at..).ok_or(Errno::EIO)?.fill(0);
                 }
             }
             inode.mtime = self.now();

@@ -51,6 +51,10 @@ pub struct FormatOptions {
     /// Create `/lost+found`, as mke2fs does. `e2fsck -n` is clean without it (`-y` would
     /// create one); a tmpfs may not want it.
     pub lost_and_found: bool,
+    /// The device reads as zeros already (a fresh RAM disk): inode tables are not written, so
+    /// formatting touches only the few blocks that hold something (mke2fs's
+    /// `assume_storage_prezeroed`).
+    pub assume_zeroed: bool,
 }
 
 impl Default for FormatOptions {
@@ -65,6 +69,7 @@ impl Default for FormatOptions {
             now: Timespec::default(),
             reserved_percent: 0,
             lost_and_found: true,
+            assume_zeroed: false,
         }
     }
 }
@@ -194,7 +199,9 @@ pub fn format<D: BlockDevice>(dev: D, opts: &FormatOptions) -> Result<(), Errno>
 
     for (g, desc) in (0..geo.groups).zip(&descs) {
         let start = geo.group_first_block(g);
-        cache.write_zeroes(u64::from(desc.inode_table), u64::from(geo.inode_table_blocks))?;
+        if !opts.assume_zeroed {
+            cache.write_zeroes(u64::from(desc.inode_table), u64::from(geo.inode_table_blocks))?;
+        }
         let mut map = vec![0u8; bsz];
         set_bits(&mut map, 0, desc.inode_table + geo.inode_table_blocks - start);
         if g == 0 {

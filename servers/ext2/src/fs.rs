@@ -156,6 +156,27 @@ impl<D: BlockDevice> Ext2<D> {
         Ok(fs)
     }
 
+    /// Forgets every change since the last commit of the held dirty set: the dirty blocks are
+    /// dropped and the superblock and group descriptors (kept decoded in memory) are read
+    /// again, so the file system is exactly what the device holds. With
+    /// [`WriteBack::Hold`], this is the undo that makes a failed operation all-or-nothing (the
+    /// operations themselves are not: see `namei.rs`). Open references are not touched.
+    pub fn discard_changes(&mut self) -> Result<(), Errno> {
+        self.cache.discard_dirty();
+        let (blk, off) = self.geo.superblock_location();
+        let raw = self.cache.read(u64::from(blk))?.get(off..off + SUPERBLOCK_SIZE).ok_or(Errno::EIO)?.to_vec();
+        let sb = Superblock::from_bytes(&raw);
+        let mut groups = Vec::with_capacity(self.groups.len());
+        for g in 0..self.geo.groups {
+            let (blk, off) = gdt_location(&self.geo, g);
+            let block = self.cache.read(blk)?;
+            groups.push(GroupDesc::parse(block.get(off..off + GROUP_DESC_SIZE as usize).ok_or(Errno::EUCLEAN)?));
+        }
+        self.sb = sb;
+        self.groups = groups;
+        Ok(())
+    }
+
     /// Writes everything back and returns the device.
     pub fn unmount(mut self) -> Result<D, Errno> {
         self.sync()?;
@@ -211,7 +232,7 @@ impl<D: BlockDevice> Ext2<D> {
     /// Copies the in-memory superblock into its cached block.
     pub(crate) fn write_super(&mut self) -> Result<(), Errno> {
         let (blk, off) = self.geo.superblock_location();
-        let block = self.cache.modify(u64::from(blk), Owner::Meta)?;
+        let block = self.cache.modify_range(u64::from(blk), Owner::Meta, off, SUPERBLOCK_SIZE)?;
         put_bytes(block, off, self.sb.as_bytes());
         Ok(())
     }
@@ -220,7 +241,7 @@ impl<D: BlockDevice> Ext2<D> {
     pub(crate) fn write_super_counts(&mut self) -> Result<(), Errno> {
         let (blk, off) = self.geo.superblock_location();
         let (fb, fi) = (self.sb.free_blocks_count(), self.sb.free_inodes_count());
-        let block = self.cache.modify(u64::from(blk), Owner::Meta)?;
+        let block = self.cache.modify_range(u64::from(blk), Owner::Meta, off + 12, 8)?;
         put_u32(block, off + 12, fb);
         put_u32(block, off + 16, fi);
         Ok(())
@@ -230,7 +251,7 @@ impl<D: BlockDevice> Ext2<D> {
     pub(crate) fn write_group(&mut self, g: u32) -> Result<(), Errno> {
         let desc = *self.groups.get(g as usize).ok_or(Errno::EUCLEAN)?;
         let (blk, off) = gdt_location(&self.geo, g);
-        let block = self.cache.modify(blk, Owner::Meta)?;
+        let block = self.cache.modify_range(blk, Owner::Meta, off, GROUP_DESC_SIZE as usize)?;
         desc.store(block.get_mut(off..off + GROUP_DESC_SIZE as usize).ok_or(Errno::EIO)?);
         Ok(())
     }
@@ -287,7 +308,7 @@ impl<D: BlockDevice> Ext2<D> {
         let (blk, off) = self.inode_location(ino)?;
         let size = self.geo.inode_size as usize;
         let block = self.cache.read(blk)?;
-        Ok(Inode::parse(block.get(off..off + size).ok_or(Errno::EUCLEAN)?.to_vec()))
+        Ok(Inode::parse(block.get(off..off + size).ok_or(Errno::EUCLEAN)?))
     }
 
     /// Reads a live inode: `EUCLEAN` for a number that cannot name a file or a record with an
@@ -310,7 +331,7 @@ impl<D: BlockDevice> Ext2<D> {
     pub(crate) fn write_inode(&mut self, ino: Ino, inode: &Inode) -> Result<(), Errno> {
         let (blk, off) = self.inode_location(ino)?;
         let size = self.geo.inode_size as usize;
-        let block = self.cache.modify(blk, Owner::Meta)?;
+        let block = self.cache.modify_range(blk, Owner::Meta, off, size)?;
         inode.write_to(block.get_mut(off..off + size).ok_or(Errno::EIO)?);
         Ok(())
     }
@@ -320,12 +341,12 @@ impl<D: BlockDevice> Ext2<D> {
     /// Notes one more open reference to `ino` (a file descriptor, a cwd, a mapping...). An
     /// inode whose link count drops to 0 while referenced stays allocated, readable and
     /// writable until its last [`Ext2::release`]. References are in memory only: after a
-    /// restart the caller must re-take them, and an inode unlinked while open before a crash
-    /// is left for e2fsck to reclaim, as with Linux's ext2.
+    /// restart the caller must re-take them ([`Ext2::set_open_count`]), or an inode unlinked
+    /// while open before a crash is left for e2fsck to reclaim, as with Linux's ext2.
     pub fn open_ref(&mut self, ino: Ino) -> Result<(), Errno> {
         self.inode(ino)?;
-        let count = self.open.entry(ino).or_insert(0);
-        *count = count.checked_add(1).ok_or(Errno::ENFILE)?;
+        let count = self.open_count(ino).checked_add(1).ok_or(Errno::ENFILE)?;
+        self.open.insert(ino, count);
         Ok(())
     }
 
@@ -347,6 +368,27 @@ impl<D: BlockDevice> Ext2<D> {
 
     pub fn is_open(&self, ino: Ino) -> bool {
         self.open.contains_key(&ino)
+    }
+
+    /// The open references to `ino` (0 if none).
+    pub fn open_count(&self, ino: Ino) -> u32 {
+        self.open.get(&ino).copied().unwrap_or(0)
+    }
+
+    /// Every inode with open references, and how many.
+    pub fn open_refs(&self) -> impl Iterator<Item = (Ino, u32)> + '_ {
+        self.open.iter().map(|(&i, &n)| (i, n))
+    }
+
+    /// Sets the open references of `ino` to `count` without freeing anything: for a server
+    /// that keeps the references elsewhere to restore them after a restart (an unlinked inode
+    /// they keep alive is then alive again) or after undoing a failed operation.
+    pub fn set_open_count(&mut self, ino: Ino, count: u32) {
+        if count == 0 {
+            self.open.remove(&ino);
+        } else {
+            self.open.insert(ino, count);
+        }
     }
 
     // ----- whole-file-system operations -----

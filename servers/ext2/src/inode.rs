@@ -180,7 +180,44 @@ pub struct Inode {
     pub generation: u32,
     /// The extended-attribute block (`ext_attr`), or 0.
     pub file_acl: u32,
-    raw: Vec<u8>,
+    raw: Raw,
+}
+
+/// An inode record's bytes: inline up to 256 (every size mke2fs makes by default), on the
+/// heap beyond, so that reading an inode allocates nothing in the common case. (The size
+/// difference between the variants is the point.)
+#[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Raw {
+    Inline([u8; INLINE_RAW], u16),
+    Heap(Vec<u8>),
+}
+
+const INLINE_RAW: usize = 256;
+
+impl Raw {
+    fn from(bytes: &[u8]) -> Raw {
+        match bytes.len() {
+            n if n <= INLINE_RAW => {
+                let mut buf = [0u8; INLINE_RAW];
+                if let Some(dst) = buf.get_mut(..n) {
+                    dst.copy_from_slice(bytes);
+                }
+                Raw::Inline(buf, n as u16)
+            }
+            _ => Raw::Heap(bytes.to_vec()),
+        }
+    }
+}
+
+impl core::ops::Deref for Raw {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Raw::Inline(buf, n) => buf.get(..usize::from(*n)).unwrap_or(&[]),
+            Raw::Heap(v) => v,
+        }
+    }
 }
 
 /// Offsets of the extra timestamp words, by field end relative to `i_extra_isize`'s start.
@@ -192,7 +229,8 @@ const CRTIME_EXTRA: usize = 148;
 
 impl Inode {
     /// Decodes a raw record of `inode_size` bytes.
-    pub fn parse(raw: Vec<u8>) -> Inode {
+    pub fn parse(bytes: &[u8]) -> Inode {
+        let raw = Raw::from(bytes);
         let b = &raw;
         let mode = get_u16(b, 0);
         let mut size = u64::from(get_u32(b, 4));
@@ -233,7 +271,7 @@ impl Inode {
         if raw.len() >= EXTRA_ISIZE_OFF + usize::from(NEW_EXTRA_ISIZE) {
             put_u16(&mut raw, EXTRA_ISIZE_OFF, NEW_EXTRA_ISIZE);
         }
-        let mut inode = Inode::parse(raw);
+        let mut inode = Inode::parse(&raw);
         inode.mode = mode as u16;
         inode.uid = uid;
         inode.gid = gid;
@@ -400,7 +438,7 @@ mod tests {
         inode.size = (5 << 32) + 3;
         let mut raw = vec![0u8; 128];
         inode.write_to(&mut raw);
-        let back = Inode::parse(raw);
+        let back = Inode::parse(&raw);
         assert_eq!(back.mtime, Timespec::new(10, 0));
         assert_eq!((back.uid, back.gid, back.size), (70000, 70001, (5 << 32) + 3));
     }

@@ -75,7 +75,7 @@ pub use bmap::{addressable_blocks, block_path, max_file_size, BlockPath};
 pub use cache::{BlockCache, CacheStats, WriteBack};
 pub use device::{BlockDevice, IoError, MemDevice};
 pub use dir::NAME_MAX;
-pub use file::BYPASS_BLOCKS;
+pub use file::{Span, BYPASS_BLOCKS};
 pub use format::{format, FormatOptions};
 pub use fs::{AtimeMode, Ext2, Ino, MountOptions, StatFs};
 pub use inode::{

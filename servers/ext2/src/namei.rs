@@ -178,7 +178,7 @@ impl<D: BlockDevice> Ext2<D> {
         } else {
             let mut goal = self.group_data_goal(ino);
             let made = self.map_or_alloc(ino, &mut inode, 0, &mut goal).and_then(|(phys, _)| {
-                let block = self.cache.zeroed(u64::from(phys), Owner::File(ino))?;
+                let block = self.cache.fresh(u64::from(phys), Owner::File(ino), 0, target.len())?;
                 block.get_mut(..target.len()).ok_or(Errno::EIO)?.copy_from_slice(target);
                 Ok(())
             });
@@ -327,7 +327,7 @@ impl<D: BlockDevice> Ext2<D> {
         }
         let refs = get_u32(block, 4);
         if refs > 1 {
-            crate::le::put_u32(self.cache.modify(u64::from(b), Owner::Meta)?, 4, refs - 1);
+            crate::le::put_u32(self.cache.modify_range(u64::from(b), Owner::Meta, 4, 4)?, 4, refs - 1);
         } else {
             self.free_block(b)?;
         }

@@ -1,13 +1,29 @@
-//! The `ramfs` server: in-memory file systems. Volume 0 is the initramfs (the boot loader's cpio
-//! archive, loaded at start); every `tmpfs`/`devtmpfs` mount is another volume. It speaks the
+//! The `ramfs` server: the in-memory file systems. Volume 0 is the initramfs (the boot
+//! loader's cpio archive); every `tmpfs`/`devtmpfs` mount is another volume. It speaks the
 //! file-system protocol (`abi::proto::fs`): files by `FileId`, names and data by grant, no
-//! paths and no permissions (the VFS walks and checks), so its logic (`tree.rs`) is plain and
-//! host-tested.
+//! paths and no permissions (the VFS walks and checks).
 //!
-//! Restart policy today: *reset*. The trees live in this server's arena and die with it; a new
-//! instance reloads the initramfs as it was at boot, and `FileId`s of other volumes are stale
-//! (ESTALE). Keeping the volumes in the state area is what makes the restart transparent
-//! (docs/caveats.md).
+//! Restart policy: *transparent*. Every volume is an ext2 file system (4 KiB blocks) in its
+//! own region of this server's **state area**, which the nucleus keeps across the server's
+//! deaths; the volume table, the open references and the request-id records live there too
+//! (layout: `store.rs`). Each request is one transaction: it runs against a bounded block
+//! cache in the arena with write-back held, and everything it changed goes to the area in one
+//! atomic commit, with the record of its answer, before the reply (`server.rs`). So a death at
+//! any instruction loses nothing that was answered and keeps nothing half done; clients retry
+//! on `ServerDied` with the same request id and get the answer the dead instance computed. A
+//! new instance mounts the volumes (a superblock and group descriptors each: milliseconds) and
+//! goes on; files written since boot, unlinked files still open, every tmpfs, all survive.
+//!
+//! Memory: the area is large and sparse (`STATE_BYTES`, gigabytes of address space), but pages
+//! exist only where blocks hold something: freed and all-zero blocks are committed as zeroing
+//! writes, which give their pages back, so deleting files returns memory. The arena holds only
+//! the cache and one request's buffers. Reads of file data do not go through either: the
+//! blocks of a read are mapped (`Ext2::read_map`) and each contiguous run is copied by the
+//! nucleus from the state area into the client's grant (`state_to_grant`).
+//!
+//! What this crate must not do: trust a request (the protocol core bounds and checks them),
+//! write the state area except in whole-request commits, or hold a request's effect in memory
+//! past its reply.
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -16,290 +32,112 @@ extern crate alloc;
 extern crate std;
 
 pub mod cpio;
-pub mod tree;
+pub mod server;
+pub mod store;
 
-use abi::proto::fs as proto;
-use abi::proto::{push_dirent64, Attr, FileId, StatFs, Timespec, NAMES_AT};
 use abi::Errno;
-use alloc::vec::Vec;
-use server_rt::{grant_bytes, grant_put, kernel, log, Cqe, Kernel, Sqe};
-use tree::{Change, Ino, Tree};
+use server::{Incoming, Ramfs};
+use server_rt::{kernel, log, Cqe, IpcError, Kernel, Sqe, StateWrite};
+use store::StateArea;
 
-/// The most file contents all volumes together may hold.
-pub const CONTENT_LIMIT: u64 = 96 << 20;
-const TMPFS_MAGIC: u64 = 0x0102_1994;
-const MAX_VOLUMES: usize = 64;
+/// Memory (in 4 KiB frames) the file systems leave to everybody else: a write that would eat
+/// into it fails with ENOSPC.
+const RESERVE_FRAMES: usize = 8192;
 
-struct Ramfs {
-    k: &'static dyn Kernel,
-    /// This server's index in the server table (the `server` part of its FileIds).
-    me: usize,
-    volumes: Vec<Option<Tree>>,
-}
+/// The nucleus's state area of this server.
+#[derive(Clone, Copy)]
+struct KernelState(&'static dyn Kernel);
 
-fn now(k: &dyn Kernel) -> Timespec {
-    let ns = k.realtime_ns();
-    Timespec { sec: (ns / 1_000_000_000) as i64, nsec: (ns % 1_000_000_000) as i64 }
-}
-
-impl Ramfs {
-    fn file(&self, word: u64) -> Result<(usize, Ino), Errno> {
-        let f = FileId(word);
-        let v = f.volume() as usize;
-        if f.server() != self.me || self.volumes.get(v).is_none_or(|t| t.is_none()) {
-            return Err(Errno::ESTALE);
-        }
-        Ok((v, f.ino()))
+impl StateArea for KernelState {
+    fn size(&self) -> u64 {
+        self.0.state_size()
     }
-
-    fn tree(&mut self, v: usize) -> &mut Tree {
-        self.volumes[v].as_mut().expect("checked by file()")
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.0.state_read(offset, buf).map_err(|_| Errno::EIO)
     }
-
-    fn attr(&self, v: usize, ino: Ino) -> Result<Attr, Errno> {
-        let t = self.volumes[v].as_ref().ok_or(Errno::ESTALE)?;
-        let n = t.node(ino)?;
-        let size = n.size();
-        Ok(Attr {
-            file: FileId::new(self.me, v as u32, ino).0,
-            size,
-            blocks: size.next_multiple_of(4096) / 512,
-            rdev: n.rdev,
-            atime: n.atime,
-            mtime: n.mtime,
-            ctime: n.ctime,
-            mode: n.mode,
-            nlink: n.nlink,
-            uid: n.uid,
-            gid: n.gid,
-            blksize: 4096,
-            _pad: 0,
+    fn commit(&self, writes: &[StateWrite]) -> Result<(), Errno> {
+        self.0.state_commit(writes).map_err(|e| match e {
+            IpcError::NoMemory => Errno::ENOSPC,
+            _ => Errno::EIO,
         })
     }
-
-    fn put_attr(&self, req: &Sqe, v: usize, ino: Ino) -> Result<i64, Errno> {
-        let a = self.attr(v, ino)?;
-        grant_put(req.tag, 0, &a).map_err(|_| Errno::EFAULT)?;
-        Ok(a.file as i64)
-    }
-
-    fn name(req: &Sqe, at: u64, len: u64) -> Result<Vec<u8>, Errno> {
-        if len as usize > abi::proto::PATH_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
-        grant_bytes(req.tag, NAMES_AT + at, len as usize).map_err(|_| Errno::EFAULT)
-    }
-
-    fn new_volume(&mut self, tree: Tree) -> Result<usize, Errno> {
-        if let Some(i) = self.volumes.iter().skip(1).position(|v| v.is_none()) {
-            self.volumes[i + 1] = Some(tree);
-            return Ok(i + 1);
-        }
-        if self.volumes.len() >= MAX_VOLUMES {
-            return Err(Errno::ENOMEM);
-        }
-        self.volumes.push(Some(tree));
-        Ok(self.volumes.len() - 1)
-    }
-
-    fn handle(&mut self, req: &Sqe, reply: &mut Cqe) -> Result<i64, Errno> {
-        let k = self.k;
-        let a = req.args;
-        let t = now(k);
-        match req.opcode {
-            proto::LOOKUP => {
-                let (v, dir) = self.file(a[0])?;
-                let name = Self::name(req, 0, a[1])?;
-                let ino = self.tree(v).lookup(dir, &name)?;
-                self.put_attr(req, v, ino)
-            }
-            proto::GETATTR => {
-                let (v, ino) = self.file(a[0])?;
-                self.put_attr(req, v, ino).map(|_| 0)
-            }
-            proto::SETATTR => {
-                let (v, ino) = self.file(a[0])?;
-                let valid = a[1];
-                let times: proto::SetTimes = server_rt::grant_get(req.tag, 0).map_err(|_| Errno::EFAULT)?;
-                let c = Change {
-                    mode: (valid & proto::SET_MODE != 0).then_some(a[2] as u32),
-                    owner: (valid & proto::SET_OWNER != 0).then_some(((a[3] >> 32) as u32, a[3] as u32)),
-                    size: (valid & proto::SET_SIZE != 0).then_some(a[4]),
-                    atime: (valid & proto::SET_ATIME != 0).then_some(times.atime),
-                    mtime: (valid & proto::SET_MTIME != 0).then_some(times.mtime),
-                    touch_ctime: valid & proto::SET_CTIME != 0,
-                };
-                self.tree(v).setattr(ino, &c, t)?;
-                self.put_attr(req, v, ino).map(|_| 0)
-            }
-            proto::READ => {
-                let (v, ino) = self.file(a[0])?;
-                let len = a[2].min(req.grant.len) as usize;
-                let data = self.tree(v).read(ino, a[1], len)?;
-                k.grant_write(req.tag, 0, data).map_err(|_| Errno::EFAULT)?;
-                Ok(data.len() as i64)
-            }
-            proto::WRITE => {
-                let (v, ino) = self.file(a[0])?;
-                let len = a[2].min(req.grant.len) as usize;
-                let data = grant_bytes(req.tag, 0, len).map_err(|_| Errno::EFAULT)?;
-                let end = self.tree(v).write(ino, a[1], &data, a[3] & proto::WRITE_APPEND != 0, t)?;
-                reply.aux = end;
-                Ok(len as i64)
-            }
-            proto::READDIR => {
-                let (v, dir) = self.file(a[0])?;
-                let limit = a[2].min(req.grant.len) as usize;
-                let mut out = Vec::new();
-                let mut next = a[1];
-                let me = self.me;
-                self.tree(v).readdir(dir, a[1], |ino, n, dtype, name| {
-                    let id = FileId::new(me, v as u32, ino).ino();
-                    if push_dirent64(&mut out, limit, id, n, dtype, name) {
-                        next = n;
-                        true
-                    } else {
-                        false
-                    }
-                })?;
-                if out.is_empty() && next != a[1] {
-                    return Err(Errno::EINVAL); // the buffer cannot hold one entry
-                }
-                k.grant_write(req.tag, 0, &out).map_err(|_| Errno::EFAULT)?;
-                reply.aux = next;
-                Ok(out.len() as i64)
-            }
-            proto::CREATE => {
-                let (v, dir) = self.file(a[0])?;
-                let name = Self::name(req, 0, a[1])?;
-                let ino = self.tree(v).create(dir, &name, a[2] as u32, a[3], ((a[4] >> 32) as u32, a[4] as u32), t)?;
-                self.put_attr(req, v, ino)
-            }
-            proto::SYMLINK => {
-                let (v, dir) = self.file(a[0])?;
-                let name = Self::name(req, 0, a[1])?;
-                let target = Self::name(req, a[1], a[2])?;
-                let ino = self.tree(v).symlink(dir, &name, &target, ((a[3] >> 32) as u32, a[3] as u32), t)?;
-                self.put_attr(req, v, ino)
-            }
-            proto::READLINK => {
-                let (v, ino) = self.file(a[0])?;
-                let target = self.tree(v).readlink(ino)?;
-                let n = target.len().min(a[1] as usize).min(req.grant.len as usize);
-                k.grant_write(req.tag, 0, &target[..n]).map_err(|_| Errno::EFAULT)?;
-                Ok(n as i64)
-            }
-            proto::LINK => {
-                let (v, ino) = self.file(a[0])?;
-                let (dv, dir) = self.file(a[1])?;
-                if dv != v {
-                    return Err(Errno::EXDEV);
-                }
-                let name = Self::name(req, 0, a[2])?;
-                self.tree(v).link(ino, dir, &name, t)?;
-                self.put_attr(req, v, ino).map(|_| 0)
-            }
-            proto::UNLINK => {
-                let (v, dir) = self.file(a[0])?;
-                let name = Self::name(req, 0, a[1])?;
-                let ino = self.tree(v).unlink(dir, &name, a[2] & proto::UNLINK_DIR != 0, t)?;
-                reply.aux = FileId::new(self.me, v as u32, ino).0;
-                Ok(0)
-            }
-            proto::RENAME => {
-                let (v, from_dir) = self.file(a[0])?;
-                let (tv, to_dir) = self.file(a[1])?;
-                if tv != v {
-                    return Err(Errno::EXDEV);
-                }
-                let from = Self::name(req, 0, a[2])?;
-                let to = Self::name(req, a[2], a[3])?;
-                self.tree(v).rename(from_dir, &from, to_dir, &to, a[4], t)?;
-                Ok(0)
-            }
-            proto::OPEN => {
-                let (v, ino) = self.file(a[0])?;
-                self.tree(v).open(ino).map(|_| 0)
-            }
-            proto::RELEASE => {
-                let (v, ino) = self.file(a[0])?;
-                self.tree(v).release(ino).map(|_| 0)
-            }
-            proto::STATFS => {
-                let (v, _) = self.file(a[0])?;
-                let used: u64 = self.volumes.iter().flatten().map(|t| t.bytes).sum();
-                let tree = self.tree(v);
-                let s = StatFs {
-                    fs_type: TMPFS_MAGIC,
-                    block_size: 4096,
-                    blocks: CONTENT_LIMIT / 4096,
-                    blocks_free: CONTENT_LIMIT.saturating_sub(used) / 4096,
-                    blocks_avail: CONTENT_LIMIT.saturating_sub(used) / 4096,
-                    files: 1 << 20,
-                    files_free: (1u64 << 20).saturating_sub(tree.inodes()),
-                    name_max: 255,
-                    flags: 0,
-                };
-                grant_put(req.tag, 0, &s).map_err(|_| Errno::EFAULT)?;
-                Ok(0)
-            }
-            // Everything is in memory already: nothing to write back.
-            proto::SYNC => Ok(0),
-            proto::FSYNC => self.file(a[0]).map(|_| 0),
-            proto::MOUNT => {
-                let v = match a[0] {
-                    proto::MOUNT_INITRAMFS => 0,
-                    proto::MOUNT_TMPFS => self.new_volume(Tree::new(t, CONTENT_LIMIT))?,
-                    _ => return Err(Errno::ENODEV),
-                };
-                self.put_attr(req, v, tree::ROOT)
-            }
-            proto::UMOUNT => {
-                let (v, _) = self.file(a[0])?;
-                if v == 0 {
-                    return Err(Errno::EBUSY);
-                }
-                if self.tree(v).busy() {
-                    return Err(Errno::EBUSY);
-                }
-                self.volumes[v] = None;
-                Ok(0)
-            }
-            proto::NAME_OF => {
-                let (v, dir) = self.file(a[0])?;
-                let (cv, child) = self.file(a[1])?;
-                if cv != v {
-                    return Err(Errno::ENOENT);
-                }
-                let name = self.tree(v).name_of(dir, child)?;
-                k.grant_write(req.tag, NAMES_AT, name).map_err(|_| Errno::EFAULT)?;
-                Ok(name.len() as i64)
-            }
-            _ => Err(Errno::ENOSYS),
-        }
+    fn room(&self) -> u64 {
+        (self.0.mem_stats().frames_free.saturating_sub(RESERVE_FRAMES) as u64) * 4096
     }
 }
 
-/// Server entry: load the initramfs into volume 0, then serve.
+/// A request received over IPC.
+struct IpcRequest<'a> {
+    k: &'static dyn Kernel,
+    sqe: &'a Sqe,
+}
+
+fn grant_errno(e: IpcError) -> Errno {
+    match e {
+        IpcError::Fault | IpcError::BadGrant => Errno::EFAULT,
+        _ => Errno::EIO,
+    }
+}
+
+impl Incoming for IpcRequest<'_> {
+    fn opcode(&self) -> u32 {
+        self.sqe.opcode
+    }
+    fn args(&self) -> [u64; 6] {
+        self.sqe.args
+    }
+    fn rid(&self) -> u64 {
+        self.sqe.rid
+    }
+    fn grant_len(&self) -> u64 {
+        self.sqe.grant.len
+    }
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.k.grant_read(self.sqe.tag, offset, buf).map_err(grant_errno)
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), Errno> {
+        self.k.grant_write(self.sqe.tag, offset, data).map_err(grant_errno)
+    }
+    fn state_to_grant(&self, offset: u64, state_offset: u64, len: u64) -> Result<bool, Errno> {
+        self.k.state_to_grant(self.sqe.tag, offset, state_offset, len).map_err(grant_errno)?;
+        Ok(true)
+    }
+}
+
+/// The wall clock, for the file systems' timestamps.
+fn clock() -> ext2::Timespec {
+    let ns = kernel().realtime_ns();
+    ext2::Timespec::new((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32)
+}
+
+/// Server entry: take over the state area (making or finishing volume 0), then serve.
 pub fn main() {
     let k = kernel();
+    let t0 = k.now_ns();
     let (me, instance) = k.whoami();
-    let mut root = Tree::new(now(k), CONTENT_LIMIT);
-    let entries = cpio::load(&mut root, k.initrd(), now(k));
-    if instance == 1 {
-        log!("ramfs: initramfs loaded ({entries} entries, {} KiB)", root.bytes / 1024);
+    let (mut fs, started) = match Ramfs::start(KernelState(k), me, clock, k.initrd()) {
+        Ok(x) => x,
+        Err(e) => panic!("ramfs: cannot take over the state area: errno {}", e.0),
+    };
+    let us = (k.now_ns() - t0) / 1000;
+    if started.loaded > 0 || started.fresh {
+        log!("ramfs: initramfs loaded ({} entries, {} KiB) in {us} us", started.loaded, fs.used_blocks(0) * 4);
     } else {
-        log!("ramfs: instance {instance}: initramfs reloaded; other volumes were lost");
+        log!(
+            "ramfs: instance {instance}: {} volume(s), {} open file(s) carried over in {us} us",
+            started.volumes,
+            started.open_files
+        );
     }
-    let mut fs = Ramfs { k, me, volumes: alloc::vec![Some(root)] };
     let mut req = k.receive().unwrap_or_else(|e| panic!("ramfs: receive failed: {e}"));
     loop {
         if req.is_notification() {
             req = k.receive().unwrap_or_else(|e| panic!("ramfs: receive failed: {e}"));
             continue;
         }
-        let mut reply = Cqe::new(req.tag, 0);
-        reply.result = fs.handle(&req, &mut reply).unwrap_or_else(|e| e.as_return());
+        let (result, aux) = fs.handle(&IpcRequest { k, sqe: &req });
+        let mut reply = Cqe::new(req.tag, result);
+        reply.aux = aux;
         req = k.reply_and_receive(&reply).unwrap_or_else(|e| panic!("ramfs: receive failed: {e}"));
     }
 }

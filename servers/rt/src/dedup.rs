@@ -51,6 +51,22 @@ impl<const N: usize> Replies<N> {
         self.next = (self.next + 1) % N;
     }
 
+    /// What the last [`record`](Self::record) changed in the encoded form, as (offset, bytes)
+    /// pairs: the ring position and the one entry. A server can commit just these instead of
+    /// the whole encoding.
+    pub fn last_change(&self) -> [(usize, [u8; 24]); 2] {
+        let mut head = [0u8; 24];
+        head[..8].copy_from_slice(&(self.next as u64).to_le_bytes());
+        let i = (self.next + N - 1) % N.max(1);
+        let mut entry = [0u8; 24];
+        if let Some(e) = self.entries.get(i) {
+            entry[..8].copy_from_slice(&e.rid.to_le_bytes());
+            entry[8..16].copy_from_slice(&e.result.to_le_bytes());
+            entry[16..].copy_from_slice(&e.aux.to_le_bytes());
+        }
+        [(0, head), (8 + i * 24, entry)]
+    }
+
     pub fn encode(&self, out: &mut [u8]) {
         if out.len() < Self::BYTES {
             return;
@@ -99,6 +115,16 @@ mod tests {
         r.encode(&mut bytes);
         let back = Replies::<3>::decode(&bytes);
         assert_eq!(back.find(3), r.find(3));
+        // Applying only the last change to the old encoding gives the new one.
+        let mut old = bytes;
+        r.record(5, -5, 50);
+        let mut want = [0u8; Replies::<3>::BYTES];
+        r.encode(&mut want);
+        for (at, b) in r.last_change() {
+            let n = if at == 0 { 8 } else { 24 };
+            old[at..at + n].copy_from_slice(&b[..n]);
+        }
+        assert_eq!(old, want);
         assert_eq!(Replies::<3>::decode(&[0; 4]).find(3), None);
     }
 }

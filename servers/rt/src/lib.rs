@@ -341,6 +341,12 @@ pub trait Kernel: Sync {
     /// Applies `writes` to this server's state area atomically: a death of this server happens
     /// before or after the whole commit, never inside it. `NoMemory` leaves the area unchanged.
     fn state_commit(&self, writes: &[StateWrite]) -> Result<(), IpcError>;
+    /// Copies `len` bytes at `state_offset` of this server's state area into the grant of
+    /// request `tag` (which it is serving) at `grant_offset`, without passing through the
+    /// server's memory (a RAM file system answering a read from the pages that hold the file).
+    /// `BadGrant` if either range is out of bounds or the grant is not writable; `Fault` for
+    /// unmapped user memory.
+    fn state_to_grant(&self, tag: u64, grant_offset: u64, state_offset: u64, len: u64) -> Result<(), IpcError>;
     /// A capability for the endpoint named `name`, if this server may call it. Looking the same
     /// name up again refreshes the same slot (after a restart) instead of using a new one.
     fn lookup(&self, name: &str) -> Result<CapRef, IpcError>;

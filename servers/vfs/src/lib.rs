@@ -127,6 +127,27 @@ impl Vfs {
         Ok(c)
     }
 
+    /// What a file system answered to request `rid`, if one applied it and still holds its
+    /// record (`fsp::RECALL`). Every file system server in the mount table is asked: only the
+    /// one that applied it can know the id.
+    fn recall(&self, rid: u64) -> Option<i64> {
+        if rid == 0 {
+            return None;
+        }
+        let mut asked: Vec<usize> = Vec::new();
+        for m in &self.mounts.list {
+            let server = m.root.server();
+            if server == self.client || asked.contains(&server) {
+                continue;
+            }
+            asked.push(server);
+            if let Ok(c) = self.fs_call(m.root, fsp::RECALL, [0; 6], &[], &mut [], rid) {
+                return Some(c.result);
+            }
+        }
+        None
+    }
+
     fn getattr(&self, file: FileId) -> Result<Node, Errno> {
         if file.0 == 0 {
             return self.root(); // FileId 0 stands for the root
@@ -359,7 +380,11 @@ impl Vfs {
         let node = match node {
             Some(n) => {
                 if flags & proto::WALK_CREATE != 0 && flags & proto::WALK_EXCL != 0 {
-                    return Err(Errno::EEXIST);
+                    // Unless this is the retry of the request that created it.
+                    if self.recall(sub_rid(req.rid, 0)) != Some(n.id.0 as i64) {
+                        return Err(Errno::EEXIST);
+                    }
+                    reply.aux = proto::WALK_CREATED;
                 }
                 n
             }
@@ -754,11 +779,22 @@ impl Vfs {
     fn handle(&mut self, req: &Sqe, reply: &mut Cqe) -> Result<i64, Errno> {
         match req.opcode {
             proto::WALK => self.op_walk(req, reply),
-            proto::MKNOD => self.op_mknod(req),
-            proto::UNLINK => self.op_unlink(req),
-            proto::RENAME => self.op_rename(req),
-            proto::LINK => self.op_link(req),
-            proto::SYMLINK => self.op_symlink(req),
+            proto::MKNOD | proto::UNLINK | proto::RENAME | proto::LINK | proto::SYMLINK => {
+                let done = match req.opcode {
+                    proto::MKNOD => self.op_mknod(req),
+                    proto::UNLINK => self.op_unlink(req),
+                    proto::RENAME => self.op_rename(req),
+                    proto::LINK => self.op_link(req),
+                    _ => self.op_symlink(req),
+                };
+                // A retry after this server's death finds the change already made (the name
+                // gone, or there) if the file system applied it before the dead instance
+                // answered: then the answer is the file system's record, not the error.
+                match done {
+                    Err(e) if e == Errno::ENOENT || e == Errno::EEXIST => self.recall(req.rid).map(|_| 0).ok_or(e),
+                    other => other,
+                }
+            }
             proto::GETPATH => self.op_getpath(req),
             proto::MOUNT => self.op_mount(req),
             proto::UMOUNT => self.op_umount(req),

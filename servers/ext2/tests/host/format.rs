@@ -39,6 +39,41 @@ fn format_in_memory_then_use() {
 }
 
 #[test]
+fn format_on_a_zeroed_device_writes_only_what_holds_something() {
+    // A 256 MiB device, like a ramfs volume: formatting it writes a handful of blocks.
+    struct Counting(MemDevice, usize);
+    impl ext2::BlockDevice for Counting {
+        fn size_bytes(&self) -> u64 {
+            self.0.size_bytes()
+        }
+        fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), ext2::IoError> {
+            self.0.read(offset, buf)
+        }
+        fn write(&mut self, offset: u64, buf: &[u8]) -> Result<(), ext2::IoError> {
+            self.1 += buf.len();
+            self.0.write(offset, buf)
+        }
+        fn flush(&mut self) -> Result<(), ext2::IoError> {
+            Ok(())
+        }
+    }
+    let mut dev = Counting(MemDevice::new(256 << 20), 0);
+    let o = FormatOptions { assume_zeroed: true, lost_and_found: false, inodes: Some(65536), ..opts(4096) };
+    format(&mut dev, &o).unwrap();
+    assert!(dev.1 <= 16 * 4096, "{} bytes written", dev.1);
+    let mut fs = Ext2::mount(dev.0, mount_opts()).unwrap();
+    assert_eq!(fs.statfs().files, 65536);
+    let root = fs.root();
+    fs.create(root, b"f", S_IFREG | 0o644, 0, 0, 0).unwrap();
+    if have_e2fsprogs("format_on_a_zeroed_device") {
+        let scratch = Scratch::new("format-zeroed");
+        let img = scratch.path("img");
+        std::fs::write(&img, fs.unmount().unwrap().as_bytes()).unwrap();
+        assert_fsck_clean(&img);
+    }
+}
+
+#[test]
 fn formatted_images_are_clean() {
     if !have_e2fsprogs("formatted_images_are_clean") {
         return;
