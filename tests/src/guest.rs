@@ -481,6 +481,7 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     conformance!("files-vs-linux", "files"),
+    conformance!("fifo-vs-linux", "fifo"),
     GuestTest {
         name: "fault-kinds-from-guest",
         overlay: &[("init", FAULT_KINDS_SCRIPT, true)],

@@ -101,6 +101,8 @@ pub struct Linux {
     pure: [bool; sys::MAX_NR],
     /// Threads waiting on futexes.
     pub futexes: sys::futex::Futexes,
+    /// FIFO buffers and opens waiting for the other side.
+    pub fifos: sys::fifo::Fifos,
     /// Parents waiting in vfork for their children.
     pub vforks: Vec<sys::proc::VforkWait>,
     /// The earliest interval-timer expiry (monotonic ns; `u64::MAX` when none is armed).
@@ -132,6 +134,7 @@ impl Linux {
             handlers: sys::table(),
             pure: sys::pure_table(),
             futexes: Default::default(),
+            fifos: Default::default(),
             vforks: Vec::new(),
             next_timer_ns: u64::MAX,
             held: Vec::new(),

@@ -492,6 +492,7 @@ pub fn terminate(l: &mut Linux, pid: Pid, status: i32) {
         let _ = l.k.aspace_destroy(aspace); // kills the threads too
     }
     crate::sys::futex::forget_threads(l, &threads);
+    crate::sys::fifo::forget_threads(l, &threads);
     l.held.retain(|h| !threads.iter().any(|t| l.k.thread_of(h.0) == t.r));
     l.vforks.retain(|v| !threads.iter().any(|t| l.k.thread_of(v.tag) == t.r));
     crate::sys::proc::vfork_release(l, pid);

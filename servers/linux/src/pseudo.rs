@@ -282,9 +282,10 @@ pub fn readlink(l: &mut Linux, caller: Pid, n: Node) -> Result<Vec<u8>, Errno> {
             let f = p.fds.get(fd as u64)?.file.clone();
             let f = f.borrow();
             match &f.object {
-                crate::files::Object::PipeRead(p) | crate::files::Object::PipeWrite(p) => {
-                    format!("pipe:[{}]", alloc::rc::Rc::as_ptr(p) as usize % 100_000).into_bytes()
-                }
+                crate::files::Object::Pipe { pipe, .. } => match pipe.borrow().fifo {
+                    Some(id) => format!("fifo:[{}]", id.ino()).into_bytes(),
+                    None => format!("pipe:[{}]", alloc::rc::Rc::as_ptr(pipe) as usize % 100_000).into_bytes(),
+                },
                 crate::files::Object::Device { dev: crate::files::Device::Tty, .. } => b"/dev/console".to_vec(),
                 crate::files::Object::Device { dev, .. } => format!(
                     "/dev/{}",

@@ -74,7 +74,7 @@ pub fn ioctl(l: &mut Linux, c: &Ctx) -> Outcome {
     let is_tty = matches!(file.borrow().object, Object::Device { dev: Device::Tty, .. });
     if !is_tty {
         let pipe_len = match &file.borrow().object {
-            Object::PipeRead(p) | Object::PipeWrite(p) if req == FIONREAD => Some(p.borrow().buf.len() as u32),
+            Object::Pipe { pipe, .. } if req == FIONREAD => Some(pipe.borrow().buf.len() as u32),
             _ => None,
         };
         return match pipe_len {

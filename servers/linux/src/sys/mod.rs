@@ -5,6 +5,7 @@
 
 pub mod creds;
 pub mod dir;
+pub mod fifo;
 pub mod futex;
 pub mod info;
 pub mod ioctl;

@@ -6,6 +6,7 @@
 use crate::files::{new_pipe, Device, Fd, Object, OpenFile};
 use crate::fsclient::Resolved;
 use crate::process::{read_cstr, write_bytes};
+use crate::sys::fifo;
 use crate::sys::rw::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_WRONLY};
 use crate::sys::AT_FDCWD;
 use crate::{Ctx, Linux, Outcome};
@@ -22,8 +23,16 @@ pub const O_CLOEXEC: u32 = 0o2000000;
 pub const O_PATH: u32 = 0o10000000;
 pub const O_TMPFILE: u32 = 0o20000000 | O_DIRECTORY;
 
-/// Resolves and opens `path` for the caller: the new open file description.
-pub fn open_path(l: &mut Linux, c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> Result<OpenFile, Errno> {
+/// Resolves and opens `path` for the caller: the new open file description, and for a FIFO
+/// end that must wait for the other side, the other side's open count to wait past.
+pub fn open_path(
+    l: &mut Linux,
+    c: &Ctx,
+    dirfd: u64,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> Result<(OpenFile, Option<u64>), Errno> {
     if flags & O_TMPFILE == O_TMPFILE {
         return Err(Errno::EOPNOTSUPP);
     }
@@ -72,7 +81,7 @@ pub fn open_path(l: &mut Linux, c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mo
             if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
                 return Err(Errno::EEXIST);
             }
-            return Ok(OpenFile::new(Object::Pseudo(n), status, &l.releases));
+            return Ok((OpenFile::new(Object::Pseudo(n), status, &l.releases), None));
         }
         Resolved::File(a) => a,
     };
@@ -85,26 +94,37 @@ pub fn open_path(l: &mut Linux, c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mo
             None => return Err(Errno::ENXIO),
         },
         S_IFBLK | S_IFSOCK if flags & O_PATH == 0 => return Err(Errno::ENXIO),
-        S_IFIFO if flags & O_PATH == 0 => return Err(Errno::ENXIO),
+        S_IFIFO if flags & O_PATH == 0 => return crate::sys::fifo::open(l, id, flags, status),
         _ => {
             l.open_ref(id)?;
             Object::File { id, mode: attr.mode }
         }
     };
-    Ok(OpenFile::new(object, status, &l.releases))
+    Ok((OpenFile::new(object, status, &l.releases), None))
 }
 
 fn do_open(l: &mut Linux, c: &Ctx, dirfd: u64, path_ptr: u64, flags: u32, mode: u32) -> Outcome {
-    let path = match read_cstr(l, c.pid, path_ptr, 4096) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    let file = match open_path(l, c, dirfd, path.as_bytes(), flags, mode) {
-        Ok(f) => f,
-        Err(e) => return e.into(),
+    let (file, cloexec) = match fifo::waiting(l, c.tag) {
+        fifo::Waiting::Still => return Outcome::Block,
+        fifo::Waiting::Done(file, cloexec) => (file, cloexec),
+        fifo::Waiting::No => {
+            let path = match read_cstr(l, c.pid, path_ptr, 4096) {
+                Ok(p) => p,
+                Err(e) => return e.into(),
+            };
+            let cloexec = flags & O_CLOEXEC != 0;
+            match open_path(l, c, dirfd, path.as_bytes(), flags, mode) {
+                Ok((file, None)) => (file, cloexec),
+                Ok((file, Some(seen))) => {
+                    fifo::wait(l, c.tag, c.thread.0, file, seen, cloexec);
+                    return Outcome::Block;
+                }
+                Err(e) => return e.into(),
+            }
+        }
     };
     let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
-    p.fds.open(file, flags & O_CLOEXEC != 0).map(|fd| fd as i64).into()
+    p.fds.open(file, cloexec).map(|fd| fd as i64).into()
 }
 
 pub fn open(l: &mut Linux, c: &Ctx) -> Outcome {
@@ -200,7 +220,7 @@ pub fn fcntl(l: &mut Linux, c: &Ctx) -> Outcome {
             write_bytes(l, c.pid, arg, &b).map(|_| 0).into()
         }
         F_GETPIPE_SZ => match entry.file.borrow().object {
-            Object::PipeRead(_) | Object::PipeWrite(_) => Outcome::Done(crate::files::PIPE_CAPACITY as i64),
+            Object::Pipe { .. } => Outcome::Done(crate::files::PIPE_CAPACITY as i64),
             _ => Errno::EBADF.into(),
         },
         _ => Errno::EINVAL.into(),

@@ -23,26 +23,26 @@ fn readiness(l: &mut Linux, pid: Pid, fd: u64) -> u16 {
     let file = f.file.clone();
     let object = &file.borrow().object;
     match object {
-        Object::PipeRead(pipe) => {
+        Object::Pipe { pipe, read, write } => {
             let pipe = pipe.borrow();
             let mut rev = 0;
-            if !pipe.buf.is_empty() {
-                rev |= POLLIN;
+            if *read {
+                if !pipe.buf.is_empty() {
+                    rev |= POLLIN;
+                }
+                // A FIFO's reader that no writer has joined yet sees no hang-up (as on Linux).
+                if pipe.writers == 0 && pipe.writes_opened > 0 {
+                    rev |= POLLHUP;
+                }
             }
-            if pipe.writers == 0 {
-                rev |= POLLHUP;
+            if *write {
+                if pipe.readers == 0 {
+                    rev |= POLLERR;
+                } else if crate::files::PIPE_CAPACITY - pipe.buf.len() >= crate::files::PIPE_BUF {
+                    rev |= POLLOUT;
+                }
             }
             rev
-        }
-        Object::PipeWrite(pipe) => {
-            let pipe = pipe.borrow();
-            if pipe.readers == 0 {
-                POLLERR
-            } else if pipe.buf.len() < crate::files::PIPE_CAPACITY {
-                POLLOUT
-            } else {
-                0
-            }
         }
         Object::Device { dev: Device::Tty, .. } => {
             match l.tty(abi::proto::tty::POLL, [0; 6], server_rt::GrantRef::NONE) {

@@ -101,6 +101,7 @@ pub fn exit(l: &mut Linux, c: &Ctx) -> Outcome {
     }
     l.threads.remove(&t.r.0);
     crate::sys::futex::forget_threads(l, core::slice::from_ref(&t));
+    crate::sys::fifo::forget_threads(l, core::slice::from_ref(&t));
     l.k.thread_kill(t.r);
     Outcome::NoReply
 }

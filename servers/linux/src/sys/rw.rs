@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 
 pub const O_ACCMODE: u32 = 3;
 pub const O_WRONLY: u32 = 1;
+pub const O_RDWR: u32 = 2;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 
@@ -86,7 +87,7 @@ pub fn read_into(
     }
     check_user_range(l, c.pid, buf, len, true)?;
     let data: Vec<u8> = match &file.borrow().object {
-        Object::PipeRead(pipe) => {
+        Object::Pipe { pipe, read: true, .. } => {
             let mut pipe = pipe.borrow_mut();
             if pipe.buf.is_empty() {
                 return if pipe.writers == 0 {
@@ -102,7 +103,7 @@ pub fn read_into(
             pipe.pop_with(n, |at, piece| write_bytes(l, c.pid, buf + at as u64, piece))?;
             return Ok(Some(n));
         }
-        Object::PipeWrite(_) => return Err(Errno::EBADF),
+        Object::Pipe { read: false, .. } => return Err(Errno::EBADF),
         Object::Device { dev: Device::Null, .. } => Vec::new(),
         Object::Device { dev: Device::Zero | Device::Full, .. } => alloc::vec![0; len],
         Object::Device { dev: Device::Random, .. } => random_bytes(l.k.now_ns() ^ buf, len),
@@ -200,8 +201,8 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
         return l.tty(ttyp::WRITE, [len as u64, 0, 0, 0, 0, 0], grant).map(|r| r.result).into();
     }
     let pipe = match &file.borrow().object {
-        Object::PipeWrite(p) => Some(p.clone()),
-        Object::PipeRead(_) => return Errno::EBADF.into(),
+        Object::Pipe { pipe, write: true, .. } => Some(pipe.clone()),
+        Object::Pipe { write: false, .. } => return Errno::EBADF.into(),
         _ => None,
     };
     if let Some(pipe) = pipe {
@@ -215,7 +216,7 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
             return Errno::EPIPE.into();
         }
         let room = crate::files::PIPE_CAPACITY.saturating_sub(pipe.buf.len());
-        if room == 0 && len > 0 {
+        if (room == 0 && len > 0) || (room < len && len <= crate::files::PIPE_BUF) {
             return if flags & O_NONBLOCK != 0 { Errno::EAGAIN.into() } else { Outcome::Block };
         }
         // Straight from the user's buffer into the pipe's.
@@ -252,7 +253,7 @@ pub fn pread64(l: &mut Linux, c: &Ctx) -> Outcome {
 /// Positioned I/O needs a seekable file.
 fn seekable(file: &FileRef) -> Result<(), Errno> {
     match file.borrow().object {
-        Object::PipeRead(_) | Object::PipeWrite(_) | Object::Device { dev: Device::Tty, .. } => Err(Errno::ESPIPE),
+        Object::Pipe { .. } | Object::Device { dev: Device::Tty, .. } => Err(Errno::ESPIPE),
         _ => Ok(()),
     }
 }
@@ -396,9 +397,7 @@ pub fn lseek(l: &mut Linux, c: &Ctx) -> Outcome {
     };
     let (size, is_dir) = match &file.borrow().object {
         Object::File { id, mode } => (Some(*id), mode & S_IFMT == S_IFDIR),
-        Object::PipeRead(_) | Object::PipeWrite(_) | Object::Device { dev: Device::Tty, .. } => {
-            return Errno::ESPIPE.into()
-        }
+        Object::Pipe { .. } | Object::Device { dev: Device::Tty, .. } => return Errno::ESPIPE.into(),
         Object::Device { .. } => return Outcome::Done(0),
         Object::Pseudo(_) => (None, false),
     };
@@ -497,7 +496,7 @@ pub fn write_buffer(l: &mut Linux, c: &Ctx, file: &FileRef, data: &[u8]) -> Outc
     }
     let target = match &file.borrow().object {
         Object::File { id, .. } => Ok(*id),
-        Object::PipeWrite(p) => Err(Some(p.clone())),
+        Object::Pipe { pipe, write: true, .. } => Err(Some(pipe.clone())),
         _ => Err(None),
     };
     match target {
@@ -521,7 +520,7 @@ pub fn write_buffer(l: &mut Linux, c: &Ctx, file: &FileRef, data: &[u8]) -> Outc
                 return Errno::EPIPE.into();
             }
             let room = crate::files::PIPE_CAPACITY.saturating_sub(pipe.buf.len());
-            if room == 0 {
+            if room == 0 || (room < data.len() && data.len() <= crate::files::PIPE_BUF) {
                 return if flags & O_NONBLOCK != 0 { Errno::EAGAIN.into() } else { Outcome::Block };
             }
             let n = room.min(data.len());
