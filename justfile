@@ -10,32 +10,37 @@
 # Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
 # APPEND="..." adds kernel command-line words (e.g. APPEND="test=ticks");
 # DISK=IMAGE attaches a raw disk image as a virtio-blk device (`just qemu-x86 DISK=disk.img`,
-# or `just DISK=disk.img qemu-arm64`; make one with `truncate -s 64M disk.img`).
+# or `just DISK=disk.img qemu-arm64`; make one with `truncate -s 64M disk.img`);
+# CONTROL=SOCKET opens the host's fault-injection channel as a Unix socket: from another
+# terminal, `socat - UNIX-CONNECT:SOCKET` and type `vfs kill`, `ramfs random 50 7`, `tty stop`...
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 OVERLAY := env_var_or_default("OVERLAY", "")
 APPEND := env_var_or_default("APPEND", "")
 DISK := env_var_or_default("DISK", "")
+CONTROL := env_var_or_default("CONTROL", "")
 objcopy := `echo "$(rustc --print sysroot 2>/dev/null)/lib/rustlib/$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')/bin/llvm-objcopy"`
 
 # Boot x86_64 and drop into BusyBox sh on the serial console (`DISK=IMAGE` attaches a disk).
 qemu-x86 *ARGS: setup (kernel "x86_64") (initramfs "x86_64")
     #!/usr/bin/env bash
     set -euo pipefail
-    disk="{{DISK}}"; for a in {{ARGS}}; do case "$a" in DISK=*) disk="${a#DISK=}" ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac; done
+    disk="{{DISK}}"; control="{{CONTROL}}"
+    for a in {{ARGS}}; do case "$a" in DISK=*) disk="${a#DISK=}" ;; CONTROL=*) control="${a#CONTROL=}" ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac; done
     cargo run -q --release -p tests --bin run -- --arch x86_64 \
         --kernel target/x86_64-unknown-none/release/kernel \
-        --initrd build/x86_64/initramfs.cpio --append "{{APPEND}}" ${disk:+--disk "$disk"}
+        --initrd build/x86_64/initramfs.cpio --append "{{APPEND}}" ${disk:+--disk "$disk"} ${control:+--control "$control"}
 
 # Boot AArch64 and drop into BusyBox sh on the serial console (`DISK=IMAGE` attaches a disk).
 qemu-arm64 *ARGS: setup (kernel "aarch64") (initramfs "aarch64")
     #!/usr/bin/env bash
     set -euo pipefail
-    disk="{{DISK}}"; for a in {{ARGS}}; do case "$a" in DISK=*) disk="${a#DISK=}" ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac; done
+    disk="{{DISK}}"; control="{{CONTROL}}"
+    for a in {{ARGS}}; do case "$a" in DISK=*) disk="${a#DISK=}" ;; CONTROL=*) control="${a#CONTROL=}" ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac; done
     cargo run -q --release -p tests --bin run -- --arch aarch64 \
         --kernel build/aarch64/Image \
-        --initrd build/aarch64/initramfs.cpio --append "{{APPEND}}" ${disk:+--disk "$disk"}
+        --initrd build/aarch64/initramfs.cpio --append "{{APPEND}}" ${disk:+--disk "$disk"} ${control:+--control "$control"}
 
 # Lint, host unit tests (with loom), then every guest test on both architectures.
 test: setup lint (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")

@@ -9,7 +9,7 @@
 //! | `console::write_bytes(&[u8])` | blocking write to the boot console (16550 / PL011) |
 //! | `console::read_byte() -> Option<u8>` | non-blocking read from the console |
 //! | `console::enable_rx_interrupt/disable_rx_interrupt()` | the UART's receive interrupt |
-//! | `console::trace_port_present/offer/write/flush` | the trace stream's port: COM2 / a virtio console taken at discovery |
+//! | `console::trace_port_present/offer/write/flush/read` | the trace stream's port (and the host's control channel, `read`): COM2 / a virtio console taken at discovery |
 //! | `trace_hook!(HOOK; a, ..f)` (macro), `tracepoint::set_sites(on)` | a trace point: a `nop`, patched into a branch to a stub calling `HOOK` when tracing is on; no register spills |
 //! | `cpu::interrupts_enabled/enable/disable()`, `cpu::without_interrupts(f)` | IRQ mask |
 //! | `cpu::wait_for_interrupt()` | `hlt` / `wfi`: idle until the next interrupt |

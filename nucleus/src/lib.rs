@@ -16,6 +16,7 @@ pub mod api;
 pub mod call;
 pub mod cap;
 pub mod cmdline;
+pub mod control;
 pub mod death;
 pub mod device;
 pub mod dma;

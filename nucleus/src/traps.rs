@@ -28,6 +28,7 @@ fn timer_tick() {
     crate::trace::on_tick();
     if crate::SCHEDULING.load(core::sync::atomic::Ordering::Relaxed) {
         crate::inject::on_tick();
+        crate::control::on_tick();
         sched::on_tick();
     }
 }

@@ -5,8 +5,11 @@
 //!
 //! Each test runs a BusyBox workload (files created, copied, grepped, sorted, archived,
 //! compressed, renamed, linked and deleted, then everything checksummed) once without faults,
-//! then again while the server is killed at random points (`random <ms> <seed>` written to
-//! `/sys/kernel/servers/<name>/fault`), until it has been killed at least [`MIN_KILLS`] times.
+//! then again while the server is killed at random points, until it has been killed at least
+//! [`MIN_KILLS`] times. Transparent servers get two tests, one per way in: the guest writes
+//! `random <ms> <seed>` to `/sys/kernel/servers/<name>/fault` (`kill-<name>-during-workload`),
+//! or the host test harness sends `<name> random <ms> <seed>` on the nucleus's control channel
+//! (`kill-<name>-from-host`, see `nucleus::control`).
 //! What the policy promises is checked:
 //!
 //! * *transparent*: the faulted run's checksums equal the fault-free run's, byte for byte —
@@ -54,14 +57,36 @@ work() {
 }
 "#;
 
-fn transparent_script(server: &str) -> String {
+/// Who starts and stops the random kills.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Injector {
+    Guest,
+    Host,
+}
+
+/// The control lines of a `kill-<name>-from-host` test, sent as the script's markers show.
+fn host_steps(server: &str) -> &'static [(&'static str, &'static str)] {
+    Box::leak(Box::new([
+        ("@@HOST-RANDOM", leak(format!("{server} random 30 7"))),
+        ("@@HOST-STOP", leak(format!("{server} stop"))),
+    ]))
+}
+
+fn transparent_script(server: &str, by: Injector) -> String {
+    let (start, stop) = match by {
+        Injector::Guest => (
+            format!("echo random 30 7 > /sys/kernel/servers/{server}/fault"),
+            format!("echo stop > /sys/kernel/servers/{server}/fault"),
+        ),
+        Injector::Host => ("echo @@HOST-RANDOM".to_string(), "echo @@HOST-STOP".to_string()),
+    };
     format!(
         r#"#!/bin/sh
 {WORKLOAD}
 work /tmp/ref ref || echo "reference run failed"
 echo "reference: $(wc -l < /tmp/sums.ref) files"
 before=$(sed -n 's/^instance: //p' /sys/kernel/servers/{server}/status)
-echo random 30 7 > /sys/kernel/servers/{server}/fault
+{start}
 round=0
 while :; do
     round=$((round + 1))
@@ -71,7 +96,7 @@ while :; do
     [ $((now - before)) -ge {MIN_KILLS} ] && break
     [ $round -ge 40 ] && break
 done
-echo stop > /sys/kernel/servers/{server}/fault
+{stop}
 sleep 1
 now=$(sed -n 's/^instance: //p' /sys/kernel/servers/{server}/status)
 echo "kills: $((now - before)) in $round round(s)"
@@ -146,10 +171,10 @@ fn leak(s: String) -> &'static str {
 fn generate() -> Vec<GuestTest> {
     covered()
         .into_iter()
-        .map(|s| {
+        .flat_map(|s| {
             let name = s.name;
             if s.user_memory {
-                return GuestTest {
+                return vec![GuestTest {
                     name: leak(format!("kill-{name}-restarts-init")),
                     overlay: Box::leak(Box::new([("init", LINUX_SCRIPT, true)])),
                     expect: &[
@@ -162,25 +187,46 @@ fn generate() -> Vec<GuestTest> {
                     ],
                     forbid: &["SURVIVED-LINUX-DEATH"],
                     ..GuestTest::DEFAULT
-                };
+                }];
             }
-            match s.policy {
-                RestartPolicy::Transparent => GuestTest {
-                    name: leak(format!("kill-{name}-during-workload")),
-                    overlay: Box::leak(Box::new([("init", leak(transparent_script(name)), true)])),
-                    expect: &["reference: ", "kills: ", "WORKLOAD-MATCH", "@@POWEROFF 0"],
+            let transparent = |by: Injector| {
+                let (test, expect): (String, &'static [&'static str]) = match by {
+                    Injector::Guest => (
+                        format!("kill-{name}-during-workload"),
+                        &["reference: ", "kills: ", "WORKLOAD-MATCH", "@@POWEROFF 0"],
+                    ),
+                    Injector::Host => (
+                        format!("kill-{name}-from-host"),
+                        Box::leak(Box::new([
+                            "reference: ",
+                            leak(format!("control: {name} random 30 7: ok")),
+                            leak(format!("control: {name} stop: ok")),
+                            "kills: ",
+                            "WORKLOAD-MATCH",
+                            "@@POWEROFF 0",
+                        ])),
+                    ),
+                };
+                GuestTest {
+                    name: leak(test),
+                    overlay: Box::leak(Box::new([("init", leak(transparent_script(name, by)), true)])),
+                    expect,
                     forbid: &["WORKLOAD-ERROR", "WORKLOAD-DIFFERS", "reference run failed"],
                     timeout: Duration::from_secs(600),
                     post_check: Some(enough_kills),
+                    host_control: if by == Injector::Host { host_steps(name) } else { &[] },
                     ..GuestTest::DEFAULT
-                },
-                _ => GuestTest {
+                }
+            };
+            match s.policy {
+                RestartPolicy::Transparent => vec![transparent(Injector::Guest), transparent(Injector::Host)],
+                _ => vec![GuestTest {
                     name: leak(format!("kill-{name}-resets")),
                     overlay: Box::leak(Box::new([("init", leak(reset_script(name)), true)])),
                     expect: &["after-reset: ALIVE", "@@POWEROFF 0"],
                     timeout: Duration::from_secs(300),
                     ..GuestTest::DEFAULT
-                },
+                }],
             }
         })
         .collect()

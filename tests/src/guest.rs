@@ -59,6 +59,11 @@ pub struct GuestTest {
     /// AArch64) streaming into `build/<arch>/tests/<name>.trace`, and the check of what arrived
     /// there, given the transcript too (it names tasks and endpoints).
     pub trace_stream: Option<StreamCheck>,
+    /// Lines for the nucleus's control channel (`nucleus::control`), in steps like `input`'s:
+    /// once the transcript shows a step's marker (`.0`) after the previous step's, the harness
+    /// sends its line (`.1`, e.g. `vfs kill`) on the trace port, which is then a socket
+    /// (`QemuConfig::attach_host_port`); what the guest streams back goes to the trace file.
+    pub host_control: &'static [(&'static str, &'static str)],
 }
 
 /// A check of a whole transcript beyond the ordered strings: `Err` says what is wrong.
@@ -109,6 +114,7 @@ impl GuestTest {
         disk: None,
         input: &[],
         trace_stream: None,
+        host_control: &[],
     };
 
     /// Whether it runs on `arch`.
@@ -495,6 +501,28 @@ pub static TESTS: &[GuestTest] = &[
             "after-hang",
             "tty: hung: held a request",
             "bogus refused",
+            "@@POWEROFF 0",
+        ],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
+        name: "host-control-channel",
+        overlay: &[("init", HOST_CONTROL_SCRIPT, true)],
+        host_control: &[
+            ("@@CONTROL-READY", "nosuch kill"),
+            ("no server named", "vfs explode"),
+            ("control: vfs explode: expected", "vfs panic"),
+            ("@@CONTROL-HANG", "tty hang"),
+        ],
+        expect: &[
+            "control: nosuch kill: no server named 'nosuch'",
+            "control: vfs explode: expected kill, panic, fault, hang, random <ms> [seed] or stop",
+            "control: vfs panic: ok",
+            "vfs: panic: injected panic",
+            "ls-after-panic: bin",
+            "control: tty hang: ok",
+            "tty: hung: held a request",
+            "after-hang",
             "@@POWEROFF 0",
         ],
         ..GuestTest::DEFAULT
@@ -981,6 +1009,22 @@ echo $(ls /sys/kernel/servers)
 /// and a bad memory access in `vfs` (the shell keeps finding files: transparent restart), and
 /// `tty` made to hang — the next write waits until the nucleus's deadline kills it, and the
 /// retried write reaches the new instance.
+/// Waits for the host's commands (`GuestTest::host_control`): a refused line or two, a panic
+/// of `vfs`, a hang of `tty`, each seen through the servers' status files.
+const HOST_CONTROL_SCRIPT: &str = r#"#!/bin/sh
+before=$(sed -n 's/^instance: //p' /sys/kernel/servers/vfs/status)
+echo @@CONTROL-READY
+while [ "$(sed -n 's/^instance: //p' /sys/kernel/servers/vfs/status)" = "$before" ]; do sleep 0.1; done
+echo "vfs: $(grep last-death /sys/kernel/servers/vfs/status | cut -d' ' -f2-)"
+echo "ls-after-panic: $(ls / | head -n 1)"
+before=$(sed -n 's/^instance: //p' /sys/kernel/servers/tty/status)
+echo @@CONTROL-HANG
+# Writing to the console is what finds tty hung: its request outlives the deadline.
+while [ "$(sed -n 's/^instance: //p' /sys/kernel/servers/tty/status)" = "$before" ]; do echo waiting; sleep 0.1; done
+echo "tty: $(grep last-death /sys/kernel/servers/tty/status | cut -d' ' -f2-)"
+echo after-hang
+"#;
+
 const FAULT_KINDS_SCRIPT: &str = r#"#!/bin/sh
 echo panic > /sys/kernel/servers/vfs/fault
 echo "ls-after-panic: $(ls / | head -n 1)"

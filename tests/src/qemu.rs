@@ -163,6 +163,32 @@ impl QemuConfig {
         }
     }
 
+    /// Connects the guest's trace port to the Unix socket `path`, where the caller listens:
+    /// the trace stream arrives there and what the caller writes reaches the nucleus's control
+    /// channel (`nucleus::control`). The same devices as [`Self::attach_trace_stream`]; QEMU
+    /// connects at start, so the caller binds the socket first.
+    /// With `listen`, QEMU makes the socket and listens itself (for a person connecting later,
+    /// `run --control`); what the guest streams before anyone connects is dropped.
+    pub fn attach_host_port(&mut self, path: &std::path::Path, listen: bool) {
+        let sock = path.to_string_lossy().replace(',', ",,");
+        let server = if listen { ",server=on,wait=off" } else { "" };
+        self.extra_args.extend(["-chardev".into(), format!("socket,id=host,path={sock}{server}").into()]);
+        match self.arch {
+            Arch::X86_64 => self.extra_args.extend(["-serial".into(), "chardev:host".into()]),
+            Arch::Aarch64 => self.extra_args.extend(
+                [
+                    "-device",
+                    "virtio-serial-device",
+                    "-device",
+                    "virtconsole,chardev=host",
+                    "-global",
+                    "virtio-mmio.force-legacy=false",
+                ]
+                .map(OsString::from),
+            ),
+        }
+    }
+
     /// Streams the guest's trace records into the file `path` (after the other extra
     /// arguments): a second serial port on x86_64 (COM2), a virtio console on AArch64's
     /// virtio-mmio (`virtio-serial-device` with a `virtconsole` on port 0, modern transport),

@@ -15,6 +15,7 @@ use crate::runner::{End, Guest, Input, Options, Outcome};
 use crate::transcript;
 use std::fmt::Write as _;
 use std::io;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -210,10 +211,24 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
         q.attach_disk(&disk, d.read_only);
     }
     let trace = setup.trace_path(arch, t);
-    if t.trace_stream.is_some() {
-        let _ = std::fs::remove_file(&trace);
-        q.attach_trace_stream(&trace);
-    }
+    let _ = std::fs::remove_file(&trace);
+    let host_port = match host_port_listen(setup, arch, t) {
+        Ok(Some((listener, sock))) => {
+            q.attach_host_port(&sock, false);
+            Some((listener, sock))
+        }
+        Ok(None) => {
+            if t.trace_stream.is_some() {
+                q.attach_trace_stream(&trace);
+            }
+            None
+        }
+        Err(e) => {
+            let why = format!("cannot listen for the host port: {e}");
+            write_log(&log, t, arch, "", &format!("FAIL: {why}"), None);
+            return fail(why, String::new());
+        }
+    };
     let timeout = setup.timeout_for(t);
     let opts = Options { stdin: if t.input.is_empty() { Input::Null } else { Input::Piped }, ..Options::default() };
     let mut guest = match Guest::spawn(q.command(), opts) {
@@ -245,8 +260,17 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
             let _ = watch.wait_until_contains("\u{0}never\u{0}", timeout);
         });
     }
+    if let Some((listener, _)) = &host_port {
+        match listener.try_clone() {
+            Ok(l) => serve_host_port(l, guest.watch(), t.host_control, trace.clone(), timeout),
+            Err(e) => eprintln!("{}: host port: {e}", t.name),
+        }
+    }
     let out = guest.wait(Some(timeout), POWEROFF_GRACE);
     drop(guest);
+    if let Some((_, sock)) = &host_port {
+        let _ = std::fs::remove_file(sock);
+    }
     let failure = judge(t, &out, timeout)
         .or_else(|| check_disk(t, &disk).err())
         .or_else(|| check_stream(t, &out.transcript, &trace).err());
@@ -260,6 +284,60 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
         tail.push_str(&transcript::tail(&out.stderr, 10, "    qemu stderr: "));
     }
     TestResult { name: t.name, arch, failure, elapsed: start.elapsed(), tail, log }
+}
+
+/// For a test with `host_control` lines: a listening socket for QEMU's end of the trace port
+/// (in the temporary directory: socket paths are short), and its path.
+fn host_port_listen(setup: &Setup, arch: Arch, t: &GuestTest) -> io::Result<Option<(UnixListener, PathBuf)>> {
+    if t.host_control.is_empty() {
+        return Ok(None);
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&setup.build_dir, &mut hasher);
+    let tag = std::hash::Hasher::finish(&hasher) % 1_000_000;
+    let sock = std::env::temp_dir().join(format!("cairn-{}-{tag}-{}-{}.sock", std::process::id(), arch.name(), t.name));
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock)?;
+    listener.set_nonblocking(true)?;
+    Ok(Some((listener, sock)))
+}
+
+/// Takes QEMU's connection to the host port, saves what the guest streams to `trace`, and
+/// sends each control line once its marker shows on the console.
+fn serve_host_port(
+    listener: UnixListener,
+    watch: crate::runner::Watch,
+    steps: &'static [(&'static str, &'static str)],
+    trace: PathBuf,
+    timeout: Duration,
+) {
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        let deadline = Instant::now() + timeout;
+        let mut stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(_) => return,
+            }
+        };
+        let _ = stream.set_nonblocking(false);
+        if let (Ok(mut from_guest), Ok(mut file)) = (stream.try_clone(), std::fs::File::create(&trace)) {
+            std::thread::spawn(move || {
+                let _ = io::copy(&mut from_guest, &mut file);
+            });
+        }
+        let mut from = 0;
+        for (marker, line) in steps {
+            let Some(at) = watch.wait_until_contains_after(from, marker, timeout) else { return };
+            from = at;
+            if stream.write_all(format!("{line}\n").as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Runs the test's check of its trace stream on the file at `path`.

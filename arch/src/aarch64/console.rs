@@ -125,3 +125,9 @@ pub fn trace_port_write(bytes: &[u8]) -> bool {
 pub fn trace_port_flush() {
     super::virtcon::flush()
 }
+
+/// Takes the bytes the host has sent on the trace port (its control direction) into `buf`;
+/// returns how many (0 without a port).
+pub fn trace_port_read(buf: &mut [u8]) -> usize {
+    super::virtcon::read(buf)
+}

@@ -1,5 +1,6 @@
 //! The trace port of QEMU `virt`: a virtio console (`virtio-serial-device` with a `virtconsole`
-//! on port 0) on a virtio-mmio transport, driven by the nucleus itself, polled, transmit only.
+//! on port 0) on a virtio-mmio transport, driven by the nucleus itself, polled. It transmits
+//! the trace stream and receives the host's control commands (`nucleus::control`).
 //!
 //! `virt` has one PL011 (the console); QEMU 7.2 gives it no second non-secure UART. A virtio
 //! console is the live byte stream it does have, and it is fast: one queue notification moves
@@ -9,9 +10,12 @@
 //!
 //! [`attach`] takes the first virtio-mmio transport whose device is a console (type 3), in its
 //! modern (version 2) or legacy (version 1) form, and sets it up with no features beyond
-//! `VIRTIO_F_VERSION_1` (so no multiport: port 0 is the console, its transmit queue is queue 1;
-//! the receive queue is never set up). Queue 1 gets [`QUEUE_SIZE`] descriptors, one per
+//! `VIRTIO_F_VERSION_1` (so no multiport: port 0 is the console, its receive queue is queue 0
+//! and its transmit queue queue 1). Queue 1 gets [`QUEUE_SIZE`] descriptors, one per
 //! transmit buffer: descriptor `i` always points at buffer `i` (one page of DMA memory).
+//! Queue 0 gets as many device-writable [`RX_BUF_SIZE`]-byte buffers (one page), all of them
+//! always posted except while [`read`] copies one out; the host's bytes wait in QEMU while
+//! none is posted.
 //! [`write`] copies bytes into the current buffer; a full buffer is put on the available ring
 //! and the device notified. [`flush`] does the same for a partly filled one. Buffers come back
 //! through the used ring, which is polled whenever a buffer is needed (QEMU under TCG completes
@@ -73,8 +77,13 @@ mod reg {
 
 const MAGIC: u32 = 0x7472_6976; // "virt"
 const VIRTIO_CONSOLE: u32 = 3;
-/// Port 0's transmit queue.
+/// Port 0's receive and transmit queues.
+const RX_QUEUE: u32 = 0;
 const TX_QUEUE: u32 = 1;
+/// Bytes per receive buffer ([`QUEUE_SIZE`] of them share a page).
+const RX_BUF_SIZE: usize = 4096 / QUEUE_SIZE;
+/// `VRING_DESC_F_WRITE`: the device writes the buffer.
+const DESC_WRITE: u16 = 2;
 
 const STATUS_ACKNOWLEDGE: u32 = 1;
 const STATUS_DRIVER: u32 = 2;
@@ -109,6 +118,13 @@ struct Port {
     avail_idx: u16,
     /// Used-ring entries already taken back.
     used_seen: u16,
+    /// The receive queue's two pages and its buffers' page (physical).
+    rx_queue: u64,
+    rx_bufs: u64,
+    /// Receive used-ring entries already taken.
+    rx_used_seen: u16,
+    /// Receive available-ring index published so far.
+    rx_avail_idx: u16,
 }
 
 static PORT: Mutex<Option<Port>> = Mutex::new(None);
@@ -164,10 +180,14 @@ pub fn attach(dev: &FoundDevice, regs: u64, alloc: &mut dyn FnMut(usize) -> Opti
         2 => false,
         _ => return false,
     };
-    let (Some(queue), Some(bufs)) = (alloc(2), alloc(QUEUE_SIZE)) else { return false };
+    let (Some(queue), Some(bufs), Some(rx_queue), Some(rx_bufs)) = (alloc(2), alloc(QUEUE_SIZE), alloc(2), alloc(1))
+    else {
+        return false;
+    };
     // SAFETY: the frames were just allocated for this driver and are in the direct map.
     unsafe {
         core::ptr::write_bytes(phys_to_virt(queue) as *mut u8, 0, 2 * 4096);
+        core::ptr::write_bytes(phys_to_virt(rx_queue) as *mut u8, 0, 2 * 4096);
     }
     let r = |off| regs + off;
     write32(r(reg::STATUS), 0);
@@ -193,18 +213,70 @@ pub fn attach(dev: &FoundDevice, regs: u64, alloc: &mut dyn FnMut(usize) -> Opti
     } else {
         write32(r(reg::GUEST_PAGE_SIZE), 4096);
     }
-    write32(r(reg::QUEUE_SEL), TX_QUEUE);
-    if (read32(r(reg::QUEUE_NUM_MAX)) as usize) < QUEUE_SIZE {
+    // Descriptor i of the transmit queue: buffer i, device-readable (flags 0), the length set
+    // at submission. Of the receive queue: piece i of the receive page, device-writable, all
+    // posted at once.
+    let tx = |i: u64| (bufs + i * BUF_SIZE as u64, 0, 0);
+    let rx = |i: u64| (rx_bufs + i * RX_BUF_SIZE as u64, RX_BUF_SIZE as u32, DESC_WRITE);
+    if !setup_queue(regs, legacy, TX_QUEUE, queue, &tx, false)
+        || !setup_queue(regs, legacy, RX_QUEUE, rx_queue, &rx, true)
+    {
         write32(r(reg::STATUS), 0);
+        return false;
+    }
+    write32(r(reg::STATUS), status | STATUS_DRIVER_OK);
+    // The receive buffers are the device's from the start.
+    write32(r(reg::QUEUE_NOTIFY), RX_QUEUE);
+    super::cpu::without_interrupts(|| {
+        *PORT.lock() = Some(Port {
+            regs,
+            queue,
+            bufs,
+            in_flight: 0,
+            current: Some(0),
+            fill: 0,
+            avail_idx: 0,
+            used_seen: 0,
+            rx_queue,
+            rx_bufs,
+            rx_used_seen: 0,
+            rx_avail_idx: QUEUE_SIZE as u16,
+        })
+    });
+    ATTACHED.store(true, Ordering::Release);
+    true
+}
+
+/// Sets up queue `index` at `queue` (two zeroed pages) with [`QUEUE_SIZE`] descriptors,
+/// descriptor `i` being `desc(i)` = (buffer, length, flags); with `post`, every descriptor goes
+/// on the available ring at once. False if the device's queue is too small.
+fn setup_queue(
+    regs: u64,
+    legacy: bool,
+    index: u32,
+    queue: u64,
+    desc: &dyn Fn(u64) -> (u64, u32, u16),
+    post: bool,
+) -> bool {
+    let r = |off| regs + off;
+    write32(r(reg::QUEUE_SEL), index);
+    if (read32(r(reg::QUEUE_NUM_MAX)) as usize) < QUEUE_SIZE {
         return false;
     }
     write32(r(reg::QUEUE_NUM), QUEUE_SIZE as u32);
     for i in 0..QUEUE_SIZE as u64 {
-        // Descriptor i: buffer i, device-readable (flags 0), no chaining; the length is set
-        // at submission.
-        mem_write::<u64>(queue + DESC_OFFSET + 16 * i, bufs + i * BUF_SIZE as u64);
+        let (addr, len, flags) = desc(i);
+        mem_write::<u64>(queue + DESC_OFFSET + 16 * i, addr);
+        mem_write::<u32>(queue + DESC_OFFSET + 16 * i + 8, len);
+        mem_write::<u16>(queue + DESC_OFFSET + 16 * i + 12, flags);
+        if post {
+            mem_write::<u16>(queue + AVAIL_OFFSET + 4 + 2 * i, i as u16);
+        }
     }
     mem_write::<u16>(queue + AVAIL_OFFSET, AVAIL_NO_INTERRUPT);
+    if post {
+        mem_write::<u16>(queue + AVAIL_OFFSET + 2, QUEUE_SIZE as u16);
+    }
     if legacy {
         write32(r(reg::QUEUE_ALIGN), 4096);
         store_barrier();
@@ -223,16 +295,47 @@ pub fn attach(dev: &FoundDevice, regs: u64, alloc: &mut dyn FnMut(usize) -> Opti
         store_barrier();
         write32(r(reg::QUEUE_READY), 1);
     }
-    write32(r(reg::STATUS), status | STATUS_DRIVER_OK);
-    super::cpu::without_interrupts(|| {
-        *PORT.lock() =
-            Some(Port { regs, queue, bufs, in_flight: 0, current: Some(0), fill: 0, avail_idx: 0, used_seen: 0 })
-    });
-    ATTACHED.store(true, Ordering::Release);
     true
 }
 
 impl Port {
+    /// Copies what the device has received into `out` (whole buffers only: one that does not
+    /// fit waits for the next call) and posts the emptied buffers again.
+    fn read(&mut self, out: &mut [u8]) -> usize {
+        let used_idx: u16 = mem_read(self.rx_queue + USED_OFFSET + 2);
+        load_barrier();
+        let mut n = 0;
+        while self.rx_used_seen != used_idx {
+            let slot = (self.rx_used_seen as usize) % QUEUE_SIZE;
+            let entry = self.rx_queue + USED_OFFSET + 4 + 8 * slot as u64;
+            let id: u32 = mem_read(entry);
+            let len = (mem_read::<u32>(entry + 4) as usize).min(RX_BUF_SIZE);
+            if id as usize >= QUEUE_SIZE {
+                self.rx_used_seen = self.rx_used_seen.wrapping_add(1);
+                continue; // not a buffer of ours: nothing to copy or post
+            }
+            if n + len > out.len() {
+                break;
+            }
+            // SAFETY: buffer `id` is a piece of the receive page allocated to this driver; the
+            // device has handed it back (it is in the used ring), so it no longer writes it.
+            unsafe {
+                let src = phys_to_virt(self.rx_bufs + id as u64 * RX_BUF_SIZE as u64) as *const u8;
+                core::ptr::copy_nonoverlapping(src, out[n..].as_mut_ptr(), len);
+            }
+            n += len;
+            self.rx_used_seen = self.rx_used_seen.wrapping_add(1);
+            let at = (self.rx_avail_idx as usize) % QUEUE_SIZE;
+            mem_write::<u16>(self.rx_queue + AVAIL_OFFSET + 4 + 2 * at as u64, id as u16);
+            store_barrier();
+            self.rx_avail_idx = self.rx_avail_idx.wrapping_add(1);
+            mem_write::<u16>(self.rx_queue + AVAIL_OFFSET + 2, self.rx_avail_idx);
+            store_barrier();
+            write32(self.regs + reg::QUEUE_NOTIFY, RX_QUEUE);
+        }
+        n
+    }
+
     fn buf_pa(&self, i: usize) -> u64 {
         self.bufs + (i * BUF_SIZE) as u64
     }
@@ -325,6 +428,14 @@ pub fn present() -> bool {
 /// [`RECLAIM_SPINS`] polls of the device).
 pub fn write(bytes: &[u8]) -> bool {
     super::cpu::without_interrupts(|| PORT.lock().as_mut().is_some_and(|p| p.write(bytes)))
+}
+
+/// Takes what the host has sent into `buf` (0 without a port or when nothing came).
+pub fn read(buf: &mut [u8]) -> usize {
+    if !present() {
+        return 0;
+    }
+    super::cpu::without_interrupts(|| PORT.lock().as_mut().map_or(0, |p| p.read(buf)))
 }
 
 /// Sends what [`write`] has queued so far.

@@ -92,6 +92,21 @@ pub fn trace_port_offer(
     false
 }
 
+/// Runs `f` with COM2 set up (once) and locked, interrupts masked.
+fn with_com2<R>(f: impl FnOnce() -> R) -> R {
+    super::cpu::without_interrupts(|| {
+        let mut guard = COM2.lock();
+        guard.get_or_insert_with(|| {
+            // SAFETY: 0x2f8 is COM2 on the PC machines QEMU emulates; the nucleus's trace
+            // and control modules are its only users, through this lock.
+            let mut p = unsafe { SerialPort::new(0x2f8) };
+            p.init();
+            p
+        });
+        f()
+    })
+}
+
 /// COM2's transmit FIFO: `SerialPort::init` enables the 16550A's 16-byte FIFOs.
 const FIFO_BYTES: usize = 16;
 /// Line status register bit: the transmit holding register (the whole FIFO) is empty.
@@ -104,15 +119,7 @@ pub fn trace_port_write(bytes: &[u8]) -> bool {
     if !trace_port_present() {
         return false;
     }
-    super::cpu::without_interrupts(|| {
-        let mut guard = COM2.lock();
-        guard.get_or_insert_with(|| {
-            // SAFETY: 0x2f8 is COM2 on the PC machines QEMU emulates; the nucleus's trace
-            // module is its only user.
-            let mut p = unsafe { SerialPort::new(0x2f8) };
-            p.init();
-            p
-        });
+    with_com2(|| {
         for chunk in bytes.chunks(FIFO_BYTES) {
             while super::io::inb(0x2f8 + 5) & LSR_THRE == 0 {
                 core::hint::spin_loop();
@@ -125,3 +132,22 @@ pub fn trace_port_write(bytes: &[u8]) -> bool {
 
 /// Nothing is buffered on the way to COM2.
 pub fn trace_port_flush() {}
+
+/// Line status register bit: a received byte waits in the receive buffer.
+const LSR_DATA_READY: u8 = 1;
+
+/// Takes the bytes the host has sent on the trace port (its control direction) into `buf`;
+/// returns how many (0 without a port). One status read when nothing came.
+pub fn trace_port_read(buf: &mut [u8]) -> usize {
+    if !trace_port_present() {
+        return 0;
+    }
+    with_com2(|| {
+        let mut n = 0;
+        while n < buf.len() && super::io::inb(0x2f8 + 5) & LSR_DATA_READY != 0 {
+            buf[n] = super::io::inb(0x2f8);
+            n += 1;
+        }
+        n
+    })
+}

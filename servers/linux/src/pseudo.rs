@@ -502,29 +502,21 @@ pub fn write(l: &mut Linux, n: Node, data: &[u8]) -> Result<usize, Errno> {
             _ => Err(Errno::EINVAL),
         },
         Node::ServerFault(i) => {
-            let text = core::str::from_utf8(data).unwrap_or("").trim();
+            let text = core::str::from_utf8(data).unwrap_or("");
             let name = l.k.servers().get(i).map(|s| s.name).ok_or(Errno::ENOENT)?;
-            // "random <period_ms> <seed>" starts random kills, "stop" ends them.
-            let mut words = text.split_whitespace();
-            match words.next() {
-                Some("random") => {
-                    let period = words.next().and_then(|w| w.parse::<u64>().ok()).filter(|&p| p > 0);
-                    let seed = words.next().and_then(|w| w.parse::<u64>().ok()).unwrap_or(1);
-                    let period = period.ok_or(Errno::EINVAL)?;
-                    l.k.inject_random(name, period, seed).map_err(|_| Errno::EINVAL)?;
-                    return Ok(data.len());
+            match server_rt::FaultCommand::parse(text).ok_or(Errno::EINVAL)? {
+                server_rt::FaultCommand::Random { period_ms, seed } => {
+                    l.k.inject_random(name, period_ms, seed).map(drop)
                 }
-                Some("stop") => {
-                    l.k.inject_random(name, 0, 0).map_err(|_| Errno::EINVAL)?;
-                    return Ok(data.len());
+                server_rt::FaultCommand::Stop => l.k.inject_random(name, 0, 0).map(drop),
+                server_rt::FaultCommand::Now(kind) => {
+                    // Killing this very server from its own request would lose the answer: a
+                    // delay of 1 ns still fires on the next tick, after the reply.
+                    let delay = if i == l.me { 1 } else { 0 };
+                    l.k.inject(name, kind, delay)
                 }
-                _ => {}
             }
-            let kind = server_rt::FaultKind::from_name(text).ok_or(Errno::EINVAL)?;
-            // Killing this very server from its own request would lose the answer: a delay
-            // of 1 ns still fires on the next tick, after the reply.
-            let delay = if i == l.me { 1 } else { 0 };
-            l.k.inject(name, kind, delay).map_err(|_| Errno::EINVAL)?;
+            .map_err(|_| Errno::EINVAL)?;
             Ok(data.len())
         }
         _ if n.is_dir() => Err(Errno::EISDIR),

@@ -89,6 +89,36 @@ impl FaultKind {
     }
 }
 
+/// A fault-injection command, as the guest's `/sys/kernel/servers/<name>/fault` file and the
+/// host's control port (`nucleus::control`) take it: a [`FaultKind`] by name, now;
+/// `random <period_ms> [seed]`, kills at random intervals averaging the period; `stop`, no more
+/// random kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultCommand {
+    Now(FaultKind),
+    Random { period_ms: u64, seed: u64 },
+    Stop,
+}
+
+impl FaultCommand {
+    pub fn parse(text: &str) -> Option<FaultCommand> {
+        let mut words = text.split_whitespace();
+        let command = match words.next()? {
+            "random" => {
+                let period_ms = words.next()?.parse::<u64>().ok().filter(|&p| p > 0)?;
+                let seed = match words.next() {
+                    Some(w) => w.parse::<u64>().ok()?,
+                    None => 1,
+                };
+                FaultCommand::Random { period_ms, seed }
+            }
+            "stop" => FaultCommand::Stop,
+            kind => FaultCommand::Now(FaultKind::from_name(kind)?),
+        };
+        words.next().is_none().then_some(command)
+    }
+}
+
 /// Why a task died.
 #[derive(Clone, Copy, Debug)]
 pub enum DeathCause {

@@ -2,11 +2,13 @@
 //!
 //! usage: run --arch x86_64|aarch64 --kernel PATH [--initrd PATH] [--append ARGS]
 //!            [--memory SIZE] [--smp N] [--disk IMAGE [--disk-read-only]] [--trace-stream FILE]
-//!            [--timeout SECONDS] [--dry-run] [-- QEMU ARGS...]
+//!            [--control SOCKET] [--timeout SECONDS] [--dry-run] [-- QEMU ARGS...]
 //!
 //! `--disk` attaches a raw image as the guest's virtio-blk disk (`QemuConfig::attach_disk`);
 //! `--trace-stream` gives the guest a trace port whose bytes land in FILE
-//! (`QemuConfig::attach_trace_stream`: COM2 on x86_64, a virtio console on AArch64).
+//! (`QemuConfig::attach_trace_stream`: COM2 on x86_64, a virtio console on AArch64);
+//! `--control` puts that port on a Unix socket QEMU listens at instead, the host's end of the
+//! fault-injection channel (`socat - UNIX-CONNECT:SOCKET`, then lines like `vfs kill`).
 //!
 //! The guest's serial console is this process's stdin/stdout. Output is passed through
 //! unchanged (byte for byte, as it arrives) while being scanned for `@@POWEROFF <code>`.
@@ -33,7 +35,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: run --arch x86_64|aarch64 --kernel PATH [--initrd PATH] [--append ARGS]
            [--memory SIZE] [--smp N] [--disk IMAGE [--disk-read-only]] [--trace-stream FILE]
-           [--timeout SECONDS] [--dry-run] [-- QEMU ARGS...]";
+           [--control SOCKET] [--timeout SECONDS] [--dry-run] [-- QEMU ARGS...]";
 
 /// How long QEMU may keep running after `@@POWEROFF`.
 const POWEROFF_GRACE: Duration = Duration::from_secs(10);
@@ -69,6 +71,7 @@ fn parse_args() -> Args {
     let mut disk: Option<std::path::PathBuf> = None;
     let mut disk_read_only = false;
     let mut trace_stream: Option<std::path::PathBuf> = None;
+    let mut control: Option<std::path::PathBuf> = None;
     let mut extra = Vec::new();
     let mut args = std::env::args_os().skip(1);
     while let Some(flag) = args.next() {
@@ -97,6 +100,7 @@ fn parse_args() -> Args {
             "--disk" => disk = Some(value().into()),
             "--disk-read-only" => disk_read_only = true,
             "--trace-stream" => trace_stream = Some(value().into()),
+            "--control" => control = Some(value().into()),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 exit(0)
@@ -129,8 +133,14 @@ fn parse_args() -> Args {
         None if disk_read_only => usage_error("--disk-read-only needs --disk"),
         None => {}
     }
-    if let Some(t) = trace_stream {
-        config.attach_trace_stream(&t);
+    match (trace_stream, control) {
+        (Some(_), Some(_)) => usage_error("--trace-stream and --control share the trace port: pick one"),
+        (Some(t), None) => config.attach_trace_stream(&t),
+        (None, Some(c)) => {
+            let _ = std::fs::remove_file(&c);
+            config.attach_host_port(&c, true)
+        }
+        (None, None) => {}
     }
     Args { config, timeout, dry_run }
 }
