@@ -583,3 +583,20 @@ fn retry_pause(attempt: u32) {
         k.sleep_ns(1_000_000 << (attempt - 4).min(8));
     }
 }
+
+#[cfg(test)]
+mod fault_command_tests {
+    use super::{FaultCommand, FaultKind};
+
+    #[test]
+    fn parses_what_the_guest_file_and_the_host_channel_take() {
+        assert_eq!(FaultCommand::parse("kill\n"), Some(FaultCommand::Now(FaultKind::Kill)));
+        assert_eq!(FaultCommand::parse(" fault "), Some(FaultCommand::Now(FaultKind::BadAccess)));
+        assert_eq!(FaultCommand::parse("random 30 7"), Some(FaultCommand::Random { period_ms: 30, seed: 7 }));
+        assert_eq!(FaultCommand::parse("random 30"), Some(FaultCommand::Random { period_ms: 30, seed: 1 }));
+        assert_eq!(FaultCommand::parse("stop"), Some(FaultCommand::Stop));
+        for bad in ["", "explode", "random", "random 0 1", "random x", "random 5 y", "kill now", "stop 3"] {
+            assert_eq!(FaultCommand::parse(bad), None, "{bad:?}");
+        }
+    }
+}
