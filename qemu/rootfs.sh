@@ -47,6 +47,55 @@ for src in tests/guest/conformance/*.c tests/guest/tools/*.c; do
         "$cc" -O2 -static -o "$bin" "$src"
     fi
 done
+# Dynamic linking: the loaders and C libraries of this machine's packages (glibc for each
+# architecture; musl: the host's on x86_64, Debian's arm64 package unpacked here on AArch64,
+# with a gcc specs file pointing at it), then the dynamic test programs (tests/guest/dynamic)
+# built against each libc, with their libraries in /usr/libexec/cairn/lib-<libc>.
+install_lib() { # SOURCE DEST (under the root)
+    mkdir -p "$(dirname "$root/$2")"
+    [ "$root/$2" -nt "$1" ] || cp -L "$1" "$root/$2"
+}
+case "$arch" in
+    x86_64)
+        install_lib /lib64/ld-linux-x86-64.so.2 lib64/ld-linux-x86-64.so.2
+        install_lib /lib/x86_64-linux-gnu/libc.so.6 lib/x86_64-linux-gnu/libc.so.6
+        install_lib /lib/x86_64-linux-musl/libc.so lib/ld-musl-x86_64.so.1
+        musl_cc=(musl-gcc)
+        ;;
+    aarch64)
+        install_lib /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 lib/ld-linux-aarch64.so.1
+        install_lib /usr/aarch64-linux-gnu/lib/libc.so.6 lib/aarch64-linux-gnu/libc.so.6
+        musl=$out/musl
+        if [ ! -f "$musl/musl-gcc.specs" ]; then
+            if ! ls "$out"/deb/musl-dev_*.deb >/dev/null 2>&1; then
+                (cd "$out/deb" && apt-get download -q -o APT::Sandbox::User=root musl:arm64 musl-dev:arm64 >/dev/null)
+            fi
+            rm -rf "$musl" && mkdir -p "$musl"
+            for deb in "$out"/deb/musl_*.deb "$out"/deb/musl-dev_*.deb; do dpkg -x "$deb" "$musl"; done
+            # musl-dev's libc.so link points at /lib; without it the linker takes libc.a.
+            ln -sfn "$(cd "$musl" && pwd)/lib/aarch64-linux-musl/libc.so" "$musl/usr/lib/aarch64-linux-musl/libc.so"
+            abs=$(cd "$musl" && pwd)
+            sed -e "s|/usr/include/aarch64-linux-musl|$abs/usr/include/aarch64-linux-musl|g" \
+                -e "s|/usr/lib/aarch64-linux-musl|$abs/usr/lib/aarch64-linux-musl|g" \
+                "$musl/usr/lib/aarch64-linux-musl/musl-gcc.specs" > "$musl/musl-gcc.specs"
+        fi
+        install_lib "$musl/lib/aarch64-linux-musl/libc.so" lib/ld-musl-aarch64.so.1
+        musl_cc=(aarch64-linux-gnu-gcc -specs="$(cd "$musl" && pwd)/musl-gcc.specs")
+        ;;
+esac
+dyn=tests/guest/dynamic
+for libc in glibc musl; do
+    if [ "$libc" = glibc ]; then dcc=("$cc"); else dcc=("${musl_cc[@]}"); fi
+    lib=/usr/libexec/cairn/lib-$libc
+    prog=$root/usr/libexec/cairn/dynamic-$libc
+    if [ ! -x "$prog" ] || [ -n "$(find "$dyn" -newer "$prog")" ]; then
+        mkdir -p "$root$lib"
+        "${dcc[@]}" -O2 -shared -fPIC -o "$root$lib/libcairnshared.so" "$dyn/shared.c"
+        "${dcc[@]}" -O2 -shared -fPIC -o "$root$lib/libcairnplug.so" "$dyn/plugin.c"
+        "${dcc[@]}" -O2 -DLIBDIR="\"$lib\"" -o "$prog" "$dyn/dynamic.c" -L"$root$lib" -lcairnshared \
+            -Wl,-rpath,"$lib" -pthread
+    fi
+done
 echo cairn > "$root/etc/hostname"
 ln -sfn /proc/mounts "$root/etc/mtab"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"

@@ -781,6 +781,9 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("creds-limits-sched", "creds"),
     conformance!("exec-rewritten-file", "exec_cache"),
     conformance!("posix-timers", "posix_timers"),
+    conformance!("dynamic-glibc-vs-linux", "dynamic-glibc"),
+    conformance!("dynamic-musl-vs-linux", "dynamic-musl"),
+    conformance!("exec-malformed-vs-linux", "exec_bad"),
     GuestTest {
         name: "ramfs-workload-no-faults",
         overlay: &[("init", RAMFS_WORKLOAD, true)],

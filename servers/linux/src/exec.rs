@@ -1,7 +1,10 @@
-//! Program loading (execve): `#!` scripts, static ELF executables (ET_EXEC, and ET_DYN without
-//! an interpreter, loaded at a fixed bias), and the initial stack the System V ABI prescribes:
-//! argc, argv, envp, the auxiliary vector (AT_PHDR, AT_PHNUM, AT_PAGESZ, AT_ENTRY, AT_RANDOM,
-//! AT_EXECFN...), the strings, 16 random bytes, and a 16-byte aligned stack pointer.
+//! Program loading (execve): `#!` scripts, ELF executables (ET_EXEC at their addresses, ET_DYN
+//! at a fixed bias), dynamic ones with their program interpreter (`PT_INTERP`: the dynamic
+//! loader, an ET_DYN loaded below the mmap base, where it starts, told where the program is by
+//! AT_PHDR/AT_ENTRY and where it is itself by AT_BASE, as Linux does), and the initial stack
+//! the System V ABI prescribes: argc, argv, envp, the auxiliary vector (AT_PHDR, AT_PHNUM,
+//! AT_PAGESZ, AT_BASE, AT_ENTRY, AT_RANDOM, AT_EXECFN...), the strings, 16 random bytes, and a
+//! 16-byte aligned stack pointer.
 //!
 //! Loaded images are cached (the role Linux's page cache plays for executables): the first
 //! exec of a file builds a template address space with its segments and the signal
@@ -9,12 +12,14 @@
 //! text pages are shared by every process running the program and nothing is copied or zeroed
 //! again. An entry is found by the file's id, size and change times (nanoseconds: any write
 //! or attribute change moves ctime), so a changed file is loaded afresh and an unchanged one is
-//! not even read; the least recently used of [`IMAGE_CACHE`] entries goes when it is full.
+//! not even read; the least recently used of [`IMAGE_CACHE`] entries goes when it is full. A
+//! dynamic program's template holds its interpreter too; the interpreter's path is walked
+//! again at every exec and its identity compared, so a changed loader is loaded afresh as well.
 
 use crate::elf;
 use crate::process::{Creds, Mm, Rlimit, MMAP_BASE, PAGE, RLIMIT_STACK, RLIM_NLIMITS, SIGPAGE, STACK_TOP};
 use crate::Linux;
-use abi::proto::{vfs as vfsp, Attr, FileId, Timespec, S_IFMT, S_IFREG};
+use abi::proto::{vfs as vfsp, Attr, FileId, Timespec, PATH_MAX, S_IFMT, S_IFREG};
 use abi::Errno;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -70,8 +75,36 @@ fn open_program(l: &mut Linux, pid: crate::Pid, cwd: FileId, path: &str) -> Resu
     Ok((attr, if exe.is_empty() { String::from(path) } else { exe }, head))
 }
 
+/// The size of an ELF64 file header.
+const ELF_HEADER_BYTES: usize = 64;
+
 /// How many loaded images are kept.
 pub const IMAGE_CACHE: usize = 8;
+
+/// A file's identity for the cache: a change of contents or attributes changes it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    file: FileId,
+    size: u64,
+    mtime: Timespec,
+    ctime: Timespec,
+}
+
+impl Identity {
+    fn of(a: &Attr) -> Identity {
+        Identity { file: a.file_id(), size: a.size, mtime: a.mtime, ctime: a.ctime }
+    }
+}
+
+/// A dynamic program's interpreter, as loaded into a template.
+#[derive(Clone)]
+struct Interp {
+    path: String,
+    id: Identity,
+    /// Its load bias (AT_BASE) and its entry point (biased).
+    base: u64,
+    entry: u64,
+}
 
 /// A loaded program kept for the next exec of the same file.
 struct Cached {
@@ -85,6 +118,7 @@ struct Cached {
     template: AspaceRef,
     /// Their VMAs, and the brk start.
     mm: Mm,
+    interp: Option<Interp>,
     last_used: u64,
 }
 
@@ -122,7 +156,8 @@ pub fn load(l: &mut Linux, who: &Runner, path: &str, argv: &[String], envp: &[St
     let cx = Context { creds, stack };
     let mut path = String::from(path);
     let mut argv: Vec<String> = argv.to_vec();
-    for _ in 0..4 {
+    // Linux follows five levels of `#!` (the sixth nested script is ELOOP).
+    for _ in 0..6 {
         let (attr, exe, data) = open_program(l, pid, cwd, &path)?;
         if data.starts_with(b"#!") {
             let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len()).min(256);
@@ -145,58 +180,17 @@ pub fn load(l: &mut Linux, who: &Runner, path: &str, argv: &[String], envp: &[St
             continue;
         }
         let k = l.k;
-        l.images.uses += 1;
-        let now = l.images.uses;
-        let key = |c: &Cached| {
-            c.file == attr.file_id() && c.size == attr.size && c.mtime == attr.mtime && c.ctime == attr.ctime
-        };
-        let found = l.images.entries.iter_mut().find(|c| key(c));
-        let (template, mm, e) = match found {
-            Some(c) => {
-                c.last_used = now;
-                (c.template, c.mm.clone(), c.elf.clone())
-            }
-            None => {
-                let data = l.read_all(attr.file_id(), MAX_PROGRAM)?;
-                let e = elf::parse(&data, abi::syscall::layout::ELF_MACHINE).ok_or(Errno::ENOEXEC)?;
-                if e.interp.is_some() {
-                    // Dynamic executables need the loader mapped too: not yet (docs/caveats.md).
-                    return Err(Errno::ENOEXEC);
-                }
-                let bias = if e.dynamic { PIE_BASE } else { 0 };
-                let template = k.aspace_create().map_err(|_| Errno::ENOMEM)?;
-                let mm = match build_template(k, template, &e, bias, &data) {
-                    Ok(mm) => mm,
-                    Err(err) => {
-                        let _ = k.aspace_destroy(template);
-                        return Err(err);
-                    }
-                };
-                let cache = &mut l.images;
-                if cache.entries.len() >= IMAGE_CACHE {
-                    if let Some(i) = (0..cache.entries.len()).min_by_key(|&i| cache.entries[i].last_used) {
-                        let _ = k.aspace_destroy(cache.entries.swap_remove(i).template);
-                    }
-                }
-                cache.entries.push(Cached {
-                    file: attr.file_id(),
-                    size: attr.size,
-                    mtime: attr.mtime,
-                    ctime: attr.ctime,
-                    elf: e.clone(),
-                    template,
-                    mm: mm.clone(),
-                    last_used: now,
-                });
-                (template, mm, e)
-            }
-        };
+        let (template, mm, e, interp) = image(l, who, &attr)?;
         let bias = if e.dynamic { PIE_BASE } else { 0 };
         let aspace = k.aspace_copy(template, &[]).map_err(|e| match e {
             server_rt::MemError::Limit => Errno::EAGAIN,
             _ => Errno::ENOMEM,
         })?;
-        let result = finish(k, aspace, mm, &e, bias, &path, &argv, envp, &cx);
+        let start = Start {
+            entry: interp.as_ref().map_or(e.entry + bias, |i| i.entry),
+            base: interp.as_ref().map_or(0, |i| i.base),
+        };
+        let result = finish(k, aspace, mm, &e, bias, start, &path, &argv, envp, &cx);
         if result.is_err() {
             let _ = k.aspace_destroy(aspace);
         }
@@ -205,9 +199,133 @@ pub fn load(l: &mut Linux, who: &Runner, path: &str, argv: &[String], envp: &[St
     Err(Errno::ELOOP)
 }
 
-/// Loads the segments of `e` and the signal trampoline page into `aspace`; returns their VMAs.
-fn build_template(k: &dyn Kernel, aspace: AspaceRef, e: &elf::Elf, bias: u64, data: &[u8]) -> Result<Mm, Errno> {
-    let mut mm = Mm { mmap_next: MMAP_BASE, ..Default::default() };
+/// The template for the program `attr` (from the cache, or loaded now and cached): the
+/// address space, its VMAs, the program's headers and its interpreter.
+fn image(l: &mut Linux, who: &Runner, attr: &Attr) -> Result<(AspaceRef, Mm, elf::Elf, Option<Interp>), Errno> {
+    let k = l.k;
+    l.images.uses += 1;
+    let now = l.images.uses;
+    let id = Identity::of(attr);
+    if let Some(i) = l.images.entries.iter().position(|c| Identity::of_cached(c) == id) {
+        // A dynamic program is only as unchanged as its interpreter.
+        let still = match l.images.entries[i].interp.clone() {
+            Some(interp) => {
+                open_program(l, who.pid, who.cwd, &interp.path).map(|(a, ..)| Identity::of(&a)) == Ok(interp.id)
+            }
+            None => true,
+        };
+        if still {
+            let c = &mut l.images.entries[i];
+            c.last_used = now;
+            return Ok((c.template, c.mm.clone(), c.elf.clone(), c.interp.clone()));
+        }
+        let _ = k.aspace_destroy(l.images.entries.swap_remove(i).template);
+    }
+    let data = l.read_all(attr.file_id(), MAX_PROGRAM)?;
+    let e = elf::parse(&data, abi::syscall::layout::ELF_MACHINE).ok_or(Errno::ENOEXEC)?;
+    // The interpreter: named by the program, an ELF of this machine itself (ELIBBAD if not).
+    let loader = match e.interp {
+        Some((offset, len)) => {
+            // Linux's rules: a name of 2..=PATH_MAX bytes ending in NUL, EIO if the file is
+            // shorter than the header says, then the interpreter's own header (EIO if cut
+            // short, ELIBBAD if not an ELF of this machine).
+            if !(2..=PATH_MAX as u64).contains(&len) {
+                return Err(Errno::ENOEXEC);
+            }
+            let name = usize::try_from(offset)
+                .ok()
+                .and_then(|o| data.get(o..o.checked_add(len as usize)?))
+                .ok_or(Errno::EIO)?;
+            if name.last() != Some(&0) {
+                return Err(Errno::ENOEXEC);
+            }
+            let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
+            let path = core::str::from_utf8(name).map_err(|_| Errno::ENOEXEC)?;
+            if path.is_empty() {
+                return Err(Errno::ENOENT);
+            }
+            let (iattr, _, _) = open_program(l, who.pid, who.cwd, path)?;
+            let idata = l.read_all(iattr.file_id(), MAX_PROGRAM)?;
+            if idata.len() < ELF_HEADER_BYTES {
+                return Err(Errno::EIO);
+            }
+            let ie = elf::parse(&idata, abi::syscall::layout::ELF_MACHINE).ok_or(Errno::ELIBBAD)?;
+            Some((String::from(path), Identity::of(&iattr), ie, idata))
+        }
+        None => None,
+    };
+    let bias = if e.dynamic { PIE_BASE } else { 0 };
+    let template = k.aspace_create().map_err(|_| Errno::ENOMEM)?;
+    let built = build_template(k, template, &e, bias, &data).and_then(|mut mm| {
+        let interp = match &loader {
+            Some((path, id, ie, idata)) => {
+                let base = load_interpreter(k, template, &mut mm, ie, idata)?;
+                Some(Interp { path: path.clone(), id: *id, base, entry: ie.entry + base })
+            }
+            None => None,
+        };
+        Ok((mm, interp))
+    });
+    let (mm, interp) = match built {
+        Ok(b) => b,
+        Err(err) => {
+            let _ = k.aspace_destroy(template);
+            return Err(err);
+        }
+    };
+    let cache = &mut l.images;
+    if cache.entries.len() >= IMAGE_CACHE {
+        if let Some(i) = (0..cache.entries.len()).min_by_key(|&i| cache.entries[i].last_used) {
+            let _ = k.aspace_destroy(cache.entries.swap_remove(i).template);
+        }
+    }
+    cache.entries.push(Cached {
+        file: id.file,
+        size: id.size,
+        mtime: id.mtime,
+        ctime: id.ctime,
+        elf: e.clone(),
+        template,
+        mm: mm.clone(),
+        interp: interp.clone(),
+        last_used: now,
+    });
+    Ok((template, mm, e, interp))
+}
+
+impl Identity {
+    fn of_cached(c: &Cached) -> Identity {
+        Identity { file: c.file, size: c.size, mtime: c.mtime, ctime: c.ctime }
+    }
+}
+
+/// Maps the interpreter `ie` below the mmap base of `mm` (top-down, as Linux places it) and
+/// loads its segments; returns its load bias. An ET_EXEC interpreter goes at its own
+/// addresses, if they are free.
+fn load_interpreter(k: &dyn Kernel, aspace: AspaceRef, mm: &mut Mm, ie: &elf::Elf, data: &[u8]) -> Result<u64, Errno> {
+    let low = ie.loads().map(|s| s.vaddr & !(PAGE - 1)).min().ok_or(Errno::ELIBBAD)?;
+    let high = ie.loads().map(|s| (s.vaddr + s.mem_size).next_multiple_of(PAGE)).max().ok_or(Errno::ELIBBAD)?;
+    let bias = if ie.dynamic {
+        mm.find_free(high - low).ok_or(Errno::ENOMEM)? - low
+    } else if mm.overlaps(low, high) {
+        return Err(Errno::ELIBBAD);
+    } else {
+        0
+    };
+    load_segments(k, aspace, mm, ie, bias, data)?;
+    Ok(bias)
+}
+
+/// Maps and fills the PT_LOAD segments of `e` at `bias`, with their final rights (the union
+/// over segments that share a page), and records their VMAs; returns the end of the highest.
+fn load_segments(
+    k: &dyn Kernel,
+    aspace: AspaceRef,
+    mm: &mut Mm,
+    e: &elf::Elf,
+    bias: u64,
+    data: &[u8],
+) -> Result<u64, Errno> {
     let mut top = 0;
     for s in e.loads() {
         let start = (s.vaddr + bias) & !(PAGE - 1);
@@ -234,6 +352,13 @@ fn build_template(k: &dyn Kernel, aspace: AspaceRef, e: &elf::Elf, bias: u64, da
         k.aspace_protect(aspace, start, end - start, prot).map_err(|_| Errno::ENOMEM)?;
         mm.add(start, end, prot);
     }
+    Ok(top)
+}
+
+/// Loads the segments of `e` and the signal trampoline page into `aspace`; returns their VMAs.
+fn build_template(k: &dyn Kernel, aspace: AspaceRef, e: &elf::Elf, bias: u64, data: &[u8]) -> Result<Mm, Errno> {
+    let mut mm = Mm { mmap_next: MMAP_BASE, ..Default::default() };
+    let top = load_segments(k, aspace, &mut mm, e, bias, data)?;
     mm.brk_start = top;
     mm.brk = top;
 
@@ -246,6 +371,14 @@ fn build_template(k: &dyn Kernel, aspace: AspaceRef, e: &elf::Elf, bias: u64, da
     Ok(mm)
 }
 
+/// Where a new image starts: the program's entry, or its interpreter's (and the
+/// interpreter's load bias, AT_BASE; 0 without one).
+#[derive(Clone, Copy)]
+struct Start {
+    entry: u64,
+    base: u64,
+}
+
 /// Completes a new image: the stack with the strings, the random bytes and the pointer block.
 #[allow(clippy::too_many_arguments)]
 fn finish(
@@ -254,6 +387,7 @@ fn finish(
     mut mm: Mm,
     e: &elf::Elf,
     bias: u64,
+    start: Start,
     path: &str,
     argv: &[String],
     envp: &[String],
@@ -294,7 +428,7 @@ fn finish(
         (AT_PHENT, e.phentsize),
         (AT_PHNUM, e.phnum),
         (AT_PAGESZ, PAGE),
-        (AT_BASE, 0),
+        (AT_BASE, start.base),
         (AT_FLAGS, 0),
         (AT_ENTRY, e.entry + bias),
         (AT_UID, cx.creds.ruid as u64),
@@ -328,5 +462,5 @@ fn finish(
     k.aspace_write(aspace, strings_at, &strings).map_err(|_| Errno::EFAULT)?;
     k.aspace_write(aspace, random_at, &random).map_err(|_| Errno::EFAULT)?;
     k.aspace_write(aspace, sp, &block).map_err(|_| Errno::EFAULT)?;
-    Ok(Image { exe: String::new(), aspace, entry: e.entry + bias, sp, mm })
+    Ok(Image { exe: String::new(), aspace, entry: start.entry, sp, mm })
 }
