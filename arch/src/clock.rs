@@ -22,6 +22,12 @@ impl Scale {
         self.mult.store(mult, Ordering::Relaxed);
     }
 
+    /// The counter value at boot and the multiplier: what user mode needs to compute the same
+    /// clock (the vDSO).
+    pub fn params(&self) -> (u64, u64) {
+        (self.base.load(Ordering::Relaxed), self.mult.load(Ordering::Relaxed))
+    }
+
     /// Ticks since boot for a raw counter value.
     #[inline]
     pub fn ticks(&self, raw: u64) -> u64 {

@@ -17,6 +17,8 @@
 //! | `power::poweroff(code) -> !` | leave QEMU with an exit status derived from `code` |
 //! | `timer::start_periodic(hz)` | program the tick (LAPIC timer / generic timer) |
 //! | `timer::now_ns() -> u64` | monotonic nanoseconds since boot from a real clock source |
+//! | `timer::user_clock() -> (base, mult)` | the clock as user mode computes it (the vDSO) |
+//! | `vdso::IMAGE`, `vdso::data(offset)` | the vDSO for this architecture and its data page's words |
 //! | `trap::install(&'static TrapHooks)` | route timer ticks and CPU exceptions to the nucleus |
 //! | `mm::phys_to_virt(pa) / virt_to_phys(va)` | the direct map of physical memory |
 //! | `mm::PAGE_SIZE` | 4096 |
@@ -40,6 +42,7 @@ pub mod clock;
 pub mod devinfo;
 pub mod irq;
 pub mod trapinfo;
+pub mod vdso;
 
 pub use bootinfo::{BootInfo, MemKind, MemRegion};
 pub use devinfo::{Bus, FoundDevice, IrqLine};

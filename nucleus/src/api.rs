@@ -138,6 +138,10 @@ impl Kernel for NucleusApi {
         crate::time::realtime_ns()
     }
 
+    fn vdso(&self) -> server_rt::Vdso {
+        server_rt::Vdso { image: arch::vdso::IMAGE, data: arch::vdso::data(crate::time::realtime_offset_ns()) }
+    }
+
     fn log(&self, args: fmt::Arguments) {
         crate::log::print(args)
     }

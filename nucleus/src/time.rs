@@ -27,8 +27,13 @@ pub fn init_realtime() {
     EPOCH_AT_NS.store(now, Ordering::Relaxed);
 }
 
-/// Nanoseconds since the Unix epoch.
+/// Nanoseconds since the Unix epoch: the monotonic clock plus a constant offset (which the
+/// vDSO's data page carries too, so that user mode computes the same instant).
 pub fn realtime_ns() -> u64 {
-    let since = arch::timer::now_ns().saturating_sub(EPOCH_AT_NS.load(Ordering::Relaxed));
-    EPOCH_S.load(Ordering::Relaxed).saturating_mul(1_000_000_000).saturating_add(since)
+    arch::timer::now_ns().saturating_add(realtime_offset_ns())
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns.
+pub fn realtime_offset_ns() -> u64 {
+    EPOCH_S.load(Ordering::Relaxed).saturating_mul(1_000_000_000).saturating_sub(EPOCH_AT_NS.load(Ordering::Relaxed))
 }

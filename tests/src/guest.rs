@@ -784,6 +784,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("dynamic-glibc-vs-linux", "dynamic-glibc"),
     conformance!("dynamic-musl-vs-linux", "dynamic-musl"),
     conformance!("exec-malformed-vs-linux", "exec_bad"),
+    conformance!("vdso-clocks-vs-linux", "vdso"),
     GuestTest {
         name: "ramfs-workload-no-faults",
         overlay: &[("init", RAMFS_WORKLOAD, true)],

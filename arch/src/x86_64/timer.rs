@@ -30,6 +30,12 @@ fn calibrate_clock() {
 
 static SCALE: crate::clock::Scale = crate::clock::Scale::new();
 
+/// The clock as user mode computes it from the counter it may read (TSC / CNTVCT_EL0):
+/// the counter at boot and the 32.32 ns-per-tick multiplier (0 before calibration).
+pub fn user_clock() -> (u64, u64) {
+    SCALE.params()
+}
+
 /// Raw clock ticks since boot (cheap; convert with [`ticks_to_ns`]).
 #[inline]
 pub fn clock_ticks() -> u64 {

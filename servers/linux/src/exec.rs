@@ -3,8 +3,9 @@
 //! loader, an ET_DYN loaded below the mmap base, where it starts, told where the program is by
 //! AT_PHDR/AT_ENTRY and where it is itself by AT_BASE, as Linux does), and the initial stack
 //! the System V ABI prescribes: argc, argv, envp, the auxiliary vector (AT_PHDR, AT_PHNUM,
-//! AT_PAGESZ, AT_BASE, AT_ENTRY, AT_RANDOM, AT_EXECFN...), the strings, 16 random bytes, and a
-//! 16-byte aligned stack pointer.
+//! AT_PAGESZ, AT_BASE, AT_ENTRY, AT_RANDOM, AT_EXECFN, AT_SYSINFO_EHDR...), the strings, 16
+//! random bytes, and a 16-byte aligned stack pointer. Every image also holds the signal
+//! trampoline page and the vDSO (`arch::vdso`, via `Kernel::vdso`) with its clock data page.
 //!
 //! Loaded images are cached (the role Linux's page cache plays for executables): the first
 //! exec of a file builds a template address space with its segments and the signal
@@ -17,7 +18,9 @@
 //! again at every exec and its identity compared, so a changed loader is loaded afresh as well.
 
 use crate::elf;
-use crate::process::{Creds, Mm, Rlimit, MMAP_BASE, PAGE, RLIMIT_STACK, RLIM_NLIMITS, SIGPAGE, STACK_TOP};
+use crate::process::{
+    Creds, Mm, Rlimit, MMAP_BASE, PAGE, RLIMIT_STACK, RLIM_NLIMITS, SIGPAGE, STACK_TOP, VDSO_DATA, VDSO_IMAGE,
+};
 use crate::Linux;
 use abi::proto::{vfs as vfsp, Attr, FileId, Timespec, PATH_MAX, S_IFMT, S_IFREG};
 use abi::Errno;
@@ -54,6 +57,7 @@ const AT_CLKTCK: u64 = 17;
 const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_EXECFN: u64 = 31;
+const AT_SYSINFO_EHDR: u64 = 33;
 
 /// The largest program this loader reads.
 const MAX_PROGRAM: usize = 256 << 20;
@@ -355,7 +359,8 @@ fn load_segments(
     Ok(top)
 }
 
-/// Loads the segments of `e` and the signal trampoline page into `aspace`; returns their VMAs.
+/// Loads the segments of `e`, the signal trampoline page and the vDSO into `aspace`; returns
+/// their VMAs.
 fn build_template(k: &dyn Kernel, aspace: AspaceRef, e: &elf::Elf, bias: u64, data: &[u8]) -> Result<Mm, Errno> {
     let mut mm = Mm { mmap_next: MMAP_BASE, ..Default::default() };
     let top = load_segments(k, aspace, &mut mm, e, bias, data)?;
@@ -368,6 +373,21 @@ fn build_template(k: &dyn Kernel, aspace: AspaceRef, e: &elf::Elf, bias: u64, da
     k.aspace_write(aspace, SIGPAGE, abi::syscall::layout::SIGRETURN_TRAMPOLINE).map_err(|_| Errno::ENOMEM)?;
     k.aspace_protect(aspace, SIGPAGE, PAGE, rx).map_err(|_| Errno::ENOMEM)?;
     mm.add(SIGPAGE, SIGPAGE + PAGE, rx);
+
+    // The vDSO: its data page (constant for the boot, so each template holds a copy) and the
+    // image above it, mapped as the file is.
+    let vdso = k.vdso();
+    let data: Vec<u8> = vdso.data.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let image_end = VDSO_IMAGE + (vdso.image.len() as u64).next_multiple_of(PAGE);
+    let ro = Prot { read: true, write: false, exec: false };
+    k.aspace_map(aspace, VDSO_DATA, image_end - VDSO_DATA, Prot { read: true, write: true, exec: false })
+        .map_err(|_| Errno::ENOMEM)?;
+    k.aspace_write(aspace, VDSO_DATA, &data).map_err(|_| Errno::ENOMEM)?;
+    k.aspace_write(aspace, VDSO_IMAGE, vdso.image).map_err(|_| Errno::ENOMEM)?;
+    k.aspace_protect(aspace, VDSO_DATA, PAGE, ro).map_err(|_| Errno::ENOMEM)?;
+    k.aspace_protect(aspace, VDSO_IMAGE, image_end - VDSO_IMAGE, rx).map_err(|_| Errno::ENOMEM)?;
+    mm.add(VDSO_DATA, VDSO_IMAGE, ro);
+    mm.add(VDSO_IMAGE, image_end, rx);
     Ok(mm)
 }
 
@@ -423,7 +443,8 @@ fn finish(
         *b = (seed.rotate_left(i as u32 * 7) >> (i % 8)) as u8;
     }
     let phdr = e.phdr_vaddr().map_or(0, |v| v + bias);
-    let auxv: [(u64, u64); 17] = [
+    let auxv: [(u64, u64); 18] = [
+        (AT_SYSINFO_EHDR, VDSO_IMAGE),
         (AT_PHDR, phdr),
         (AT_PHENT, e.phentsize),
         (AT_PHNUM, e.phnum),

@@ -28,6 +28,12 @@ pub const MMAP_BASE: u64 = 0x7f00_0000_0000;
 /// A read-only, executable page with the `rt_sigreturn` trampoline (above the stack).
 pub const SIGPAGE: u64 = STACK_TOP;
 
+/// The vDSO's data page (the clock's numbers, read-only), and the vDSO image just above it
+/// (`AT_SYSINFO_EHDR`): between the mmap area and the largest stack, as Linux keeps it near
+/// the stack.
+pub const VDSO_DATA: u64 = 0x7ffe_0000_0000;
+pub const VDSO_IMAGE: u64 = VDSO_DATA + PAGE;
+
 /// Room kept free below a grows-down mapping (Linux's stack_guard_gap: 256 pages).
 pub const STACK_GUARD_GAP: u64 = 256 * PAGE;
 

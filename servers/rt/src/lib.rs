@@ -232,6 +232,14 @@ pub struct DmaRegion {
 }
 
 /// Memory accounting, for leak checks.
+/// The vDSO (`arch::vdso`): its ELF image, mapped as it is, and the words of the data page
+/// mapped just below it.
+#[derive(Clone, Copy, Debug)]
+pub struct Vdso {
+    pub image: &'static [u8],
+    pub data: [u64; 4],
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemStats {
     pub frames_free: usize,
@@ -385,6 +393,8 @@ pub trait Kernel: Sync {
     fn now_ns(&self) -> u64;
     /// Wall-clock time: nanoseconds since the Unix epoch.
     fn realtime_ns(&self) -> u64;
+    /// The vDSO for user processes and the words of its data page.
+    fn vdso(&self) -> Vdso;
     fn log(&self, args: fmt::Arguments);
     /// A word of the kernel command line (`key=value`).
     fn cmdline_get(&self, key: &str) -> Option<&'static str>;

@@ -74,6 +74,7 @@ const PURE: &[&str] = &[
     "getpgrp",
     "getsid",
     "clock_gettime",
+    "clock_getres",
     "gettimeofday",
     "time",
     "uname",
@@ -281,6 +282,7 @@ fn handler(name: &str) -> Option<Handler> {
         // time and information
         "uname" => info::uname,
         "clock_gettime" => info::clock_gettime,
+        "clock_getres" => info::clock_getres,
         "gettimeofday" => info::gettimeofday,
         "time" => info::time,
         "nanosleep" => info::nanosleep,
