@@ -52,11 +52,15 @@ test: setup lint (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs 
 bench ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)
     cargo run -q --release -p tests --bin bench -- --arch {{ARCH}}
 
-# Tracing's numbers: trace points off/on against a kernel with them compiled out, the port's rate.
+# Tracing's numbers: trace points off/on against a kernel with them compiled out, the port's
+# rate; and what the supervision machinery costs (against a kernel with it compiled out).
 bench-trace ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)
     cargo build -q --release -p kernel --target x86_64-unknown-none --features nucleus/notrace --target-dir target/notrace
     cargo build -q --release -p kernel --target aarch64-unknown-none --features nucleus/notrace --target-dir target/notrace
     mkdir -p build/aarch64/notrace && "{{objcopy}}" -O binary target/notrace/aarch64-unknown-none/release/kernel build/aarch64/notrace/Image
+    cargo build -q --release -p kernel --target x86_64-unknown-none --features nucleus/nosupervise --target-dir target/nosupervise
+    cargo build -q --release -p kernel --target aarch64-unknown-none --features nucleus/nosupervise --target-dir target/nosupervise
+    mkdir -p build/aarch64/nosupervise && "{{objcopy}}" -O binary target/nosupervise/aarch64-unknown-none/release/kernel build/aarch64/nosupervise/Image
     cargo run -q --release -p tests --bin bench-trace -- --arch {{ARCH}}
 
 # (bench) The Debian kernels (qemu/linux.sh) and the static benchmark programs, per architecture.

@@ -98,12 +98,14 @@ pub const HANG_DEADLINE_NS: u64 = 2_000_000_000;
 /// with blocked system calls, is never hung) and not waiting for a reply from another server
 /// (the one at the end of such a chain is the hung one), is killed as hung; the supervisor
 /// restarts it.
-fn check_hung(now: u64) {
+fn check_hung() {
+    let now = crate::time::ticks();
+    let deadline = HANG_DEADLINE_NS / (1_000_000_000 / crate::TICK_HZ as u64);
     let st = sched::lock();
     let mut hung = None;
     for t in st.tasks.iter().flatten() {
         let TaskState::BlockedReply { endpoint, .. } = t.state else { continue };
-        if t.user.is_some() || now.saturating_sub(t.call_started_ns) < HANG_DEADLINE_NS {
+        if t.user.is_some() || now.saturating_sub(t.call_started_tick) < deadline {
             continue;
         }
         let server = st.endpoints.get(endpoint).and_then(|e| e.as_ref()).and_then(|e| e.server);
@@ -113,7 +115,7 @@ fn check_hung(now: u64) {
                     && x.spec.is_some()
             });
             if busy {
-                hung = Some((s.index, (now - t.call_started_ns) / 1_000_000));
+                hung = Some((s.index, (now - t.call_started_tick) * 1000 / crate::TICK_HZ as u64));
                 break;
             }
         }
@@ -127,7 +129,9 @@ fn check_hung(now: u64) {
 /// Called from the timer tick (interrupts masked): fires due injections.
 pub fn on_tick() {
     let now = arch::timer::now_ns();
-    check_hung(now);
+    if !cfg!(feature = "nosupervise") {
+        check_hung();
+    }
     let random = {
         let mut r = RANDOM.lock();
         match r.as_mut() {
@@ -186,7 +190,7 @@ static ANY_PENDING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicB
 /// fault pending for the current task happens now, in its context.
 #[inline]
 pub fn checkpoint() {
-    if ANY_PENDING.load(core::sync::atomic::Ordering::Relaxed) {
+    if !cfg!(feature = "nosupervise") && ANY_PENDING.load(core::sync::atomic::Ordering::Relaxed) {
         checkpoint_slow();
     }
 }

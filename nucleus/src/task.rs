@@ -62,8 +62,8 @@ pub struct Task {
     pub call_seq: u32,
     /// The request this task is serving (for causality in the trace), 0 if none.
     pub serving: u64,
-    /// When this task's outstanding call was sent (for the hang deadline).
-    pub call_started_ns: u64,
+    /// The tick at which this task's outstanding call was sent (for the hang deadline).
+    pub call_started_tick: u64,
     /// The memory this task lent with its outstanding call (checked, resolved).
     pub grant: Option<crate::grant::Grant>,
     /// Ticks left in the current time slice.
@@ -99,7 +99,7 @@ impl Task {
             reply: None,
             call_seq: 0,
             serving: 0,
-            call_started_ns: 0,
+            call_started_tick: 0,
             grant: None,
             slice: crate::sched::SLICE_TICKS,
             death: None,

@@ -1,7 +1,7 @@
 //! `just bench-trace`: what IPC tracing costs, and how many records per second its stream
 //! carries, measured in the same QEMU the tests use.
 //!
-//! usage: bench-trace [--arch x86_64|aarch64|all] [--rounds N]
+//! usage: bench-trace [--arch x86_64|aarch64|all] [--rounds N] [--machinery]
 //!
 //! Every boot has the trace port attached (`QemuConfig::attach_trace_stream`: COM2 on x86_64,
 //! a virtio console on AArch64), so that the machines compared differ only in what is measured.
@@ -25,6 +25,12 @@
 //!   records dropped. The highest rate with nothing dropped is what the stream sustains when
 //!   only timer ticks drain it.
 //!
+//! * **Supervision machinery** (`--machinery`, also part of the default run): the same two
+//!   programs on the normal kernel and on one built with `--features nucleus/nosupervise`
+//!   (injection checkpoints, the call start stamp and the hang watch compiled out; in
+//!   `target/nosupervise`, `build/aarch64/nosupervise/Image`), both `trace=0`: what being
+//!   killable and watched costs a system call when nothing fails.
+//!
 //! Transcripts and streams go to `build/<arch>/bench-trace/`.
 
 use harness::qemu::{Arch, QemuConfig};
@@ -42,10 +48,11 @@ fn out_dir(arch: Arch) -> PathBuf {
     harness::workspace_root().join("build").join(arch.name()).join("bench-trace")
 }
 
-fn notrace_kernel(arch: Arch) -> PathBuf {
+/// The kernel built with nucleus feature `feature` (`notrace`, `nosupervise`) by the justfile.
+fn variant_kernel(arch: Arch, feature: &str) -> PathBuf {
     harness::workspace_root().join(match arch {
-        Arch::X86_64 => "target/notrace/x86_64-unknown-none/release/kernel",
-        Arch::Aarch64 => "build/aarch64/notrace/Image",
+        Arch::X86_64 => format!("target/{feature}/x86_64-unknown-none/release/kernel"),
+        Arch::Aarch64 => format!("build/aarch64/{feature}/Image"),
     })
 }
 
@@ -149,7 +156,7 @@ fn trace_points(arch: Arch, initrd: &Path) {
 
 fn overhead(arch: Arch, rounds: usize) {
     let normal = harness::workspace_root().join(arch.default_kernel());
-    let notrace = notrace_kernel(arch);
+    let notrace = variant_kernel(arch, "notrace");
     let have_notrace = notrace.is_file();
     let initrd = out_dir(arch).join("bench.cpio");
     if let Err(e) = initramfs(arch, &initrd, "#!/bin/sh\nexit 0\n") {
@@ -223,6 +230,63 @@ fn overhead(arch: Arch, rounds: usize) {
     }
 }
 
+/// The supervision machinery's cost: normal kernel against `nosupervise`, wall (best of
+/// `rounds`, alternating) and guest instructions per operation.
+fn machinery(arch: Arch, rounds: usize) {
+    let normal = harness::workspace_root().join(arch.default_kernel());
+    let bare = variant_kernel(arch, "nosupervise");
+    if !bare.is_file() {
+        println!("\n  (no nosupervise kernel at {}: `just bench-trace` builds it)", bare.display());
+        return;
+    }
+    let initrd = out_dir(arch).join("bench.cpio");
+    if let Err(e) = initramfs(arch, &initrd, "#!/bin/sh\nexit 0\n") {
+        println!("  {e}");
+        return;
+    }
+    println!(
+        "\n  {:<36} {:>13} {:>11} {:>18}",
+        "supervision machinery, pid 1", "nosupervise", "normal", "normal/nosupervise"
+    );
+    for (program, label) in PROGRAMS {
+        let append = format!("trace=0 init=/bench/{program}");
+        let kernels = [("nosupervise", bare.as_path()), ("normal", normal.as_path())];
+        let mut wall = [Vec::new(), Vec::new()];
+        for round in 0..rounds {
+            for (i, (name, kernel)) in kernels.iter().enumerate() {
+                let tag = format!("{program}-{name}-m{round}");
+                if let Some(v) =
+                    boot(arch, kernel, &initrd, &append, false, &tag).ok().and_then(|(t, _)| bench_value(&t, program))
+                {
+                    wall[i].push(v);
+                }
+            }
+        }
+        let icount: Vec<Option<f64>> = kernels
+            .iter()
+            .map(|(name, kernel)| {
+                let tag = format!("{program}-{name}-m-icount");
+                boot(arch, kernel, &initrd, &append, true, &tag).ok().and_then(|(t, _)| bench_value(&t, program))
+            })
+            .collect();
+        let wall: Vec<Option<f64>> = wall.iter().map(|v| best(v)).collect();
+        println!(
+            "  {:<36} {:>13} {:>11} {:>18}",
+            format!("{label} (wall, best)"),
+            ns(wall[0]),
+            ns(wall[1]),
+            ratio(wall[1], wall[0])
+        );
+        println!(
+            "  {:<36} {:>13} {:>11} {:>18}",
+            format!("{label} (instructions)"),
+            count(icount[0]),
+            count(icount[1]),
+            ratio(icount[1], icount[0])
+        );
+    }
+}
+
 /// Records in a stream file and the span of their timestamps in ns.
 fn stream_span(bytes: &[u8]) -> Option<(usize, u64)> {
     let trace = trace_analyzer::load(bytes).ok()?;
@@ -266,7 +330,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(String::as_str);
     let usage = || -> ! {
-        eprintln!("usage: bench-trace [--arch x86_64|aarch64|all] [--rounds N]");
+        eprintln!("usage: bench-trace [--arch x86_64|aarch64|all] [--rounds N] [--machinery]");
         std::process::exit(2)
     };
     let arches = match value("--arch") {
@@ -277,8 +341,11 @@ fn main() {
     for arch in arches {
         let _ = std::fs::create_dir_all(out_dir(arch));
         println!("{arch}: IPC tracing, TCG; trace port attached to every boot");
-        overhead(arch, rounds);
-        pace(arch);
+        if !args.iter().any(|a| a == "--machinery") {
+            overhead(arch, rounds);
+            pace(arch);
+        }
+        machinery(arch, rounds);
         println!();
     }
 }
