@@ -785,6 +785,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("dynamic-musl-vs-linux", "dynamic-musl"),
     conformance!("exec-malformed-vs-linux", "exec_bad"),
     conformance!("vdso-clocks-vs-linux", "vdso"),
+    conformance!("ppoll-pselect-sigmask-vs-linux", "wait_mask"),
     GuestTest {
         name: "ramfs-workload-no-faults",
         overlay: &[("init", RAMFS_WORKLOAD, true)],

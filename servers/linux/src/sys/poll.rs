@@ -1,10 +1,12 @@
-//! Waiting for descriptors: poll, ppoll, select, pselect6. Readiness is computed here for
+//! Waiting for descriptors: poll, ppoll, select, pselect6 (the last two under the signal mask
+//! they are given, `signal::with_wait_mask`). Readiness is computed here for
 //! pipes, asked of `tty` for the terminal, and always true for files and devices (as on Linux).
 //! With nothing ready and time left the call answers `Block` and is run again when something
 //! changes (or a tick passes).
 
 use crate::files::{Device, Object};
 use crate::process::{read_bytes, write_bytes};
+use crate::sys::signal::with_wait_mask;
 use crate::{Ctx, Linux, Outcome, Pid};
 use abi::Errno;
 use alloc::vec::Vec;
@@ -126,13 +128,27 @@ pub fn select(l: &mut Linux, c: &Ctx) -> Outcome {
     }
 }
 
-/// pselect6(nfds, readfds, writefds, exceptfds, struct timespec *timeout, sigmask): the mask is
-/// not applied (signals are delivered on return either way).
+/// pselect6(nfds, readfds, writefds, exceptfds, struct timespec *timeout, sigmask), where the
+/// last argument points at `{ const sigset_t *set; size_t size; }` (or is null): the call runs
+/// under that mask.
 pub fn pselect6(l: &mut Linux, c: &Ctx) -> Outcome {
-    match user_timeout_ms(l, c.pid, c.args[4], 1_000_000_000) {
-        Ok(t) => select_fds(l, c, c.args[0], [c.args[1], c.args[2], c.args[3]], t),
-        Err(e) => e.into(),
-    }
+    let timeout = match user_timeout_ms(l, c.pid, c.args[4], 1_000_000_000) {
+        Ok(t) => t,
+        Err(e) => return e.into(),
+    };
+    let (set, size) = if c.args[5] == 0 {
+        (0, 8)
+    } else {
+        match read_bytes(l, c.pid, c.args[5], 16) {
+            Ok(b) => (word(&b, 0), word(&b, 8)),
+            Err(e) => return e.into(),
+        }
+    };
+    with_wait_mask(l, c, set, size, |l| select_fds(l, c, c.args[0], [c.args[1], c.args[2], c.args[3]], timeout))
+}
+
+fn word(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes)
 }
 
 fn poll_fds(l: &mut Linux, c: &Ctx, fds_ptr: u64, nfds: u64, timeout_ms: Option<u64>) -> Outcome {
@@ -168,9 +184,11 @@ pub fn poll(l: &mut Linux, c: &Ctx) -> Outcome {
     poll_fds(l, c, c.args[0], c.args[1], (t >= 0).then_some(t as u64))
 }
 
+/// ppoll(fds, nfds, struct timespec *timeout, const sigset_t *sigmask, size_t sigsetsize): poll
+/// under that mask (if given).
 pub fn ppoll(l: &mut Linux, c: &Ctx) -> Outcome {
     match user_timeout_ms(l, c.pid, c.args[2], 1_000_000_000) {
-        Ok(t) => poll_fds(l, c, c.args[0], c.args[1], t),
+        Ok(t) => with_wait_mask(l, c, c.args[3], c.args[4], |l| poll_fds(l, c, c.args[0], c.args[1], t)),
         Err(e) => e.into(),
     }
 }

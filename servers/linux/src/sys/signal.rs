@@ -712,6 +712,43 @@ fn suspend(l: &mut Linux, c: &Ctx, set: u64) -> Outcome {
     Outcome::Block // the reply path delivers the signal that ends it
 }
 
+/// Runs wait `f` (ppoll, pselect6) under the signal mask at `mask_ptr` (none if 0), as
+/// Linux does: the mask holds while the call blocks; a handler that interrupts it runs and
+/// returns to the original mask (`suspend_mask`, as for rt_sigsuspend); a call that ends
+/// otherwise puts the original mask back before it returns, so that a signal the temporary
+/// mask held off is delivered then.
+pub fn with_wait_mask(
+    l: &mut Linux,
+    c: &Ctx,
+    mask_ptr: u64,
+    set_size: u64,
+    f: impl FnOnce(&mut Linux) -> Outcome,
+) -> Outcome {
+    if mask_ptr != 0 {
+        if set_size != 8 {
+            return Errno::EINVAL.into();
+        }
+        let set = match read_sigset(l, c, mask_ptr) {
+            Ok(s) => s,
+            Err(e) => return e.into(),
+        };
+        let Some(t) = l.procs.get_mut(&c.pid).and_then(|p| p.thread_mut(c.tid)) else { return Errno::ESRCH.into() };
+        if t.suspend_mask.is_none() {
+            t.suspend_mask = Some(t.sigmask);
+            t.sigmask = set & !UNBLOCKABLE;
+        }
+    }
+    let outcome = f(l);
+    if mask_ptr != 0 && outcome != Outcome::Block {
+        if let Some(t) = l.procs.get_mut(&c.pid).and_then(|p| p.thread_mut(c.tid)) {
+            if let Some(m) = t.suspend_mask.take() {
+                t.sigmask = m;
+            }
+        }
+    }
+    outcome
+}
+
 /// pause(): sigsuspend with the current mask.
 pub fn pause(l: &mut Linux, c: &Ctx) -> Outcome {
     let mask = l.procs.get(&c.pid).and_then(|p| p.thread(c.tid)).map_or(0, |t| t.sigmask);
