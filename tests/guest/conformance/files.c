@@ -430,6 +430,34 @@ static void unlinked_open(void) {
     close(fd);
 }
 
+/* One read or write of several MiB moves it all on a regular file (Linux splits nothing). */
+static void big_io(void) {
+    size_t len = 3 * 1024 * 1024 + 5;
+    unsigned char *out = malloc(len), *in = malloc(len + 100);
+    for (size_t i = 0; i < len; i++)
+        out[i] = (unsigned char)(i * 7 + i / 4096);
+    int fd = open("big", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    value("write 3 MiB + 5 at once", write(fd, out, len));
+    value("offset after it", lseek(fd, 0, SEEK_CUR));
+    lseek(fd, 0, SEEK_SET);
+    memset(in, 0, len + 100);
+    value("read it back at once (asking for 100 more)", read(fd, in, len + 100));
+    printf("same bytes: %s\n", memcmp(in, out, len) == 0 ? "yes" : "no");
+    value("offset after the read", lseek(fd, 0, SEEK_CUR));
+    value("pread 2 MiB at 1 MiB - 3", pread(fd, in, 2 * 1024 * 1024, 1024 * 1024 - 3));
+    printf("same bytes: %s\n", memcmp(in, out + 1024 * 1024 - 3, 2 * 1024 * 1024) == 0 ? "yes" : "no");
+    close(fd);
+    fd = open("big", O_WRONLY | O_APPEND);
+    value("append 3 MiB + 5 at once", write(fd, out, len));
+    close(fd);
+    struct stat st;
+    stat("big", &st);
+    printf("size after the append: %ld\n", (long)st.st_size);
+    unlink("big");
+    free(out);
+    free(in);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     umask(022);
@@ -448,6 +476,7 @@ int main(void) {
     cwd();
     fs();
     unlinked_open();
+    big_io();
     chdir("/");
     umount("/work");
     return 0;

@@ -20,8 +20,13 @@ pub const O_RDWR: u32 = 2;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 
-/// The most a single read or write moves.
+/// The most one request to a file server moves, and the most a read or write of anything but
+/// a regular file moves in one call.
 pub const IO_MAX: usize = 1 << 20;
+
+/// The most one read or write of a regular file moves (Linux's MAX_RW_COUNT): it is split
+/// into requests of [`IO_MAX`] until one comes back short.
+pub const RW_MAX: usize = 0x7fff_f000;
 
 /// The open file behind descriptor `fd` of the caller.
 pub fn file_of(l: &Linux, c: &Ctx, fd: u64) -> Result<FileRef, Errno> {
@@ -65,7 +70,6 @@ pub fn read_into(
         return Err(Errno::EBADF);
     }
     let nonblock = flags & O_NONBLOCK != 0;
-    let len = len.min(IO_MAX);
     let pos = at.unwrap_or(offset);
     let object = match &file.borrow().object {
         Object::File { id, mode } => Ok((*id, *mode)),
@@ -75,16 +79,30 @@ pub fn read_into(
         if mode & S_IFMT == S_IFDIR {
             return Err(Errno::EISDIR);
         }
-        if len == 0 {
-            return Ok(Some(0));
+        // Piece by piece until the file ends; an error after some bytes is a short read.
+        let len = len.min(RW_MAX);
+        let mut done = 0;
+        while done < len {
+            let piece = (len - done).min(IO_MAX);
+            let read = l
+                .user_grant(c.pid, buf + done as u64, piece, true)
+                .and_then(|grant| l.fs(id, fsp::READ, [id.0, pos + done as u64, piece as u64, 0, 0, 0], grant));
+            let n = match read {
+                Ok(r) => (r.result as usize).min(piece),
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            done += n;
+            if n < piece {
+                break;
+            }
         }
-        let grant = l.user_grant(c.pid, buf, len, true)?;
-        let n = l.fs(id, fsp::READ, [id.0, pos, len as u64, 0, 0, 0], grant)?.result as usize;
         if at.is_none() {
-            file.borrow_mut().offset = pos + n as u64;
+            file.borrow_mut().offset = pos + done as u64;
         }
-        return Ok(Some(n));
+        return Ok(Some(done));
     }
+    let len = len.min(IO_MAX);
     check_user_range(l, c.pid, buf, len, true)?;
     let data: Vec<u8> = match &file.borrow().object {
         Object::Pipe { pipe, read: true, .. } => {
@@ -153,7 +171,6 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
     if matches!(flags & O_ACCMODE, 0 | 3) {
         return Errno::EBADF.into();
     }
-    let len = len.min(IO_MAX);
     let object = match &file.borrow().object {
         Object::File { id, mode } => Some((*id, *mode)),
         _ => None,
@@ -165,27 +182,42 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
         if len == 0 {
             return Outcome::Done(0);
         }
+        // Piece by piece (each appending at the end it finds, if O_APPEND); an error after
+        // some bytes is a short write. This server runs one request at a time, so no other
+        // write comes between the pieces.
+        let len = len.min(RW_MAX);
         let append = flags & O_APPEND != 0 && at.is_none();
-        let grant = match l.user_grant(c.pid, buf, len, false) {
-            Ok(g) => g,
-            Err(e) => return e.into(),
-        };
         let wflags = if append { fsp::WRITE_APPEND } else { 0 };
-        let pos = at.unwrap_or(offset);
-        return match l.fs(id, fsp::WRITE, [id.0, pos, len as u64, wflags, 0, 0], grant) {
-            Ok(r) => {
-                if at.is_none() {
-                    file.borrow_mut().offset = r.aux;
+        let mut pos = at.unwrap_or(offset);
+        let mut done = 0;
+        while done < len {
+            let piece = (len - done).min(IO_MAX);
+            let wrote = l
+                .user_grant(c.pid, buf + done as u64, piece, false)
+                .and_then(|grant| l.fs(id, fsp::WRITE, [id.0, pos, piece as u64, wflags, 0, 0], grant));
+            match wrote {
+                Ok(r) => {
+                    let n = (r.result as usize).min(piece);
+                    done += n;
+                    pos = r.aux;
+                    if at.is_none() {
+                        file.borrow_mut().offset = r.aux;
+                    }
+                    if n < piece {
+                        break;
+                    }
                 }
-                Outcome::Done(r.result)
+                Err(_) if done > 0 => break,
+                Err(Errno::EFBIG) => {
+                    crate::sys::signal::send(l, c.pid, 25); // SIGXFSZ, as Linux
+                    return Errno::EFBIG.into();
+                }
+                Err(e) => return e.into(),
             }
-            Err(Errno::EFBIG) => {
-                crate::sys::signal::send(l, c.pid, 25); // SIGXFSZ, as Linux
-                Errno::EFBIG.into()
-            }
-            Err(e) => e.into(),
-        };
+        }
+        return Outcome::Done(done as i64);
     }
+    let len = len.min(IO_MAX);
     let is_tty = matches!(file.borrow().object, Object::Device { dev: Device::Tty, .. });
     if is_tty {
         if let Some(o) = crate::sys::jobctl::check(l, c, crate::sys::jobctl::SIGTTOU, true) {
