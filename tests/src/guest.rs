@@ -786,6 +786,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("exec-malformed-vs-linux", "exec_bad"),
     conformance!("vdso-clocks-vs-linux", "vdso"),
     conformance!("ppoll-pselect-sigmask-vs-linux", "wait_mask"),
+    conformance!("file-locks-vs-linux", "locks"),
     GuestTest {
         name: "ramfs-workload-no-faults",
         overlay: &[("init", RAMFS_WORKLOAD, true)],

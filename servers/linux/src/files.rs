@@ -171,6 +171,16 @@ pub struct Fd {
     pub cloexec: bool,
 }
 
+impl Fd {
+    /// The file a regular-file descriptor names (what record locks are on).
+    pub fn file_id(&self) -> Option<FileId> {
+        match self.file.borrow().object {
+            Object::File { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
 pub struct FdTable {
     fds: Vec<Option<Fd>>,
     /// RLIMIT_NOFILE's soft limit: descriptors are below it.
@@ -225,35 +235,39 @@ impl FdTable {
         self.insert(Fd { file: Rc::new(RefCell::new(file)), cloexec }, 0)
     }
 
-    /// Puts a copy of `fd` at exactly `slot` (closing what was there): dup2/dup3.
-    pub fn place(&mut self, fd: Fd, slot: u64) -> Result<u64, Errno> {
+    /// Puts a copy of `fd` at exactly `slot` (closing what was there): dup2/dup3. Returns the
+    /// file of the descriptor it closed, if that was a regular file (see [`Fd::file_id`]).
+    pub fn place(&mut self, fd: Fd, slot: u64) -> Result<(u64, Option<FileId>), Errno> {
         if slot as usize >= self.limit.min(MAX_FDS) {
             return Err(Errno::EBADF);
         }
         if self.fds.len() <= slot as usize {
             self.fds.resize(slot as usize + 1, None);
         }
-        self.fds[slot as usize] = Some(fd);
-        Ok(slot)
+        let old = self.fds[slot as usize].replace(fd);
+        Ok((slot, old.and_then(|f| f.file_id())))
     }
 
-    pub fn close(&mut self, fd: u64) -> Result<(), Errno> {
+    /// Closes `fd`; returns its file if it was a regular file.
+    pub fn close(&mut self, fd: u64) -> Result<Option<FileId>, Errno> {
         let slot = self.fds.get_mut(fd as usize).ok_or(Errno::EBADF)?;
-        slot.take().ok_or(Errno::EBADF)?;
-        Ok(())
+        Ok(slot.take().ok_or(Errno::EBADF)?.file_id())
     }
 
-    pub fn close_all(&mut self) {
-        self.fds.clear();
+    /// Closes everything; returns the regular files it had open.
+    pub fn close_all(&mut self) -> Vec<FileId> {
+        self.fds.drain(..).flatten().filter_map(|f| f.file_id()).collect()
     }
 
-    /// Closes the descriptors marked close-on-exec.
-    pub fn close_on_exec(&mut self) {
+    /// Closes the descriptors marked close-on-exec; returns the regular files among them.
+    pub fn close_on_exec(&mut self) -> Vec<FileId> {
+        let mut closed = Vec::new();
         for f in self.fds.iter_mut() {
             if f.as_ref().is_some_and(|f| f.cloexec) {
-                *f = None;
+                closed.extend(f.take().and_then(|f| f.file_id()));
             }
         }
+        closed
     }
 
     /// The table a forked child starts with: the same open files.

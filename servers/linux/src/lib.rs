@@ -103,6 +103,8 @@ pub struct Linux {
     pub futexes: sys::futex::Futexes,
     /// FIFO buffers and opens waiting for the other side.
     pub fifos: sys::fifo::Fifos,
+    /// Advisory file locks (fcntl record and OFD locks, flock).
+    pub locks: sys::locks::Locks,
     /// Parents waiting in vfork for their children.
     pub vforks: Vec<sys::proc::VforkWait>,
     /// The earliest interval-timer expiry (monotonic ns; `u64::MAX` when none is armed).
@@ -135,6 +137,7 @@ impl Linux {
             pure: sys::pure_table(),
             futexes: Default::default(),
             fifos: Default::default(),
+            locks: Default::default(),
             vforks: Vec::new(),
             next_timer_ns: u64::MAX,
             held: Vec::new(),

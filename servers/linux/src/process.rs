@@ -476,6 +476,7 @@ pub fn terminate(l: &mut Linux, pid: Pid, status: i32) {
     p.mm = Rc::new(RefCell::new(Mm::default()));
     let mut fds = core::mem::take(&mut p.fds);
     fds.close_all();
+    crate::sys::locks::process_gone(l, pid);
     for t in &threads {
         crate::sys::futex::exit_robust(l, aspace, t);
         let (u, s) = l.k.thread_times(t.r);

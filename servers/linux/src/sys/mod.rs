@@ -10,6 +10,7 @@ pub mod futex;
 pub mod info;
 pub mod ioctl;
 pub mod jobctl;
+pub mod locks;
 pub mod mem;
 pub mod open;
 pub mod poll;
@@ -151,6 +152,7 @@ fn handler(name: &str) -> Option<Handler> {
         "dup2" => open::dup2,
         "dup3" => open::dup3,
         "fcntl" => open::fcntl,
+        "flock" => locks::flock,
         "pipe" => open::pipe,
         "pipe2" => open::pipe2,
         "ioctl" => ioctl::ioctl,

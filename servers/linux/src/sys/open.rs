@@ -141,7 +141,13 @@ pub fn creat(l: &mut Linux, c: &Ctx) -> Outcome {
 
 pub fn close(l: &mut Linux, c: &Ctx) -> Outcome {
     let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
-    p.fds.close(c.args[0]).map(|_| 0).into()
+    match p.fds.close(c.args[0]) {
+        Ok(file) => {
+            crate::sys::locks::closed(l, c.pid, file.as_slice());
+            Outcome::Done(0)
+        }
+        Err(e) => e.into(),
+    }
 }
 
 pub fn dup(l: &mut Linux, c: &Ctx) -> Outcome {
@@ -159,7 +165,13 @@ fn dup_to(l: &mut Linux, c: &Ctx, old: u64, new: u64, cloexec: bool) -> Outcome 
         Ok(f) => Fd { file: f.file.clone(), cloexec },
         Err(e) => return e.into(),
     };
-    p.fds.place(f, new).map(|x| x as i64).into()
+    match p.fds.place(f, new) {
+        Ok((fd, closed)) => {
+            crate::sys::locks::closed(l, c.pid, closed.as_slice());
+            Outcome::Done(fd as i64)
+        }
+        Err(e) => e.into(),
+    }
 }
 
 pub fn dup2(l: &mut Linux, c: &Ctx) -> Outcome {
@@ -182,9 +194,7 @@ const F_GETFD: u64 = 1;
 const F_SETFD: u64 = 2;
 const F_GETFL: u64 = 3;
 const F_SETFL: u64 = 4;
-const F_GETLK: u64 = 5;
-const F_SETLK: u64 = 6;
-const F_SETLKW: u64 = 7;
+use crate::sys::locks::{F_GETLK, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_SETLK, F_SETLKW};
 const F_DUPFD_CLOEXEC: u64 = 1030;
 const F_GETPIPE_SZ: u64 = 1032;
 
@@ -211,13 +221,8 @@ pub fn fcntl(l: &mut Linux, c: &Ctx) -> Outcome {
             f.flags = (f.flags & !(O_APPEND | O_NONBLOCK)) | (arg as u32 & (O_APPEND | O_NONBLOCK));
             Outcome::Done(0)
         }
-        // Record locks: one process at a time is all this kernel has to arbitrate between
-        // (advisory locks always granted; F_GETLK reports the range unlocked).
-        F_SETLK | F_SETLKW => Outcome::Done(0),
-        F_GETLK => {
-            let Ok(mut b) = crate::process::read_bytes(l, c.pid, arg, 32) else { return Errno::EFAULT.into() };
-            b[..2].copy_from_slice(&2u16.to_le_bytes()); // l_type = F_UNLCK
-            write_bytes(l, c.pid, arg, &b).map(|_| 0).into()
+        F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
+            crate::sys::locks::fcntl(l, c, fd, cmd, arg)
         }
         F_GETPIPE_SZ => match entry.file.borrow().object {
             Object::Pipe { .. } => Outcome::Done(crate::files::PIPE_CAPACITY as i64),

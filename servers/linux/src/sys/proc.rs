@@ -347,7 +347,8 @@ pub fn execve(l: &mut Linux, c: &Ctx) -> Outcome {
         }
     }
     let mut fds = core::mem::take(&mut p.fds);
-    fds.close_on_exec();
+    let closed = fds.close_on_exec();
+    crate::sys::locks::closed(l, c.pid, &closed);
     if let Some(p) = l.procs.get_mut(&c.pid) {
         p.fds = fds;
     }

@@ -503,6 +503,7 @@ fn interrupted(l: &mut Linux, c: &Ctx, flags: u64) -> Resume {
     let name = abi::syscall::name(abi::syscall::CURRENT, c.nr as usize).unwrap_or("");
     crate::sys::futex::forget(l, c.tag);
     crate::sys::fifo::forget(l, c.tag);
+    crate::sys::locks::forget(l, c.tag);
     crate::sys::info::interrupted_sleep(l, c, name);
     let timed_futex = name == "futex" && crate::sys::futex::has_timeout(c);
     if flags & SA_RESTART != 0 && !NO_RESTART.contains(&name) && !timed_futex {
