@@ -504,7 +504,7 @@ fn compare(arch: Arch, cairn_boot: &Option<(f64, f64)>) {
             println!("  {k}: {n}");
         }
     }
-    println!("  [1] Linux answers from the vDSO without entering the kernel; Cairn has no vDSO yet.");
+    println!("  [1] Both answer from the vDSO, without entering the kernel.");
     println!(
         "  Cairn pid 1: one run of each program as pid 1 (init=/bench/<name>) instead of under the /init shell, \
          which waits in wait4 meanwhile."
