@@ -787,6 +787,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("vdso-clocks-vs-linux", "vdso"),
     conformance!("ppoll-pselect-sigmask-vs-linux", "wait_mask"),
     conformance!("file-locks-vs-linux", "locks"),
+    conformance!("eventfd-timerfd-signalfd-epoll-vs-linux", "eventfds"),
     GuestTest {
         name: "ramfs-workload-no-faults",
         overlay: &[("init", RAMFS_WORKLOAD, true)],

@@ -11,6 +11,10 @@ pub const O_NOFOLLOW: u32 = 0o100000;
 
 pub const STAT_SIZE: usize = 128;
 
+/// `struct epoll_event` has natural alignment here: `u32 events`, padding, `u64 data` at 8.
+pub const EPOLL_EVENT_SIZE: usize = 16;
+pub const EPOLL_EVENT_DATA_AT: usize = 8;
+
 /// `struct stat` as asm-generic user space sees it (asm-generic/stat.h).
 pub fn encode_stat(s: &Stat) -> [u8; STAT_SIZE] {
     let mut b = [0u8; STAT_SIZE];

@@ -27,6 +27,10 @@ pub struct Stat {
 
 pub const STAT_SIZE: usize = 144;
 
+/// `struct epoll_event` is packed on x86_64: `u32 events`, then `u64 data` at offset 4.
+pub const EPOLL_EVENT_SIZE: usize = 12;
+pub const EPOLL_EVENT_DATA_AT: usize = 4;
+
 /// `struct stat` as x86_64 user space sees it (asm/stat.h).
 pub fn encode_stat(s: &Stat) -> [u8; STAT_SIZE] {
     let mut b = [0u8; STAT_SIZE];

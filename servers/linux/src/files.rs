@@ -38,6 +38,10 @@ pub struct Pipe {
     pub writes_opened: u64,
     /// The FIFO this is the buffer of (None for pipe(2)).
     pub fifo: Option<FileId>,
+    /// Bumped by every write (`in_seq`) and read (`out_seq`): edge-triggered epoll sees each
+    /// as an event for the side it wakes.
+    pub in_seq: u64,
+    pub out_seq: u64,
 }
 
 impl Pipe {
@@ -55,6 +59,8 @@ impl Pipe {
         };
         if r.is_err() {
             self.buf.truncate(old);
+        } else {
+            self.in_seq += 1;
         }
         r
     }
@@ -69,6 +75,7 @@ impl Pipe {
             sink(a, &back[..n - a])?;
         }
         self.buf.drain(..n);
+        self.out_seq += 1;
         Ok(())
     }
 }
@@ -111,6 +118,29 @@ pub enum Object {
     Pseudo(crate::pseudo::Node),
     /// An end of a pipe or FIFO; a FIFO opened O_RDWR is both.
     Pipe { pipe: Rc<RefCell<Pipe>>, read: bool, write: bool },
+    /// An object with no file behind it (Linux's anonymous inodes).
+    Anon(Anon),
+}
+
+/// The anonymous-inode objects, each kept by the descriptions that share it.
+#[derive(Clone)]
+pub enum Anon {
+    EventFd(Rc<RefCell<crate::sys::eventfd::EventFd>>),
+    TimerFd(Rc<RefCell<crate::sys::timerfd::TimerFd>>),
+    SignalFd(Rc<RefCell<crate::sys::signalfd::SignalFd>>),
+    Epoll(Rc<RefCell<crate::sys::epoll::Epoll>>),
+}
+
+impl Anon {
+    /// The name /proc/<pid>/fd shows (`anon_inode:[eventfd]`...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Anon::EventFd(_) => "[eventfd]",
+            Anon::TimerFd(_) => "[timerfd]",
+            Anon::SignalFd(_) => "[signalfd]",
+            Anon::Epoll(_) => "[eventpoll]",
+        }
+    }
 }
 
 /// Files whose last open description went away, for the file systems to hear of.

@@ -5,6 +5,8 @@
 
 pub mod creds;
 pub mod dir;
+pub mod epoll;
+pub mod eventfd;
 pub mod fifo;
 pub mod futex;
 pub mod info;
@@ -17,8 +19,10 @@ pub mod poll;
 pub mod proc;
 pub mod rw;
 pub mod signal;
+pub mod signalfd;
 pub mod stat;
 pub mod timer;
+pub mod timerfd;
 
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;
@@ -153,6 +157,19 @@ fn handler(name: &str) -> Option<Handler> {
         "dup3" => open::dup3,
         "fcntl" => open::fcntl,
         "flock" => locks::flock,
+        "eventfd" => eventfd::eventfd,
+        "eventfd2" => eventfd::eventfd2,
+        "timerfd_create" => timerfd::timerfd_create,
+        "timerfd_settime" => timerfd::timerfd_settime,
+        "timerfd_gettime" => timerfd::timerfd_gettime,
+        "signalfd" => signalfd::signalfd,
+        "signalfd4" => signalfd::signalfd4,
+        "epoll_create" => epoll::epoll_create,
+        "epoll_create1" => epoll::epoll_create1,
+        "epoll_ctl" => epoll::epoll_ctl,
+        "epoll_wait" => epoll::epoll_wait,
+        "epoll_pwait" => epoll::epoll_pwait,
+        "epoll_pwait2" => epoll::epoll_pwait2,
         "pipe" => open::pipe,
         "pipe2" => open::pipe2,
         "ioctl" => ioctl::ioctl,

@@ -1,10 +1,11 @@
 //! Waiting for descriptors: poll, ppoll, select, pselect6 (the last two under the signal mask
-//! they are given, `signal::with_wait_mask`). Readiness is computed here for
-//! pipes, asked of `tty` for the terminal, and always true for files and devices (as on Linux).
+//! they are given, `signal::with_wait_mask`). Readiness is computed here for pipes, eventfd,
+//! timerfd, signalfd and epoll instances (epoll asks the same question), asked of `tty` for
+//! the terminal, and always true for files and devices (as on Linux).
 //! With nothing ready and time left the call answers `Block` and is run again when something
 //! changes (or a tick passes).
 
-use crate::files::{Device, Object};
+use crate::files::{Anon, Device, FileRef, Object};
 use crate::process::{read_bytes, write_bytes};
 use crate::sys::signal::with_wait_mask;
 use crate::{Ctx, Linux, Outcome, Pid};
@@ -18,11 +19,54 @@ const POLLNVAL: u16 = 0x20;
 
 const POLLERR: u16 = 8;
 
-/// The poll(2) events descriptor `fd` of `pid` has now (`POLLNVAL` if it is not open).
-fn readiness(l: &mut Linux, pid: Pid, fd: u64) -> u16 {
+/// The poll(2) events descriptor `fd` of `pid` has now (`POLLNVAL` if it is not open), as
+/// thread `tid` sees them.
+fn readiness(l: &mut Linux, pid: Pid, tid: Pid, fd: u64) -> u16 {
     let Some(p) = l.procs.get(&pid) else { return POLLNVAL };
     let Ok(f) = p.fds.get(fd) else { return POLLNVAL };
     let file = f.file.clone();
+    readiness_of(l, pid, tid, &file, 0)
+}
+
+/// The poll(2) events of open file `file` now, as thread `tid` of `pid` sees them (a
+/// signalfd's depend on who asks); an epoll instance `depth` levels down looks no deeper than
+/// `epoll::MAX_NESTING`.
+pub fn readiness_of(l: &mut Linux, pid: Pid, tid: Pid, file: &FileRef, depth: u32) -> u16 {
+    let anon = match &file.borrow().object {
+        Object::Anon(a) => Some(a.clone()),
+        _ => None,
+    };
+    if let Some(a) = anon {
+        return match a {
+            Anon::EventFd(e) => {
+                let e = e.borrow();
+                (if e.readable() { POLLIN } else { 0 }) | (if e.writable() { POLLOUT } else { 0 })
+            }
+            Anon::TimerFd(t) => {
+                let now = l.k.now_ns();
+                if t.borrow_mut().readable(now) {
+                    POLLIN
+                } else {
+                    0
+                }
+            }
+            Anon::SignalFd(s) => {
+                let mask = s.borrow().mask;
+                if crate::sys::signal::has_pending(l, pid, tid, mask) {
+                    POLLIN
+                } else {
+                    0
+                }
+            }
+            Anon::Epoll(e) => {
+                if depth < crate::sys::epoll::MAX_NESTING && crate::sys::epoll::any_ready(l, pid, tid, &e, depth) {
+                    POLLIN
+                } else {
+                    0
+                }
+            }
+        };
+    }
     let object = &file.borrow().object;
     match object {
         Object::Pipe { pipe, read, write } => {
@@ -56,6 +100,23 @@ fn readiness(l: &mut Linux, pid: Pid, fd: u64) -> u16 {
     }
 }
 
+/// How far `file`'s object has moved on, for input (writes, expiries) and output (reads):
+/// edge-triggered epoll reports an interest again when the side it watches moved.
+pub fn event_seq(file: &FileRef) -> (u64, u64) {
+    match &file.borrow().object {
+        Object::Pipe { pipe, .. } => {
+            let p = pipe.borrow();
+            (p.in_seq, p.out_seq)
+        }
+        Object::Anon(Anon::EventFd(e)) => {
+            let e = e.borrow();
+            (e.in_seq, e.out_seq)
+        }
+        Object::Anon(Anon::TimerFd(t)) => (t.borrow().in_seq, 0),
+        _ => (0, 0),
+    }
+}
+
 /// select/pselect6 on up to `nfds` descriptors: the fd_set bitmaps are read, the ready bits
 /// kept, and the count returned; a closed descriptor in a set is EBADF, as on Linux.
 fn select_fds(l: &mut Linux, c: &Ctx, nfds: u64, sets: [u64; 3], timeout_ms: Option<u64>) -> Outcome {
@@ -79,7 +140,7 @@ fn select_fds(l: &mut Linux, c: &Ctx, nfds: u64, sets: [u64; 3], timeout_ms: Opt
         if !(wanted(0) || wanted(1) || wanted(2)) {
             continue;
         }
-        let rev = readiness(l, c.pid, fd as u64);
+        let rev = readiness(l, c.pid, c.tid, fd as u64);
         if rev & POLLNVAL != 0 {
             return Errno::EBADF.into();
         }
@@ -165,7 +226,7 @@ fn poll_fds(l: &mut Linux, c: &Ctx, fds_ptr: u64, nfds: u64, timeout_ms: Option<
         let events = u16::from_le_bytes([e[4], e[5]]);
         let mut rev = 0u16;
         if fd >= 0 {
-            rev = readiness(l, c.pid, fd as u64) & (events | POLLHUP | POLLNVAL | POLLERR);
+            rev = readiness(l, c.pid, c.tid, fd as u64) & (events | POLLHUP | POLLNVAL | POLLERR);
         }
         e[6..8].copy_from_slice(&rev.to_le_bytes());
         if rev != 0 {

@@ -7,7 +7,7 @@
 //! the server loop runs the call again when something changes. A bad buffer is EFAULT and
 //! loses no pipe data, because the range is checked before anything is taken.
 
-use crate::files::{Device, FileRef, Object};
+use crate::files::{Anon, Device, FileRef, Object};
 use crate::process::{check_user_range, read_bytes, write_bytes};
 use crate::{Ctx, Linux, Outcome};
 use abi::proto::{fs as fsp, tty as ttyp, S_IFDIR, S_IFMT, S_IFREG};
@@ -103,6 +103,17 @@ pub fn read_into(
         return Ok(Some(done));
     }
     let len = len.min(IO_MAX);
+    let anon = match &file.borrow().object {
+        Object::Anon(a) => Some(a.clone()),
+        _ => None,
+    };
+    match anon {
+        Some(Anon::EventFd(e)) => return crate::sys::eventfd::read(l, c, &e, nonblock, buf, len),
+        Some(Anon::TimerFd(t)) => return crate::sys::timerfd::read(l, c, &t, nonblock, buf, len),
+        Some(Anon::SignalFd(s)) => return crate::sys::signalfd::read(l, c, &s, nonblock, buf, len),
+        Some(Anon::Epoll(_)) => return Err(Errno::EINVAL),
+        None => {}
+    }
     check_user_range(l, c.pid, buf, len, true)?;
     let data: Vec<u8> = match &file.borrow().object {
         Object::Pipe { pipe, read: true, .. } => {
@@ -141,7 +152,7 @@ pub fn read_into(
                 Err(e) => Err(e),
             };
         }
-        Object::Pseudo(_) | Object::File { .. } => Vec::new(),
+        Object::Pseudo(_) | Object::File { .. } | Object::Anon(_) => Vec::new(),
     };
     let pseudo = match file.borrow().object {
         Object::Pseudo(n) => Some(n),
@@ -232,6 +243,15 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
         };
         return l.tty(ttyp::WRITE, [len as u64, 0, 0, 0, 0, 0], grant).map(|r| r.result).into();
     }
+    let anon = match &file.borrow().object {
+        Object::Anon(a) => Some(a.clone()),
+        _ => None,
+    };
+    match anon {
+        Some(Anon::EventFd(e)) => return crate::sys::eventfd::write(l, c, &e, flags & O_NONBLOCK != 0, buf, len),
+        Some(_) => return Errno::EINVAL.into(),
+        None => {}
+    }
     let pipe = match &file.borrow().object {
         Object::Pipe { pipe, write: true, .. } => Some(pipe.clone()),
         Object::Pipe { write: false, .. } => return Errno::EBADF.into(),
@@ -285,7 +305,7 @@ pub fn pread64(l: &mut Linux, c: &Ctx) -> Outcome {
 /// Positioned I/O needs a seekable file.
 fn seekable(file: &FileRef) -> Result<(), Errno> {
     match file.borrow().object {
-        Object::Pipe { .. } | Object::Device { dev: Device::Tty, .. } => Err(Errno::ESPIPE),
+        Object::Pipe { .. } | Object::Device { dev: Device::Tty, .. } | Object::Anon(_) => Err(Errno::ESPIPE),
         _ => Ok(()),
     }
 }
@@ -430,7 +450,8 @@ pub fn lseek(l: &mut Linux, c: &Ctx) -> Outcome {
     let (size, is_dir) = match &file.borrow().object {
         Object::File { id, mode } => (Some(*id), mode & S_IFMT == S_IFDIR),
         Object::Pipe { .. } | Object::Device { dev: Device::Tty, .. } => return Errno::ESPIPE.into(),
-        Object::Device { .. } => return Outcome::Done(0),
+        // Linux's anonymous inodes (eventfd, timerfd...) seek nowhere and say 0.
+        Object::Device { .. } | Object::Anon(_) => return Outcome::Done(0),
         Object::Pseudo(_) => (None, false),
     };
     let size = match (size, whence) {

@@ -221,7 +221,7 @@ pub fn bit(sig: u32) -> u64 {
     }
 }
 
-const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
+pub const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
 const STOP_SIGNALS: u64 = (1 << (SIGSTOP - 1)) | (1 << (SIGTSTP - 1)) | (1 << (SIGTTIN - 1)) | (1 << (SIGTTOU - 1));
 /// Synchronous (fault) signals, delivered before any other.
 const SYNCHRONOUS: u64 = (1 << (SIGSEGV - 1))
@@ -884,6 +884,27 @@ pub fn rt_sigpending(l: &mut Linux, c: &Ctx) -> Outcome {
     write_bytes(l, c.pid, c.args[0], &set.to_le_bytes()[..n]).map(|_| 0).into()
 }
 
+/// Whether thread `tid` of `pid` (or the process) has a signal of `set` pending.
+pub fn has_pending(l: &Linux, pid: Pid, tid: Pid, set: u64) -> bool {
+    let Some(p) = l.procs.get(&pid) else { return false };
+    let thread = p.thread(tid).map_or(0, |t| t.pending.set);
+    (thread | p.pending.set) & set != 0
+}
+
+/// Takes the signal of `set` that would be delivered first from thread `tid` of `pid` (its
+/// own queue first, then the process's): synchronous ones, then the lowest number.
+pub fn take_pending(l: &mut Linux, pid: Pid, tid: Pid, set: u64) -> Option<SigInfo> {
+    let p = l.procs.get_mut(&pid)?;
+    let t = p.thread(tid)?;
+    let ready = (t.pending.set | p.pending.set) & set;
+    if ready == 0 {
+        return None;
+    }
+    let first = if ready & SYNCHRONOUS != 0 { ready & SYNCHRONOUS } else { ready };
+    let sig = first.trailing_zeros() + 1;
+    Some(take_signal(p, Some(tid), sig).unwrap_or_else(|| SigInfo::kernel(sig)))
+}
+
 /// rt_sigtimedwait(set, info, timeout, size): takes a pending signal of `set` (blocked or
 /// not), or waits for one; EAGAIN when the timeout passes, EINTR for another handled signal.
 pub fn rt_sigtimedwait(l: &mut Linux, c: &Ctx) -> Outcome {
@@ -903,13 +924,8 @@ pub fn rt_sigtimedwait(l: &mut Linux, c: &Ctx) -> Outcome {
     } else {
         None
     };
-    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
-    let Some(t) = p.thread(c.tid) else { return Errno::ESRCH.into() };
-    let ready = (t.pending.set | p.pending.set) & set;
-    if ready != 0 {
-        let first = if ready & SYNCHRONOUS != 0 { ready & SYNCHRONOUS } else { ready };
-        let sig = first.trailing_zeros() + 1;
-        let got = take_signal(p, Some(c.tid), sig).unwrap_or_else(|| SigInfo::kernel(sig));
+    if let Some(got) = take_pending(l, c.pid, c.tid, set) {
+        let sig = got.signo;
         if info != 0 {
             if let Err(e) = write_bytes(l, c.pid, info, &got.encode()) {
                 return e.into();
