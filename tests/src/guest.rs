@@ -788,6 +788,7 @@ pub static TESTS: &[GuestTest] = &[
     conformance!("ppoll-pselect-sigmask-vs-linux", "wait_mask"),
     conformance!("file-locks-vs-linux", "locks"),
     conformance!("eventfd-timerfd-signalfd-epoll-vs-linux", "eventfds"),
+    conformance!("unix-sockets-vs-linux", "unix_sockets"),
     GuestTest {
         name: "ramfs-workload-no-faults",
         overlay: &[("init", RAMFS_WORKLOAD, true)],

@@ -120,6 +120,8 @@ pub enum Object {
     Pipe { pipe: Rc<RefCell<Pipe>>, read: bool, write: bool },
     /// An object with no file behind it (Linux's anonymous inodes).
     Anon(Anon),
+    /// A Unix domain socket.
+    Socket(crate::sys::unix::SocketRef),
 }
 
 /// The anonymous-inode objects, each kept by the descriptions that share it.

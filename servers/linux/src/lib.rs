@@ -103,6 +103,8 @@ pub struct Linux {
     pub futexes: sys::futex::Futexes,
     /// FIFO buffers and opens waiting for the other side.
     pub fifos: sys::fifo::Fifos,
+    /// Names of bound Unix domain sockets.
+    pub unix: sys::unix::Names,
     /// Advisory file locks (fcntl record and OFD locks, flock).
     pub locks: sys::locks::Locks,
     /// Parents waiting in vfork for their children.
@@ -138,6 +140,7 @@ impl Linux {
             futexes: Default::default(),
             fifos: Default::default(),
             locks: Default::default(),
+            unix: Default::default(),
             vforks: Vec::new(),
             next_timer_ns: u64::MAX,
             held: Vec::new(),

@@ -299,6 +299,9 @@ pub fn readlink(l: &mut Linux, caller: Pid, n: Node) -> Result<Vec<u8>, Errno> {
                 .into_bytes(),
                 crate::files::Object::Pseudo(n) => format!("/proc/{}", n.ino()).into_bytes(),
                 crate::files::Object::Anon(a) => format!("anon_inode:{}", a.name()).into_bytes(),
+                crate::files::Object::Socket(s) => {
+                    format!("socket:[{}]", alloc::rc::Rc::as_ptr(s) as usize % 100_000).into_bytes()
+                }
                 crate::files::Object::File { id, mode } => {
                     let (id, mode) = (*id, *mode);
                     drop(f);

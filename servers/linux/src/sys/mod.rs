@@ -23,6 +23,7 @@ pub mod signalfd;
 pub mod stat;
 pub mod timer;
 pub mod timerfd;
+pub mod unix;
 
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;
@@ -164,6 +165,22 @@ fn handler(name: &str) -> Option<Handler> {
         "timerfd_gettime" => timerfd::timerfd_gettime,
         "signalfd" => signalfd::signalfd,
         "signalfd4" => signalfd::signalfd4,
+        "socket" => unix::socket,
+        "socketpair" => unix::socketpair,
+        "bind" => unix::bind,
+        "listen" => unix::listen,
+        "connect" => unix::connect,
+        "accept" => unix::accept,
+        "accept4" => unix::accept4,
+        "getsockname" => unix::getsockname,
+        "getpeername" => unix::getpeername,
+        "shutdown" => unix::shutdown,
+        "sendto" => unix::sendto,
+        "recvfrom" => unix::recvfrom,
+        "sendmsg" => unix::sendmsg,
+        "recvmsg" => unix::recvmsg,
+        "getsockopt" => unix::getsockopt,
+        "setsockopt" => unix::setsockopt,
         "epoll_create" => epoll::epoll_create,
         "epoll_create1" => epoll::epoll_create1,
         "epoll_ctl" => epoll::epoll_ctl,

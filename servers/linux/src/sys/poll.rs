@@ -67,6 +67,13 @@ pub fn readiness_of(l: &mut Linux, pid: Pid, tid: Pid, file: &FileRef, depth: u3
             }
         };
     }
+    let socket = match &file.borrow().object {
+        Object::Socket(s) => Some(s.clone()),
+        _ => None,
+    };
+    if let Some(s) = socket {
+        return crate::sys::unix::readiness(&s);
+    }
     let object = &file.borrow().object;
     match object {
         Object::Pipe { pipe, read, write } => {
@@ -113,6 +120,10 @@ pub fn event_seq(file: &FileRef) -> (u64, u64) {
             (e.in_seq, e.out_seq)
         }
         Object::Anon(Anon::TimerFd(t)) => (t.borrow().in_seq, 0),
+        Object::Socket(s) => {
+            let s = s.borrow();
+            (s.in_seq, s.out_seq)
+        }
         _ => (0, 0),
     }
 }

@@ -107,6 +107,13 @@ pub fn read_into(
         Object::Anon(a) => Some(a.clone()),
         _ => None,
     };
+    let socket = match &file.borrow().object {
+        Object::Socket(s) => Some(s.clone()),
+        _ => None,
+    };
+    if let Some(s) = socket {
+        return crate::sys::unix::read(l, c, file, &s, buf, len);
+    }
     match anon {
         Some(Anon::EventFd(e)) => return crate::sys::eventfd::read(l, c, &e, nonblock, buf, len),
         Some(Anon::TimerFd(t)) => return crate::sys::timerfd::read(l, c, &t, nonblock, buf, len),
@@ -152,7 +159,7 @@ pub fn read_into(
                 Err(e) => Err(e),
             };
         }
-        Object::Pseudo(_) | Object::File { .. } | Object::Anon(_) => Vec::new(),
+        Object::Pseudo(_) | Object::File { .. } | Object::Anon(_) | Object::Socket(_) => Vec::new(),
     };
     let pseudo = match file.borrow().object {
         Object::Pseudo(n) => Some(n),
@@ -247,6 +254,13 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
         Object::Anon(a) => Some(a.clone()),
         _ => None,
     };
+    let socket = match &file.borrow().object {
+        Object::Socket(s) => Some(s.clone()),
+        _ => None,
+    };
+    if let Some(s) = socket {
+        return crate::sys::unix::write(l, c, file, &s, buf, len);
+    }
     match anon {
         Some(Anon::EventFd(e)) => return crate::sys::eventfd::write(l, c, &e, flags & O_NONBLOCK != 0, buf, len),
         Some(_) => return Errno::EINVAL.into(),
@@ -305,7 +319,9 @@ pub fn pread64(l: &mut Linux, c: &Ctx) -> Outcome {
 /// Positioned I/O needs a seekable file.
 fn seekable(file: &FileRef) -> Result<(), Errno> {
     match file.borrow().object {
-        Object::Pipe { .. } | Object::Device { dev: Device::Tty, .. } | Object::Anon(_) => Err(Errno::ESPIPE),
+        Object::Pipe { .. } | Object::Device { dev: Device::Tty, .. } | Object::Anon(_) | Object::Socket(_) => {
+            Err(Errno::ESPIPE)
+        }
         _ => Ok(()),
     }
 }
@@ -449,7 +465,9 @@ pub fn lseek(l: &mut Linux, c: &Ctx) -> Outcome {
     };
     let (size, is_dir) = match &file.borrow().object {
         Object::File { id, mode } => (Some(*id), mode & S_IFMT == S_IFDIR),
-        Object::Pipe { .. } | Object::Device { dev: Device::Tty, .. } => return Errno::ESPIPE.into(),
+        Object::Pipe { .. } | Object::Device { dev: Device::Tty, .. } | Object::Socket(_) => {
+            return Errno::ESPIPE.into()
+        }
         // Linux's anonymous inodes (eventfd, timerfd...) seek nowhere and say 0.
         Object::Device { .. } | Object::Anon(_) => return Outcome::Done(0),
         Object::Pseudo(_) => (None, false),

@@ -45,6 +45,9 @@ pub fn fd_attr(l: &mut Linux, c: &Ctx, fd: u64) -> Result<Attr, Errno> {
         Object::Device { dev, node: None } => (None, None, Some(*dev)),
         // Linux's anonymous inodes: no type bits, owner read-write.
         Object::Anon(_) => return Ok(Attr { mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() }),
+        Object::Socket(_) => {
+            return Ok(Attr { mode: abi::proto::S_IFSOCK | 0o777, nlink: 1, blksize: 4096, ..Default::default() })
+        }
         Object::Pipe { pipe, .. } => match pipe.borrow().fifo {
             Some(id) => (Some(id), None, None),
             None => return Ok(Attr { mode: S_IFIFO | 0o600, nlink: 1, blksize: 4096, ..Default::default() }),
