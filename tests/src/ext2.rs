@@ -95,9 +95,8 @@ fn workload_matches_linux(transcript: &str) -> Result<(), String> {
 }
 
 /// The workload, and the lines around it that `record.sh` prints on Linux too.
-const WORKLOAD_INIT: &str = concat!(
-    "#!/bin/sh\necho '== ext2_workload'; /usr/libexec/cairn/ext2-workload; echo \"== end $?\"\n",
-);
+const WORKLOAD_INIT: &str =
+    concat!("#!/bin/sh\necho '== ext2_workload'; /usr/libexec/cairn/ext2-workload; echo \"== end $?\"\n",);
 
 // ----- hostile disks -----
 
@@ -255,6 +254,124 @@ fn bad_disk(name: &'static str, fill: fn(&mut [u8]), expect: &'static [&'static 
     }
 }
 
+/// A reproducible xorshift generator for the mutated images.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The workload image with 1-6 seeded mutations of its metadata: superblock fields, group
+/// descriptors, inodes of the inode table's first block, the root directory's block,
+/// `/src/big`'s indirect blocks; random bytes, random words, or plausible block numbers.
+fn mutated(img: &mut [u8], seed: u64) {
+    with_tail(img);
+    let bs = 1024usize;
+    let big = inode_at(img, big_file_inode(img));
+    let targets = [
+        (SB, 100),
+        (2 * bs, 32 * 8),
+        (inode_at(img, 1), 16 * 128),
+        (root_dir_block(img), bs),
+        (u32_at(img, big + 40 + 12 * 4) as usize * bs, bs),
+        (u32_at(img, big + 40 + 13 * 4) as usize * bs, bs),
+    ];
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    for _ in 0..1 + rng.below(6) {
+        let (start, len) = targets[rng.below(targets.len())];
+        let at = (start + rng.below(len)) & !3;
+        match rng.below(3) {
+            0 => img[at] = rng.next() as u8,
+            1 => put32(img, at, rng.next() as u32),
+            _ => put32(img, at, rng.below(70_000) as u32),
+        }
+    }
+}
+
+macro_rules! fuzz_case {
+    ($f:ident, $seed:literal) => {
+        fn $f(img: &mut [u8]) {
+            mutated(img, $seed)
+        }
+    };
+}
+fuzz_case!(fuzz_1, 1);
+fuzz_case!(fuzz_2, 2);
+fuzz_case!(fuzz_3, 3);
+fuzz_case!(fuzz_4, 4);
+fuzz_case!(fuzz_5, 5);
+fuzz_case!(fuzz_6, 6);
+
+/// The guest sample of mutated images (the host fuzzes 1,800 against the library:
+/// `servers/ext2/tests/host/fuzz.rs`).
+const FUZZ_SAMPLE: [(&str, fn(&mut [u8])); 6] = [
+    ("ext2-fuzz-seed-1", fuzz_1),
+    ("ext2-fuzz-seed-2", fuzz_2),
+    ("ext2-fuzz-seed-3", fuzz_3),
+    ("ext2-fuzz-seed-4", fuzz_4),
+    ("ext2-fuzz-seed-5", fuzz_5),
+    ("ext2-fuzz-seed-6", fuzz_6),
+];
+
+/// `/init` of a durability test: a file written, then made durable by `$call` (the only
+/// write-back in the run: the file system was mounted just before), then the machine is
+/// switched off without `umount`; what came after the call may be lost, as on Linux.
+macro_rules! durable_init {
+    ($call:literal) => {
+        concat!(
+            "#!/bin/sh\nmkdir -p /mnt\nmount -t ext2 /dev/vda /mnt || exit 1\n",
+            "rm /mnt/src/a\nseq 1 3000 > /mnt/durable\n",
+            $call,
+            "\nseq 1 5000 > /mnt/not-synced\necho \"durable: done\"\n"
+        )
+    };
+}
+
+/// The disk after a durability test: consistent, `/durable` on it as written, `/src/a` gone.
+fn durable_on_disk(img: &[u8]) -> Result<(), String> {
+    image_clean(img)?;
+    let dir = scratch("sync");
+    let path = dir.join("disk.img");
+    std::fs::write(&path, img).map_err(|e| e.to_string())?;
+    let cat = |file: &str| -> Result<String, String> {
+        let out = Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("cat /{file}"))
+            .arg(&path)
+            .output()
+            .map_err(|e| format!("debugfs: {e}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let want = (1..=3000).map(|i| format!("{i}\n")).collect::<String>();
+    let durable = cat("durable")?;
+    let gone = cat("src/a")?;
+    let _ = std::fs::remove_dir_all(&dir);
+    if durable != want {
+        return Err(format!("/durable is not on the disk as written ({} bytes)", durable.len()));
+    }
+    if !gone.is_empty() {
+        return Err("/src/a was removed before the call but is still on the disk".into());
+    }
+    Ok(())
+}
+
+/// One test per call that must reach the disk: fsync, fdatasync, syncfs, sync. (Without
+/// one, `/durable` is not on the disk at power-off: the overlay holds it.)
+const DURABLE: [(&str, &str); 4] = [
+    ("ext2-durable-by-fsync", durable_init!("dd if=/mnt/durable of=/mnt/durable conv=notrunc,fsync 2>/dev/null")),
+    ("ext2-durable-by-fdatasync", durable_init!("sync -d /mnt/durable")),
+    ("ext2-durable-by-syncfs", durable_init!("sync -f /mnt/durable")),
+    ("ext2-durable-by-sync", durable_init!("sync")),
+];
+
 /// `/init` of the root-on-disk test (it is in the disk's root file system, not the
 /// initramfs's).
 const ROOT_INIT: &str = r#"#!/bin/sh
@@ -333,7 +450,10 @@ fn generate() -> Vec<GuestTest> {
         GuestTest {
             name: "ext2-root-on-disk",
             append: "root=/dev/vda",
-            overlay: Box::leak(Box::new([("init", ROOT_INIT, true), ("etc/disk-marker", "from the disk image\n", false)])),
+            overlay: Box::leak(Box::new([
+                ("init", ROOT_INIT, true),
+                ("etc/disk-marker", "from the disk image\n", false),
+            ])),
             disk: Some(DiskSpec { mib: 64, read_only: false, fill: None, check: Some(image_clean), root_fs: true }),
             expect: &[
                 "vfs: root file system: ext2 on /dev/vda",
@@ -347,4 +467,24 @@ fn generate() -> Vec<GuestTest> {
             ..GuestTest::DEFAULT
         },
     ]
+    .into_iter()
+    .chain(DURABLE.iter().map(|&(name, init)| GuestTest {
+        name,
+        overlay: Box::leak(Box::new([("init", init, true)])),
+        disk: Some(DiskSpec {
+            mib: WORKLOAD_MIB,
+            read_only: false,
+            fill: Some(workload_image),
+            check: Some(durable_on_disk),
+            root_fs: false,
+        }),
+        expect: &["durable: done", "@@POWEROFF 0"],
+        ..GuestTest::DEFAULT
+    }))
+    .chain(
+        FUZZ_SAMPLE
+            .iter()
+            .map(|&(name, fill)| bad_disk(name, fill, &["bad-disk: ", "bad-disk: still alive: OK", "@@POWEROFF 0"])),
+    )
+    .collect()
 }
