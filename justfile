@@ -4,6 +4,7 @@
 #   just qemu-arm64          the same on AArch64
 #   just test                host unit tests + guest tests on both architectures
 #   just bench               boot time, IPC round trips, Cairn against Linux
+#   just bench-ext2          the disk file system against Linux's ext2 on the same image
 #   just bench-trace         what tracing costs (off, on, compiled out) and what its stream carries
 #   just trace -- 'CMD'      run CMD traced and analyze the IPC trace (ARCH=arm64 for AArch64)
 #
@@ -51,6 +52,19 @@ test: setup lint (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs 
 # Benchmarks: boot time, IPC round trips, Cairn against stock Debian Linux (tests/guest/bench).
 bench ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)
     cargo run -q --release -p tests --bin bench -- --arch {{ARCH}}
+
+# The disk file system against Linux's ext2 on the same image (tests/src/bin/bench-ext2.rs).
+bench-ext2 ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "{{ARCH}}" in all) arches="x86_64 aarch64" ;; x86|amd64) arches=x86_64 ;; arm64|arm) arches=aarch64 ;; *) arches="{{ARCH}}" ;; esac
+    bash qemu/linux-modules.sh $arches >/dev/null
+    for arch in $arches; do
+        case "$arch" in x86_64) cc=gcc ;; aarch64) cc=aarch64-linux-gnu-gcc ;; esac
+        mkdir -p build/$arch/bench/ext2
+        "$cc" -O2 -static -Wall -Wextra -o build/$arch/bench/ext2/fsbench tests/guest/ext2/fsbench.c
+    done
+    cargo run -q --release -p tests --bin bench-ext2 -- --arch {{ARCH}}
 
 # Tracing's numbers: trace points off/on against a kernel with them compiled out, the port's rate.
 bench-trace ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)

@@ -144,10 +144,21 @@ fn shadow_size(info: &BlkInfo) -> u64 {
     info.size_bytes.min(MAX_DISK) & !(UNIT - 1)
 }
 
-/// The presence-bitmap bytes `[first, first + n)` as they are with `present`.
-fn bitmap_bytes(present: &BTreeSet<u64>, first: u64, n: u64) -> Vec<u8> {
+/// The presence-bitmap bytes `[first, first + n)` as they are with `present`, plus `added`,
+/// minus `removed`.
+fn bitmap_bytes(
+    present: &BTreeSet<u64>,
+    added: &BTreeSet<u64>,
+    removed: &BTreeSet<u64>,
+    first: u64,
+    n: u64,
+) -> Vec<u8> {
     let mut out = alloc::vec![0u8; n as usize];
-    for &u in present.range(first * 8..(first + n) * 8) {
+    let range = first * 8..(first + n) * 8;
+    for &u in present.range(range.clone()).chain(added.range(range)) {
+        if removed.contains(&u) {
+            continue;
+        }
         if let Some(b) = out.get_mut((u / 8 - first) as usize) {
             *b |= 1 << (u % 8);
         }
@@ -155,14 +166,30 @@ fn bitmap_bytes(present: &BTreeSet<u64>, first: u64, n: u64) -> Vec<u8> {
     out
 }
 
-/// A request's effect, planned against the overlay as it is.
+/// The bitmap bytes holding `units`, as runs (first byte, bytes) after the change.
+fn bitmap_runs(present: &BTreeSet<u64>, added: &BTreeSet<u64>, removed: &BTreeSet<u64>) -> Vec<(u64, Vec<u8>)> {
+    let touched: Vec<u64> = {
+        let mut t: Vec<u64> = added.iter().chain(removed.iter()).map(|u| u / 8).collect();
+        t.sort_unstable();
+        t.dedup();
+        t
+    };
+    runs(&touched, u64::MAX)
+        .into_iter()
+        .map(|(first, n)| (first, bitmap_bytes(present, added, removed, first, n)))
+        .collect()
+}
+
+/// A request's effect, planned against the overlay as it is (which it does not copy: a
+/// commit costs what the request changed, not what the overlay holds).
 struct Plan {
     /// Blocks written whole (the overlay does not hold all of their units yet).
     whole: BTreeSet<u64>,
     /// Freed blocks the overlay holds: dropped.
     dropped: Vec<u64>,
-    /// The overlay's units after the commit.
-    after: BTreeSet<u64>,
+    /// Units the commit adds to the overlay, and drops from it.
+    added: BTreeSet<u64>,
+    removed: BTreeSet<u64>,
     /// Bitmap bytes that change: runs (first byte, bytes).
     bitmap: Vec<(u64, Vec<u8>)>,
     /// Bytes of new pages the commit may take.
@@ -174,50 +201,32 @@ fn plan<D: ext2::BlockDevice>(vol: &Volume<D>, present: &BTreeSet<u64>, size: u6
     let bs = u64::from(vol.fs_ref().block_size());
     let per = bs / UNIT;
     let mut whole = BTreeSet::new();
-    let mut after = present.clone();
-    let mut touched = BTreeSet::new();
+    let mut added = BTreeSet::new();
+    let mut dirty = BTreeSet::new();
     for (b, _) in cache.dirty_blocks() {
         if (b + 1).checked_mul(bs).is_none_or(|end| end > size) {
             return Err(Errno::EIO); // never: the cache refuses blocks outside the file system
         }
+        dirty.insert(b);
         if (0..per).any(|i| !present.contains(&(b * per + i))) {
             whole.insert(b);
-            for i in 0..per {
-                after.insert(b * per + i);
-                touched.insert((b * per + i) / 8);
-            }
+            added.extend((0..per).map(|i| b * per + i).filter(|u| !present.contains(u)));
         }
     }
     let mut dropped = Vec::new();
+    let mut removed = BTreeSet::new();
     for b in cache.freed_blocks() {
-        if cache.dirty_blocks().any(|(d, _)| d == b) {
+        if dirty.contains(&b) {
             continue;
         }
         if (0..per).any(|i| present.contains(&(b * per + i))) {
             dropped.push(b);
-            for i in 0..per {
-                after.remove(&(b * per + i));
-                touched.insert((b * per + i) / 8);
-            }
+            removed.extend((0..per).map(|i| b * per + i).filter(|u| present.contains(u)));
         }
     }
-    let mut bitmap: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut run: Option<(u64, u64)> = None;
-    for &byte in &touched {
-        run = match run {
-            Some((first, n)) if first + n == byte => Some((first, n + 1)),
-            Some((first, n)) => {
-                bitmap.push((first, bitmap_bytes(&after, first, n)));
-                Some((byte, 1))
-            }
-            None => Some((byte, 1)),
-        };
-    }
-    if let Some((first, n)) = run {
-        bitmap.push((first, bitmap_bytes(&after, first, n)));
-    }
+    let bitmap = bitmap_runs(present, &added, &removed);
     let grow = whole.len() as u64 * bs + bitmap.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
-    Ok(Plan { whole, dropped, after, bitmap, grow })
+    Ok(Plan { whole, dropped, added, removed, bitmap, grow })
 }
 
 /// The overlay writes of `plan` (whole blocks, changed ranges, dropped blocks, bitmap).
@@ -451,9 +460,8 @@ impl<S: StateArea, B: Disk> DiskFs<S, B> {
         replies.record(rid, done.result, done.aux);
         let record = replies.last_change();
         let open = done.open.map(|(ino, count)| (ino, count.to_le_bytes()));
-        let present = self.present.borrow().clone();
         let plan = match self.volume.as_ref() {
-            Some(vol) => Some(plan(vol, &present, size)?),
+            Some(vol) => Some(plan(vol, &self.present.borrow(), size)?),
             None => None,
         };
         let mut writes: Vec<StateWrite> = extra.to_vec();
@@ -476,7 +484,11 @@ impl<S: StateArea, B: Disk> DiskFs<S, B> {
         self.state.commit(&writes)?;
         self.stats.commits += 1;
         if let Some(plan) = plan {
-            *self.present.borrow_mut() = plan.after;
+            let mut present = self.present.borrow_mut();
+            present.extend(plan.added);
+            for u in &plan.removed {
+                present.remove(u);
+            }
         }
         if let Some(vol) = self.volume.as_mut() {
             vol.committed();
@@ -537,25 +549,18 @@ impl<S: StateArea, B: Disk> DiskFs<S, B> {
             for &(first, n) in slice {
                 writes.push(StateWrite::Zero { offset: OVERLAY_AT + first * UNIT, len: n * UNIT });
             }
-            let mut after = self.present.borrow().clone();
-            let mut touched = BTreeSet::new();
-            for &(first, n) in slice {
-                for u in first..first + n {
-                    after.remove(&u);
-                    touched.insert(u / 8);
-                }
-            }
-            let bitmap: Vec<(u64, Vec<u8>)> = runs(&touched.iter().copied().collect::<Vec<_>>(), u64::MAX)
-                .into_iter()
-                .map(|(first, n)| (first, bitmap_bytes(&after, first, n)))
-                .collect();
+            let removed: BTreeSet<u64> = slice.iter().flat_map(|&(first, n)| first..first + n).collect();
+            let bitmap = bitmap_runs(&self.present.borrow(), &BTreeSet::new(), &removed);
             for (first, bytes) in &bitmap {
                 writes.push(StateWrite::Bytes { offset: PRESENT_AT + first, data: bytes });
             }
             self.state.commit(&writes)?;
             let written: u64 = slice.iter().map(|&(_, n)| n * UNIT).sum();
             self.stats.bytes_written_back += written;
-            *self.present.borrow_mut() = after;
+            let mut present = self.present.borrow_mut();
+            for u in &removed {
+                present.remove(u);
+            }
         }
         self.stats.writebacks += 1;
         Ok(())
