@@ -96,7 +96,7 @@ fn workload_matches_linux(transcript: &str) -> Result<(), String> {
 
 /// The workload, and the lines around it that `record.sh` prints on Linux too.
 const WORKLOAD_INIT: &str =
-    concat!("#!/bin/sh\necho '== ext2_workload'; /usr/libexec/cairn/ext2-workload; echo \"== end $?\"\n",);
+    "#!/bin/sh\necho '== ext2_workload'; /usr/libexec/cairn/ext2-workload; echo \"== end $?\"\n";
 
 // ----- hostile disks -----
 
@@ -312,7 +312,10 @@ fuzz_case!(fuzz_6, 6);
 
 /// The guest sample of mutated images (the host fuzzes 1,800 against the library:
 /// `servers/ext2/tests/host/fuzz.rs`).
-const FUZZ_SAMPLE: [(&str, fn(&mut [u8])); 6] = [
+/// A disk's `DiskSpec::fill`.
+type Fill = fn(&mut [u8]);
+
+const FUZZ_SAMPLE: [(&str, Fill); 6] = [
     ("ext2-fuzz-seed-1", fuzz_1),
     ("ext2-fuzz-seed-2", fuzz_2),
     ("ext2-fuzz-seed-3", fuzz_3),

@@ -116,7 +116,7 @@ fn run(arch: Arch, k: &Kernel, initrd: &Path, image: &Path, round: usize) -> BTr
     let _ = std::fs::write(&log, &out.transcript);
     let mut got = BTreeMap::new();
     for l in out.transcript.lines() {
-        let mut w = l.trim().split_whitespace();
+        let mut w = l.split_whitespace();
         if w.next() != Some("BENCH") {
             if l.contains("BENCH-FAIL") {
                 eprintln!("{} {}: {}", arch.name(), k.name, l.trim());
