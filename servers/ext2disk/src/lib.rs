@@ -227,7 +227,11 @@ pub fn main() {
         if req.is_notification() {
             continue;
         }
+        let errors = fs.stats.writeback_errors;
         let (result, aux) = fs.handle(&IpcRequest { k, sqe: &req, disk });
+        if fs.stats.writeback_errors != errors {
+            log!("ext2: write-back failed: errno {}", fs.stats.last_error);
+        }
         let mut c = Cqe::new(req.tag, result);
         c.aux = aux;
         reply = Some(c);

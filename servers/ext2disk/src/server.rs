@@ -124,6 +124,9 @@ pub struct Stats {
     pub commits: u64,
     pub writebacks: u64,
     pub bytes_written_back: u64,
+    /// Write-backs that failed after a request (the disk refused), and the last errno.
+    pub writeback_errors: u64,
+    pub last_error: i32,
 }
 
 pub struct DiskFs<S: StateArea, B: Disk> {
@@ -497,13 +500,15 @@ impl<S: StateArea, B: Disk> DiskFs<S, B> {
         Ok(())
     }
 
-    /// Writes back if the overlay has grown past its bound or memory is short (an error is
-    /// only logged: the data is safe in the overlay and the next write-back tries again).
+    /// Writes back if the overlay has grown past its bound or memory is short. An error is
+    /// only counted (the request it follows succeeded, and its data is safe in the overlay;
+    /// the next write-back tries again, and a `sync` or `fsync` reports it).
     fn writeback_if_full(&mut self) {
         let bytes = self.dirty_bytes();
         if bytes > DIRTY_LIMIT || (bytes > 0 && self.state.room() < DIRTY_LIMIT) {
             if let Err(e) = self.writeback() {
-                server_rt::log!("ext2: write-back failed: errno {}", e.0);
+                self.stats.writeback_errors += 1;
+                self.stats.last_error = e.0;
             }
         }
     }

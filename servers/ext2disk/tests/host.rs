@@ -119,6 +119,8 @@ struct DiskInner {
     image: Vec<u8>,
     writes: usize,
     flushes: usize,
+    /// Writes fail with EIO (a failing disk).
+    broken: bool,
 }
 
 /// The block server's disk, in memory: 512-byte blocks, a write cache.
@@ -154,6 +156,9 @@ impl Disk for MemDisk {
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), Errno> {
         let r = self.range(offset, data.len())?;
         let mut d = self.0.borrow_mut();
+        if d.broken {
+            return Err(Errno::EIO);
+        }
         d.image[r].copy_from_slice(data);
         d.writes += 1;
         Ok(())
@@ -714,5 +719,31 @@ fn bad_disks_are_refused_or_answered_with_errors() {
         let (fs, started) = DiskFs::start(area, MemDisk::new(good.clone()), ME, clock).unwrap();
         assert!(!started.remounted && fs.root().is_none(), "{what}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failing_disk_reports_eio_and_keeps_the_data() {
+    if !have("mke2fs") || !have("e2fsck") {
+        return;
+    }
+    let dir = scratch("broken");
+    let mut rig = Rig::new(mke2fs(&dir, 4096, 16, None));
+    apply(&mut rig, &Op::Create("f"), None);
+    apply(&mut rig, &Op::Write("f", 0, pattern(11, 50_000)), None);
+    rig.disk.0.borrow_mut().broken = true;
+    let f = rig.lookup("f").unwrap();
+    let (r, _) = rig.call(proto::FSYNC, [f, 0, 0, 0, 0, 0], &[], &[], 0);
+    assert_eq!(r, Errno::EIO.as_return(), "fsync reports the disk's error");
+    let (r, _) = rig.call(proto::SYNC, [0; 6], &[], &[], 0);
+    assert_eq!(r, Errno::EIO.as_return());
+    assert!(rig.fs.dirty_bytes() > 0, "the overlay keeps what the disk refused");
+    rig.restart();
+    assert_eq!(rig.read_all("f"), pattern(11, 50_000));
+    rig.disk.0.borrow_mut().broken = false;
+    let (r, _) = rig.call(proto::SYNC, [0; 6], &[], &[], 0);
+    assert_eq!(r, 0);
+    assert_eq!(rig.fs.dirty_bytes(), 0);
+    fsck(&dir, &rig.disk.image()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
