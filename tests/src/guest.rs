@@ -401,7 +401,7 @@ pub static TESTS: &[GuestTest] = &[
             "state: running\ninstance: 1\nrestarts: 0\npolicy: transparent",
             "'echo' instance 1 died: killed",
             "instance: 2\nlast-death: killed",
-            "blk blkc1 blkc2 blkc3 echo keeper linux ramfs relay supervisor testdriver tty vfs",
+            "blk blkc1 blkc2 blkc3 echo ext2 keeper linux ramfs relay supervisor testdriver tty vfs",
         ],
         ..GuestTest::DEFAULT
     },
