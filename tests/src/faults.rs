@@ -222,25 +222,26 @@ fn generate() -> Vec<GuestTest> {
             }
             let disk = on_disk(s);
             let transparent = |by: Injector| {
-                let end: &'static str = if disk { "UMOUNTED" } else { "@@POWEROFF 0" };
-                let (test, expect): (String, &'static [&'static str]) = match by {
-                    Injector::Guest => (
-                        format!("kill-{name}-during-workload"),
-                        Box::leak(Box::new(["reference: ", "kills: ", "WORKLOAD-MATCH", end, "@@POWEROFF 0"])),
-                    ),
+                let (test, mut expect): (String, Vec<&'static str>) = match by {
+                    Injector::Guest => {
+                        (format!("kill-{name}-during-workload"), vec!["reference: ", "kills: ", "WORKLOAD-MATCH"])
+                    }
                     Injector::Host => (
                         format!("kill-{name}-from-host"),
-                        Box::leak(Box::new([
+                        vec![
                             "reference: ",
                             leak(format!("control: {name} random 30 7: ok")),
                             leak(format!("control: {name} stop: ok")),
                             "kills: ",
                             "WORKLOAD-MATCH",
-                            end,
-                            "@@POWEROFF 0",
-                        ])),
+                        ],
                     ),
                 };
+                if disk {
+                    expect.push("UMOUNTED");
+                }
+                expect.push("@@POWEROFF 0");
+                let expect: &'static [&'static str] = expect.leak();
                 let place = if disk { &ON_DISK } else { &IN_TMP };
                 GuestTest {
                     name: leak(test),
