@@ -4,13 +4,18 @@
 #   just qemu-arm64          the same on AArch64
 #   just test                host unit tests + guest tests on both architectures
 #   just bench               boot time, IPC round trips, Cairn against Linux
+#   just bench-ext2          the disk file system against Linux's ext2 on the same image
 #   just bench-trace         what tracing costs (off, on, compiled out) and what its stream carries
 #   just trace -- 'CMD'      run CMD traced and analyze the IPC trace (ARCH=arm64 for AArch64)
+#   just rootdisk ARCH OUT   an ext2 disk image with the root file system (DISK=OUT boots from it)
 #
 # Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
 # APPEND="..." adds kernel command-line words (e.g. APPEND="test=ticks");
 # DISK=IMAGE attaches a raw disk image as a virtio-blk device (`just qemu-x86 DISK=disk.img`,
-# or `just DISK=disk.img qemu-arm64`; make one with `truncate -s 64M disk.img`);
+# or `just DISK=disk.img qemu-arm64`); if it holds an ext2 file system it is the root file
+# system (`root=/dev/vda`; APPEND="root=initramfs" keeps the initramfs, and the disk can be
+# mounted with `mount -t ext2 /dev/vda /mnt`). `just rootdisk x86_64 disk.img` makes one with
+# the BusyBox root file system; `truncate -s 64M disk.img` a blank one;
 # CONTROL=SOCKET opens the host's fault-injection channel as a Unix socket: from another
 # terminal, `socat - UNIX-CONNECT:SOCKET` and type `vfs kill`, `ramfs random 50 7`, `tty stop`...
 
@@ -28,9 +33,14 @@ qemu-x86 *ARGS: setup (kernel "x86_64") (initramfs "x86_64")
     set -euo pipefail
     disk="{{DISK}}"; control="{{CONTROL}}"
     for a in {{ARGS}}; do case "$a" in DISK=*) disk="${a#DISK=}" ;; CONTROL=*) control="${a#CONTROL=}" ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac; done
+    append="{{APPEND}}"
+    # A disk that holds an ext2 file system is the root file system, unless APPEND names one.
+    if [ -n "$disk" ] && [[ "$append" != *root=* ]] && [ "$(od -An -tx1 -j1080 -N2 "$disk" | tr -d ' \n')" = 53ef ]; then
+        append="$append root=/dev/vda"
+    fi
     cargo run -q --release -p tests --bin run -- --arch x86_64 \
         --kernel target/x86_64-unknown-none/release/kernel \
-        --initrd build/x86_64/initramfs.cpio --append "{{APPEND}}" ${disk:+--disk "$disk"} ${control:+--control "$control"}
+        --initrd build/x86_64/initramfs.cpio --append "$append" ${disk:+--disk "$disk"} ${control:+--control "$control"}
 
 # Boot AArch64 and drop into BusyBox sh on the serial console (`DISK=IMAGE` attaches a disk).
 qemu-arm64 *ARGS: setup (kernel "aarch64") (initramfs "aarch64")
@@ -38,9 +48,14 @@ qemu-arm64 *ARGS: setup (kernel "aarch64") (initramfs "aarch64")
     set -euo pipefail
     disk="{{DISK}}"; control="{{CONTROL}}"
     for a in {{ARGS}}; do case "$a" in DISK=*) disk="${a#DISK=}" ;; CONTROL=*) control="${a#CONTROL=}" ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac; done
+    append="{{APPEND}}"
+    # A disk that holds an ext2 file system is the root file system, unless APPEND names one.
+    if [ -n "$disk" ] && [[ "$append" != *root=* ]] && [ "$(od -An -tx1 -j1080 -N2 "$disk" | tr -d ' \n')" = 53ef ]; then
+        append="$append root=/dev/vda"
+    fi
     cargo run -q --release -p tests --bin run -- --arch aarch64 \
         --kernel build/aarch64/Image \
-        --initrd build/aarch64/initramfs.cpio --append "{{APPEND}}" ${disk:+--disk "$disk"} ${control:+--control "$control"}
+        --initrd build/aarch64/initramfs.cpio --append "$append" ${disk:+--disk "$disk"} ${control:+--control "$control"}
 
 # Lint, host unit tests (with loom), then every guest test on both architectures.
 test: setup lint (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")
@@ -51,6 +66,19 @@ test: setup lint (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs 
 # Benchmarks: boot time, IPC round trips, Cairn against stock Debian Linux (tests/guest/bench).
 bench ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64") (_bench-guest ARCH)
     cargo run -q --release -p tests --bin bench -- --arch {{ARCH}}
+
+# The disk file system against Linux's ext2 on the same image (tests/src/bin/bench-ext2.rs).
+bench-ext2 ARCH="all": setup (kernel "x86_64") (kernel "aarch64") (rootfs "x86_64") (rootfs "aarch64")
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "{{ARCH}}" in all) arches="x86_64 aarch64" ;; x86|amd64) arches=x86_64 ;; arm64|arm) arches=aarch64 ;; *) arches="{{ARCH}}" ;; esac
+    bash qemu/linux-modules.sh $arches >/dev/null
+    for arch in $arches; do
+        case "$arch" in x86_64) cc=gcc ;; aarch64) cc=aarch64-linux-gnu-gcc ;; esac
+        mkdir -p build/$arch/bench/ext2
+        "$cc" -O2 -static -Wall -Wextra -o build/$arch/bench/ext2/fsbench tests/guest/ext2/fsbench.c
+    done
+    cargo run -q --release -p tests --bin bench-ext2 -- --arch {{ARCH}}
 
 # Tracing's numbers: trace points off/on against a kernel with them compiled out, the port's
 # rate; and what the supervision machinery costs (against a kernel with it compiled out).
@@ -113,6 +141,11 @@ setup:
 kernel ARCH:
     @cargo build -q --release -p kernel --target {{ARCH}}-unknown-none
     @if [ "{{ARCH}}" = aarch64 ]; then mkdir -p build/aarch64 && "{{objcopy}}" -O binary target/aarch64-unknown-none/release/kernel build/aarch64/Image; fi
+
+# An ext2 disk image holding the base root file system (for `just qemu-x86 DISK=OUT`).
+rootdisk ARCH="x86_64" OUT="build/rootdisk.img" MIB="256": (rootfs ARCH)
+    bash tests/guest/ext2/mkimage.sh {{OUT}} 4096 {{MIB}} build/{{ARCH}}/rootfs
+    @echo "{{OUT}}: ext2, {{MIB}} MiB, root file system of {{ARCH}}"
 
 # The base root file system directory (BusyBox + /etc).
 rootfs ARCH:

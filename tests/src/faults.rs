@@ -10,6 +10,10 @@
 //! `random <ms> <seed>` to `/sys/kernel/servers/<name>/fault` (`kill-<name>-during-workload`),
 //! or the host test harness sends `<name> random <ms> <seed>` on the nucleus's control channel
 //! (`kill-<name>-from-host`, see `nucleus::control`).
+//! Servers on the disk's path (a driver of a block device, or a server that calls one: `blk`,
+//! `ext2`) run the workload on the ext2 file system of a disk made by `mke2fs`, mounted on
+//! `/mnt` and written back (`sync`) every round; the image must be `e2fsck -fn` clean after
+//! the final `umount`.
 //! What the policy promises is checked:
 //!
 //! * *transparent*: the faulted run's checksums equal the fault-free run's, byte for byte —
@@ -19,8 +23,8 @@
 //! * the Linux ABI server itself (*reset*): its processes die with it, and the new instance
 //!   starts `/init` again, which finds the files the first run left.
 
-use crate::guest::GuestTest;
-use server_rt::RestartPolicy;
+use crate::guest::{DiskSpec, GuestTest};
+use server_rt::{DeviceClass, RestartPolicy, VIRTIO_BLOCK};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -72,7 +76,30 @@ fn host_steps(server: &str) -> &'static [(&'static str, &'static str)] {
     ]))
 }
 
-fn transparent_script(server: &str, by: Injector) -> String {
+/// Where a fault test's workload runs: `/tmp` (ramfs), or for a server on the disk's path the
+/// ext2 file system of the test's disk, mounted on `/mnt`, written back every round.
+struct Place {
+    dir: &'static str,
+    setup: &'static str,
+    round_end: &'static str,
+    teardown: &'static str,
+}
+
+const IN_TMP: Place = Place { dir: "/tmp", setup: "", round_end: "", teardown: "" };
+const ON_DISK: Place = Place {
+    dir: "/mnt",
+    setup: "mkdir -p /mnt && mount -t ext2 /dev/vda /mnt || echo \"reference run failed: no mount\"",
+    round_end: "sync",
+    teardown: "sync\numount /mnt && echo UMOUNTED",
+};
+
+/// Whether `s`'s work needs the disk: it drives a block device, or calls a server that does.
+fn on_disk(s: &server_rt::ServerSpec) -> bool {
+    let drives = |s: &server_rt::ServerSpec| s.devices.contains(&DeviceClass::Virtio(VIRTIO_BLOCK));
+    drives(s) || s.may_call.iter().any(|n| server_table::SERVERS.iter().any(|t| t.name == *n && drives(t)))
+}
+
+fn transparent_script(server: &str, by: Injector, at: &Place) -> String {
     let (start, stop) = match by {
         Injector::Guest => (
             format!("echo random 30 7 > /sys/kernel/servers/{server}/fault"),
@@ -80,17 +107,20 @@ fn transparent_script(server: &str, by: Injector) -> String {
         ),
         Injector::Host => ("echo @@HOST-RANDOM".to_string(), "echo @@HOST-STOP".to_string()),
     };
+    let Place { dir, setup, round_end, teardown } = at;
     format!(
         r#"#!/bin/sh
 {WORKLOAD}
-work /tmp/ref ref || echo "reference run failed"
+{setup}
+work {dir}/ref ref || echo "reference run failed"
 echo "reference: $(wc -l < /tmp/sums.ref) files"
 before=$(sed -n 's/^instance: //p' /sys/kernel/servers/{server}/status)
 {start}
 round=0
 while :; do
     round=$((round + 1))
-    work /tmp/run run || echo "WORKLOAD-ERROR in round $round"
+    work {dir}/run run || echo "WORKLOAD-ERROR in round $round"
+    {round_end}
     cmp -s /tmp/sums.ref /tmp/sums.run || {{ echo "WORKLOAD-DIFFERS in round $round"; diff /tmp/sums.ref /tmp/sums.run | grep "^[-+][0-9a-f.]" | head -n 6; }}
     now=$(sed -n 's/^instance: //p' /sys/kernel/servers/{server}/status)
     [ $((now - before)) -ge {MIN_KILLS} ] && break
@@ -101,6 +131,7 @@ sleep 1
 now=$(sed -n 's/^instance: //p' /sys/kernel/servers/{server}/status)
 echo "kills: $((now - before)) in $round round(s)"
 cmp -s /tmp/sums.ref /tmp/sums.run && echo WORKLOAD-MATCH
+{teardown}
 "#
     )
 }
@@ -189,27 +220,40 @@ fn generate() -> Vec<GuestTest> {
                     ..GuestTest::DEFAULT
                 }];
             }
+            let disk = on_disk(s);
             let transparent = |by: Injector| {
-                let (test, expect): (String, &'static [&'static str]) = match by {
-                    Injector::Guest => (
-                        format!("kill-{name}-during-workload"),
-                        &["reference: ", "kills: ", "WORKLOAD-MATCH", "@@POWEROFF 0"],
-                    ),
+                let (test, mut expect): (String, Vec<&'static str>) = match by {
+                    Injector::Guest => {
+                        (format!("kill-{name}-during-workload"), vec!["reference: ", "kills: ", "WORKLOAD-MATCH"])
+                    }
                     Injector::Host => (
                         format!("kill-{name}-from-host"),
-                        Box::leak(Box::new([
+                        vec![
                             "reference: ",
                             leak(format!("control: {name} random 30 7: ok")),
                             leak(format!("control: {name} stop: ok")),
                             "kills: ",
                             "WORKLOAD-MATCH",
-                            "@@POWEROFF 0",
-                        ])),
+                        ],
                     ),
                 };
+                if disk {
+                    expect.push("UMOUNTED");
+                }
+                expect.push("@@POWEROFF 0");
+                let expect: &'static [&'static str] = expect.leak();
+                let place = if disk { &ON_DISK } else { &IN_TMP };
                 GuestTest {
                     name: leak(test),
-                    overlay: Box::leak(Box::new([("init", leak(transparent_script(name, by)), true)])),
+                    overlay: Box::leak(Box::new([("init", leak(transparent_script(name, by, place)), true)])),
+                    // On the disk's path: the workload's ext2 image, e2fsck-clean afterwards.
+                    disk: disk.then_some(DiskSpec {
+                        mib: crate::ext2::WORKLOAD_MIB,
+                        read_only: false,
+                        fill: Some(crate::ext2::workload_image),
+                        check: Some(crate::ext2::image_clean),
+                        root_fs: false,
+                    }),
                     expect,
                     forbid: &["WORKLOAD-ERROR", "WORKLOAD-DIFFERS", "reference run failed"],
                     timeout: Duration::from_secs(600),
@@ -245,10 +289,13 @@ mod tests {
     #[test]
     fn every_server_linux_reaches_has_a_test() {
         let names: Vec<&str> = tests().iter().map(|t| t.name).collect();
-        for s in ["linux", "vfs", "tty", "ramfs"] {
+        for s in ["linux", "vfs", "tty", "ramfs", "ext2", "blk"] {
             assert!(names.iter().any(|n| n.starts_with(&format!("kill-{s}-"))), "{s}: {names:?}");
         }
         assert!(!names.iter().any(|n| n.contains("echo")), "test servers are not in the workload's path");
+        let disk: Vec<&str> = tests().iter().filter(|t| t.disk.is_some()).map(|t| t.name).collect();
+        assert!(disk.iter().any(|n| n.starts_with("kill-ext2-")) && disk.iter().any(|n| n.starts_with("kill-blk-")));
+        assert!(!disk.iter().any(|n| n.starts_with("kill-vfs-")), "{disk:?}");
         for t in tests() {
             assert!(t.lint().is_empty(), "{:?}", t.lint());
         }

@@ -83,6 +83,9 @@ pub struct DiskSpec {
     pub read_only: bool,
     pub fill: Option<fn(&mut [u8])>,
     pub check: Option<DiskCheck>,
+    /// Instead of `fill`: an ext2 file system (`tests/guest/ext2/mkimage.sh`) holding the
+    /// test's root file system, the base directory plus the overlay, as the initramfs does.
+    pub root_fs: bool,
 }
 
 /// A check of a disk image after the run: `Err` says what is wrong.
@@ -91,7 +94,7 @@ pub type DiskCheck = fn(&[u8]) -> Result<(), String>;
 impl DiskSpec {
     /// A zero-filled, writable disk of `mib` MiB with no check.
     pub const fn zeroed(mib: u32) -> DiskSpec {
-        DiskSpec { mib, read_only: false, fill: None, check: None }
+        DiskSpec { mib, read_only: false, fill: None, check: None, root_fs: false }
     }
 }
 
@@ -222,7 +225,7 @@ macro_rules! conformance_init {
 
 /// The transcript's lines from `== PROG` through `== end N` (`\r` and `linux: ` kernel log lines
 /// removed) must equal `expected`, what Linux printed (`tests/guest/conformance/record.sh`).
-fn matches_linux(transcript: &str, prog: &str, expected: &str) -> Result<(), String> {
+pub(crate) fn matches_linux(transcript: &str, prog: &str, expected: &str) -> Result<(), String> {
     let text = transcript.replace('\r', "");
     let start = format!("== {prog}");
     let got: Vec<&str> = text
@@ -398,7 +401,7 @@ pub static TESTS: &[GuestTest] = &[
             "state: running\ninstance: 1\nrestarts: 0\npolicy: transparent",
             "'echo' instance 1 died: killed",
             "instance: 2\nlast-death: killed",
-            "blk blkc1 blkc2 blkc3 echo keeper linux ramfs relay supervisor testdriver tty vfs",
+            "blk blkc1 blkc2 blkc3 echo ext2 keeper linux ramfs relay supervisor testdriver tty vfs",
         ],
         ..GuestTest::DEFAULT
     },
@@ -554,7 +557,7 @@ pub static TESTS: &[GuestTest] = &[
     GuestTest {
         name: "blk-basic",
         append: "test=blk-basic",
-        disk: Some(DiskSpec { mib: 8, read_only: false, fill: Some(host_pattern), check: Some(basic_image_ok) }),
+        disk: Some(DiskSpec { mib: 8, read_only: false, fill: Some(host_pattern), check: Some(basic_image_ok), root_fs: false }),
         expect: &[
             "blk: virtio-blk, 8192 KiB, 512-byte blocks",
             "blk-basic: read the host's pattern across all 16384 sectors",
@@ -569,7 +572,7 @@ pub static TESTS: &[GuestTest] = &[
     GuestTest {
         name: "blk-read-only",
         append: "test=blk-read-only",
-        disk: Some(DiskSpec { mib: 4, read_only: true, fill: Some(host_pattern), check: Some(image_untouched) }),
+        disk: Some(DiskSpec { mib: 4, read_only: true, fill: Some(host_pattern), check: Some(image_untouched), root_fs: false }),
         expect: &[
             "blk: virtio-blk, 4096 KiB, 512-byte blocks, read-only",
             "blk-read-only: writes refused with EROFS, the host's data reads back",
@@ -1266,9 +1269,10 @@ pub fn select(arch: Arch, filter: Option<&str>) -> impl Iterator<Item = &'static
     all().filter(move |t| t.runs_on(arch) && filter.is_none_or(|f| t.name.contains(f)))
 }
 
-/// Every guest test: the table, then the fault-injection tests generated from the server table.
+/// Every guest test: the table, the fault-injection tests generated from the server table, and
+/// the disk file system's (`ext2.rs`).
 pub fn all() -> impl Iterator<Item = &'static GuestTest> {
-    TESTS.iter().chain(crate::faults::tests().iter())
+    TESTS.iter().chain(crate::faults::tests().iter()).chain(crate::ext2::tests().iter())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //!   ordered-substring checks;
 //! * [`guest`]: the table of guest tests;
 //! * [`faults`]: the fault-injection tests, generated from the server table;
+//! * [`ext2`]: the disk file system's tests (images made by `mke2fs`, checked by `e2fsck`);
 //! * [`suite`]: runs one table entry (initramfs, QEMU, verdict, log file).
 //!
 //! Nothing here knows the kernel's internals: the contract is the command line, the initramfs
@@ -15,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod ext2;
 pub mod faults;
 pub mod guest;
 pub mod qemu;

@@ -120,11 +120,14 @@ pub fn build_initramfs(t: &GuestTest, base: &Path, out: &Path) -> io::Result<usi
     Ok(tree.len())
 }
 
-/// Writes a fresh disk image for `t` (if it has a disk) at `path`.
-pub fn build_disk(t: &GuestTest, path: &Path) -> io::Result<()> {
+/// Writes a fresh disk image for `t` (if it has a disk) at `path`; `base` is the root file
+/// system directory (for a disk that holds the root file system).
+pub fn build_disk(t: &GuestTest, path: &Path, base: &Path) -> io::Result<()> {
     let Some(d) = t.disk else { return Ok(()) };
     let mut img = vec![0u8; d.mib as usize * 1024 * 1024];
-    if let Some(fill) = d.fill {
+    if d.root_fs {
+        crate::ext2::root_image(&mut img, base, t.overlay);
+    } else if let Some(fill) = d.fill {
         fill(&mut img);
     }
     if let Some(dir) = path.parent() {
@@ -203,7 +206,7 @@ pub fn run_test(t: &'static GuestTest, arch: Arch, setup: &Setup) -> TestResult 
     q.append = t.append.to_string();
     let disk = setup.disk_path(arch, t);
     if let Some(d) = t.disk {
-        if let Err(e) = build_disk(t, &disk) {
+        if let Err(e) = build_disk(t, &disk, setup.rootfs(arch)) {
             let why = format!("cannot make the disk image: {e}");
             write_log(&log, t, arch, "", &format!("FAIL: {why}"), None);
             return fail(why, String::new());

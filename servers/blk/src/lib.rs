@@ -237,7 +237,7 @@ pub fn main() {
         }
     };
     let c = dev.config();
-    let size_bytes = (c.sectors * SECTOR) & !(c.block_size as u64 - 1);
+    let size_bytes = c.sectors.saturating_mul(SECTOR) & !(c.block_size as u64 - 1);
     let flags = if c.read_only { INFO_READ_ONLY } else { 0 } | if c.flush { INFO_FLUSH } else { 0 };
     let info = BlkInfo {
         size_bytes,

@@ -395,14 +395,20 @@ impl<D: BlockDevice> Ext2<D> {
 
     pub fn statfs(&self) -> StatFs {
         let geo = &self.geo;
-        // Linux's ext2_statfs: the first data block, every group's bitmaps and inode table,
-        // and the superblock and descriptor copies (not the reserved descriptor blocks).
+        // As Linux's ext4 driver counts (it serves ext2 in Debian's kernels: ext4_statfs): the
+        // superblock's overhead count if mke2fs wrote one, else the first data block, every
+        // group's bitmaps and inode table, and the superblock, descriptor and reserved
+        // descriptor copies.
         let mut overhead = u64::from(geo.first_data_block);
         for g in 0..geo.groups {
             if geo.has_super(g) {
-                overhead += 1 + u64::from(geo.gdt_blocks);
+                overhead += 1 + u64::from(geo.gdt_blocks) + u64::from(geo.reserved_gdt_blocks);
             }
             overhead += 2 + u64::from(geo.inode_table_blocks);
+        }
+        let recorded = u64::from(self.sb.overhead_blocks());
+        if recorded != 0 && recorded < u64::from(geo.blocks_count) {
+            overhead = recorded;
         }
         let free = u64::from(self.sb.free_blocks_count());
         let uuid = self.sb.uuid();

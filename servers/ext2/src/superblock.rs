@@ -92,6 +92,8 @@ impl Superblock {
     field32!(inodes_count, set_inodes_count, 0);
     field32!(blocks_count, set_blocks_count, 4);
     field32!(r_blocks_count, set_r_blocks_count, 8);
+    // `s_overhead_clusters` (ext4's; mke2fs fills it in for ext2 too): blocks of metadata.
+    field32!(overhead_blocks, set_overhead_blocks, 584);
     field32!(free_blocks_count, set_free_blocks_count, 12);
     field32!(free_inodes_count, set_free_inodes_count, 16);
     field32!(first_data_block, set_first_data_block, 20);

@@ -320,6 +320,12 @@ const DEVICES: [(&str, u32, u32, u32); 9] = [
     ("ttyAMA0", abi::proto::S_IFCHR | 0o660, 4, 64),
 ];
 
+/// The disk's device number (`/dev/vda`: Linux's virtio-blk major, 254, minor 0).
+pub const DISK_RDEV: u64 = abi::proto::makedev(254, 0);
+
+/// The servers that hold file systems (`sync(2)` asks each to write everything back).
+pub const FILE_SERVERS: [&str; 2] = ["ramfs", "ext2"];
+
 /// Mounts `/dev` (devtmpfs with the devices), `/proc` and `/sys`, as an init system would
 /// before anything else runs, creating the directories if the initramfs lacks them. A mount
 /// that already exists (a restarted `vfs` kept its table) is left alone.
@@ -364,6 +370,13 @@ fn mount_system(l: &mut Linux) {
         let p = path.as_bytes();
         let rdev = abi::proto::makedev(major, minor);
         let _ = l.vfs(abi::proto::vfs::MKNOD, [0, p.len() as u64, mode as u64, rdev, root, 0], &[p], &mut []);
+    }
+    // The disk, if there is one (the nucleus starts `blk` only then).
+    let blk = l.k.servers().iter().position(|s| s.name == abi::proto::blk::SERVICE);
+    if blk.and_then(|i| l.k.server_info(i)).is_some_and(|i| i.instance > 0) {
+        let p = b"/dev/vda";
+        let mode = abi::proto::S_IFBLK | 0o660;
+        let _ = l.vfs(abi::proto::vfs::MKNOD, [0, p.len() as u64, mode as u64, DISK_RDEV, root, 0], &[p], &mut []);
     }
 }
 

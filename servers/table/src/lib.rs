@@ -14,7 +14,7 @@ const PRIO_SUPERVISOR: u8 = 0;
 const PRIO_SERVER: u8 = 1;
 const PRIO_CLIENT: u8 = 2;
 
-pub static SERVERS: [ServerSpec; 13] = [
+pub static SERVERS: [ServerSpec; 14] = [
     ServerSpec {
         name: "supervisor",
         entry: supervisor::main,
@@ -39,7 +39,7 @@ pub static SERVERS: [ServerSpec; 13] = [
         arena_bytes: 32 << 20,
         policy: RestartPolicy::Reset,
         serves: true,
-        may_call: &["vfs", "ramfs", "tty"],
+        may_call: &["vfs", "ramfs", "ext2", "tty"],
         // Started at boot; not during the nucleus's own tests (`test=` on the command line).
         autostart: true,
         supervisor: false,
@@ -72,7 +72,7 @@ pub static SERVERS: [ServerSpec; 13] = [
         arena_bytes: 4 << 20,
         policy: RestartPolicy::Transparent,
         serves: true,
-        may_call: &["ramfs"],
+        may_call: &["ramfs", "ext2"],
         autostart: true,
         supervisor: false,
         user_memory: false,
@@ -182,6 +182,27 @@ pub static SERVERS: [ServerSpec; 13] = [
         devices: &[DeviceClass::Virtio(VIRTIO_BLOCK)],
         // Sixteen 64 KiB request buffers, their headers and the virtqueue.
         dma_bytes: 2 << 20,
+    },
+    ServerSpec {
+        name: "ext2",
+        entry: ext2disk_server::main,
+        priority: PRIO_SERVER,
+        stack_bytes: 128 * 1024,
+        // The clean-block cache and one request's buffers: dirty blocks live in the state area.
+        arena_bytes: 16 << 20,
+        // Dirty blocks, open references and request records are in the state area, the rest
+        // on the disk: clients retry and never notice.
+        policy: RestartPolicy::Transparent,
+        serves: true,
+        may_call: &["blk"],
+        // Started always; without a disk it refuses mounts (ENXIO).
+        autostart: true,
+        supervisor: false,
+        user_memory: false,
+        // The write-back overlay (disk-shaped, sparse: pages only for dirty blocks).
+        state_bytes: ext2disk_server::store::STATE_BYTES,
+        devices: &[],
+        dma_bytes: 0,
     },
     blk_client("blkc1", selftest_servers::blkclient::main1),
     blk_client("blkc2", selftest_servers::blkclient::main2),

@@ -710,6 +710,7 @@ impl Vfs {
                 FileId(c.result as u64)
             }
             proto::FSTYPE_PROC | proto::FSTYPE_SYSFS => FileId::new(self.client, fstype as u32, 1),
+            proto::FSTYPE_EXT2 => self.mount_device(&source, flags, req.rid)?,
             _ => return Err(Errno::ENODEV),
         };
         let target = String::from_utf8_lossy(&self.path_of(&node).unwrap_or(target)).into_owned();
@@ -723,6 +724,16 @@ impl Vfs {
         });
         self.save();
         Ok(0)
+    }
+
+    /// Asks the disk file-system server to mount the file system on device `source`
+    /// (`/dev/vda`; the caller checked that it names the disk); its root.
+    fn mount_device(&self, source: &[u8], flags: u64, rid: u64) -> Result<FileId, Errno> {
+        let ext2 = self.k.servers().iter().position(|s| s.name == "ext2").ok_or(Errno::ENODEV)?;
+        let mut out = [0u8; core::mem::size_of::<Attr>()];
+        let args = [fsp::MOUNT_DEVICE, flags, source.len() as u64, 0, 0, 0];
+        let c = self.fs_call(FileId::new(ext2, 0, 0), fsp::MOUNT, args, &[source], &mut out, rid)?;
+        Ok(FileId(c.result as u64))
     }
 
     fn op_umount(&mut self, req: &Sqe) -> Result<i64, Errno> {
@@ -820,6 +831,9 @@ fn split(path: &[u8]) -> VecDeque<Vec<u8>> {
     path.split(|&b| b == b'/').filter(|c| !c.is_empty()).map(|c| c.to_vec()).collect()
 }
 
+/// The disk, as `root=` names it (the one virtio-blk device the `blk` server drives).
+const ROOT_DEVICE: &str = "/dev/vda";
+
 /// Server entry: the mount table from the state area, or a fresh one with the initramfs as
 /// the root.
 pub fn main() {
@@ -835,6 +849,25 @@ pub fn main() {
         _ => Mounts::default(),
     };
     let mut vfs = Vfs { k, mounts, client };
+    // `root=/dev/vda`: the root file system is the disk's (the initramfs if it cannot be
+    // mounted, as a rescue system).
+    if vfs.mounts.list.is_empty() && k.cmdline_get("root") == Some(ROOT_DEVICE) {
+        match vfs.mount_device(ROOT_DEVICE.as_bytes(), 0, 0) {
+            Ok(root) => {
+                vfs.mounts.list.push(Mount {
+                    fstype: proto::FSTYPE_EXT2,
+                    flags: 0,
+                    root,
+                    covers: root,
+                    source: ROOT_DEVICE.into(),
+                    target: "/".into(),
+                });
+                vfs.save();
+                log!("vfs: root file system: ext2 on {ROOT_DEVICE}");
+            }
+            Err(e) => log!("vfs: cannot mount {ROOT_DEVICE} as the root: errno {}; using the initramfs", e.0),
+        }
+    }
     if vfs.mounts.list.is_empty() {
         let ramfs = k.servers().iter().position(|s| s.name == "ramfs").unwrap_or(usize::MAX);
         let mut out = [0u8; core::mem::size_of::<Attr>()];

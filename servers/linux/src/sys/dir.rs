@@ -355,7 +355,8 @@ pub fn readlinkat(l: &mut Linux, c: &Ctx) -> Outcome {
     do_readlink(l, c, c.args[0], c.args[1], c.args[2], c.args[3])
 }
 
-/// mount(source, target, fstype, flags, data): tmpfs/ramfs, devtmpfs, proc and sysfs.
+/// mount(source, target, fstype, flags, data): tmpfs/ramfs, devtmpfs, proc, sysfs, and ext2 on
+/// the disk (`/dev/vda`).
 pub fn mount(l: &mut Linux, c: &Ctx) -> Outcome {
     let [source, target, fstype, flags, _data, _] = c.args;
     const MS_RDONLY: u64 = 1;
@@ -382,7 +383,14 @@ pub fn mount(l: &mut Linux, c: &Ctx) -> Outcome {
     };
     let Some(kind) = vfsp::fstype_from_name(&fstype) else { return Errno::ENODEV.into() };
     if kind == vfsp::FSTYPE_EXT2 {
-        return Errno::ENODEV.into(); // needs the block and ext2 servers
+        // The source must be the disk's block device node (the ext2 server serves that one).
+        let start = l.procs.get(&c.pid).map(|p| p.cwd).unwrap_or_default();
+        match l.resolve_file(c.pid, start, &source, vfsp::WALK_FOLLOW, Errno::ENOTBLK) {
+            Ok(a) if a.mode & abi::proto::S_IFMT != abi::proto::S_IFBLK => return Errno::ENOTBLK.into(),
+            Ok(a) if a.rdev != crate::DISK_RDEV => return Errno::ENXIO.into(),
+            Ok(_) => {}
+            Err(e) => return e.into(),
+        }
     }
     // Relative targets are the caller's cwd's business: make the path absolute.
     let target = if target.starts_with(b"/") {
@@ -438,7 +446,12 @@ pub fn umount2(l: &mut Linux, c: &Ctx) -> Outcome {
 
 pub fn sync(l: &mut Linux, _c: &Ctx) -> Outcome {
     let servers: Vec<usize> =
-        l.k.servers().iter().enumerate().filter(|(_, s)| s.name == "ramfs").map(|(i, _)| i).collect();
+        l.k.servers()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| crate::FILE_SERVERS.contains(&s.name))
+            .map(|(i, _)| i)
+            .collect();
     for s in servers {
         let _ = l.fs_buf(FileId::new(s, 0, 0), fsp::SYNC, [0; 6], &mut []);
     }
