@@ -690,8 +690,20 @@ impl Vfs {
         }
         let source = Self::path(req, 0, source_len)?;
         let target = Self::path(req, source_len, target_len)?;
-        let Found { node, .. } = self.walk_local(0, &target, true, cred)?;
-        let node = node.ok_or(Errno::ENOENT)?;
+        let found = match self.walk_local(0, &target, true, cred) {
+            // The target is the root of a `linux`-served mount (/proc, /sys): another mount of
+            // the same kind stacks on it, as on Linux (same contents, listed twice).
+            Err(Errno::EPERM) if matches!(fstype, proto::FSTYPE_PROC | proto::FSTYPE_SYSFS) => {
+                let same = self.mounts.list.iter().rev().find(|m| m.fstype == fstype && m.target.as_bytes() == target);
+                let Some(m) = same else { return Err(Errno::EPERM) };
+                let stacked = Mount { source: String::from_utf8_lossy(&source).into_owned(), flags, ..m.clone() };
+                self.mounts.list.push(stacked);
+                self.save();
+                return Ok(0);
+            }
+            r => r?,
+        };
+        let node = found.node.ok_or(Errno::ENOENT)?;
         if !node.attr.is_dir() {
             return Err(Errno::ENOTDIR);
         }

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* An address no program owns (volatile so that the compiler does not check it). */
@@ -48,6 +49,8 @@ static const char *err(int e) {
     case ENOTEMPTY: return "ENOTEMPTY";
     case ELOOP: return "ELOOP";
     case ENOTTY: return "ENOTTY";
+    case ENODATA: return "ENODATA";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
     default: {
         static char buf[32];
         snprintf(buf, sizeof buf, "errno %d", e);
@@ -86,6 +89,23 @@ static void contents(const char *what, const char *path) {
         if (*p == '\n')
             *p = '|';
     printf("%s: [%s]\n", what, buf);
+}
+
+static void contents_equal(const char *what, const char *a, const char *b) {
+    FILE *fa = fopen(a, "r"), *fb = fopen(b, "r");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb)
+            same = 0;
+        if (ca == EOF || cb == EOF)
+            break;
+    }
+    printf("%s: %s\n", what, same ? "yes" : "no");
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
 }
 
 static void write_file(const char *path, const char *text) {
@@ -458,6 +478,68 @@ static void big_io(void) {
     free(in);
 }
 
+/* copy_file_range, extended attributes (none stored here: ENODATA, EOPNOTSUPP), fadvise,
+ * and a second mount of proc on /proc. */
+static void more_calls(void) {
+    size_t len = 300000;
+    char *data = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        data[i] = (char)('a' + i % 26);
+    int src = open("cfr-src", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    write(src, data, len);
+    lseek(src, 0, SEEK_SET);
+    int dst = open("cfr-dst", O_RDWR | O_CREAT | O_TRUNC, 0644);
+    value("copy_file_range all (asking for 10 more)", copy_file_range(src, NULL, dst, NULL, len + 10, 0));
+    value("offsets after it: in", lseek(src, 0, SEEK_CUR));
+    value("offsets after it: out", lseek(dst, 0, SEEK_CUR));
+    contents_equal("same bytes", "cfr-src", "cfr-dst");
+    loff_t in = 10, out = 0;
+    value("copy 100 bytes at given offsets", copy_file_range(src, &in, dst, &out, 100, 0));
+    printf("given offsets moved to %ld and %ld; file offsets still %ld\n", (long)in, (long)out,
+           (long)lseek(src, 0, SEEK_CUR));
+    value("copy_file_range at the end of the input", copy_file_range(src, NULL, dst, NULL, 100, 0));
+    value("copy_file_range with flags 1", copy_file_range(src, NULL, dst, NULL, 1, 1));
+    in = 0;
+    out = 50;
+    value("copy_file_range overlapping in one file", copy_file_range(src, &in, src, &out, 100, 0));
+    int dir = open(".", O_RDONLY | O_DIRECTORY);
+    value("copy_file_range from a directory", copy_file_range(dir, NULL, dst, NULL, 1, 0));
+    close(dir);
+    int p[2];
+    pipe(p);
+    value("copy_file_range to a pipe", copy_file_range(src, NULL, p[1], NULL, 1, 0));
+    int app = open("cfr-dst", O_WRONLY | O_APPEND);
+    in = 0;
+    value("copy_file_range to an O_APPEND file", copy_file_range(src, &in, app, NULL, 1, 0));
+    close(app);
+
+    char buf[64];
+    value("getxattr user.test", getxattr("cfr-src", "user.test", buf, sizeof buf));
+    value("lgetxattr of a missing file", lgetxattr("no-such-file", "user.test", buf, sizeof buf));
+    value("fgetxattr user.test", fgetxattr(src, "user.test", buf, sizeof buf));
+    value("listxattr", listxattr("cfr-src", buf, sizeof buf));
+    value("setxattr user.test", setxattr("cfr-src", "user.test", "v", 1, 0));
+    value("removexattr user.test", removexattr("cfr-src", "user.test"));
+    value("getxattr with an empty name", getxattr("cfr-src", "", buf, sizeof buf));
+
+    printf("posix_fadvise SEQUENTIAL: %s\n", err(posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL)));
+    printf("posix_fadvise DONTNEED: %s\n", err(posix_fadvise(src, 0, 4096, POSIX_FADV_DONTNEED)));
+    printf("posix_fadvise on a pipe: %s\n", err(posix_fadvise(p[0], 0, 0, POSIX_FADV_NORMAL)));
+    printf("posix_fadvise advice 99: %s\n", err(posix_fadvise(src, 0, 0, 99)));
+    printf("posix_fadvise on a closed fd: %s\n", err(posix_fadvise(99, 0, 0, POSIX_FADV_NORMAL)));
+    close(p[0]);
+    close(p[1]);
+    close(src);
+    close(dst);
+    unlink("cfr-src");
+    unlink("cfr-dst");
+    free(data);
+
+    check("mount proc on /proc again", mount("proc", "/proc", "proc", 0, NULL));
+    check("umount it", umount("/proc"));
+    check("/proc/self/stat still there", access("/proc/self/stat", R_OK));
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     umask(022);
@@ -477,6 +559,7 @@ int main(void) {
     fs();
     unlinked_open();
     big_io();
+    more_calls();
     chdir("/");
     umount("/work");
     return 0;

@@ -24,6 +24,7 @@ pub mod stat;
 pub mod timer;
 pub mod timerfd;
 pub mod unix;
+pub mod xattr;
 
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;
@@ -148,6 +149,7 @@ fn handler(name: &str) -> Option<Handler> {
         "pwrite64" => rw::pwrite64,
         "lseek" => rw::lseek,
         "sendfile" => rw::sendfile,
+        "copy_file_range" => rw::copy_file_range,
         // descriptors
         "open" => open::open,
         "openat" => open::openat,
@@ -165,6 +167,19 @@ fn handler(name: &str) -> Option<Handler> {
         "timerfd_gettime" => timerfd::timerfd_gettime,
         "signalfd" => signalfd::signalfd,
         "signalfd4" => signalfd::signalfd4,
+        "getxattr" => xattr::getxattr,
+        "lgetxattr" => xattr::lgetxattr,
+        "fgetxattr" => xattr::fgetxattr,
+        "listxattr" => xattr::listxattr,
+        "llistxattr" => xattr::llistxattr,
+        "flistxattr" => xattr::flistxattr,
+        "setxattr" => xattr::setxattr,
+        "lsetxattr" => xattr::lsetxattr,
+        "fsetxattr" => xattr::fsetxattr,
+        "removexattr" => xattr::removexattr,
+        "lremovexattr" => xattr::lremovexattr,
+        "fremovexattr" => xattr::fremovexattr,
+        "fadvise64" => xattr::fadvise64,
         "socket" => unix::socket,
         "socketpair" => unix::socketpair,
         "bind" => unix::bind,
