@@ -527,6 +527,13 @@ static void more_calls(void) {
     printf("posix_fadvise on a pipe: %s\n", err(posix_fadvise(p[0], 0, 0, POSIX_FADV_NORMAL)));
     printf("posix_fadvise advice 99: %s\n", err(posix_fadvise(src, 0, 0, 99)));
     printf("posix_fadvise on a closed fd: %s\n", err(posix_fadvise(99, 0, 0, POSIX_FADV_NORMAL)));
+    value("sync_file_range WRITE", sync_file_range(src, 0, 4096, SYNC_FILE_RANGE_WRITE));
+    value("sync_file_range WAIT_BEFORE|WRITE|WAIT_AFTER",
+          sync_file_range(src, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER));
+    value("sync_file_range with flags 8", sync_file_range(src, 0, 0, 8));
+    value("sync_file_range at offset -1", sync_file_range(src, -1, 0, SYNC_FILE_RANGE_WRITE));
+    value("sync_file_range on a pipe", sync_file_range(p[0], 0, 0, SYNC_FILE_RANGE_WRITE));
+    value("sync_file_range on a closed fd", sync_file_range(99, 0, 0, SYNC_FILE_RANGE_WRITE));
     close(p[0]);
     close(p[1]);
     close(src);

@@ -150,6 +150,7 @@ fn handler(name: &str) -> Option<Handler> {
         "lseek" => rw::lseek,
         "sendfile" => rw::sendfile,
         "copy_file_range" => rw::copy_file_range,
+        "sync_file_range" => dir::sync_file_range,
         // descriptors
         "open" => open::open,
         "openat" => open::openat,
