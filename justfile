@@ -8,6 +8,7 @@
 #   just bench-trace         what tracing costs (off, on, compiled out) and what its stream carries
 #   just trace -- 'CMD'      run CMD traced and analyze the IPC trace (ARCH=arm64 for AArch64)
 #   just rootdisk ARCH OUT   an ext2 disk image with the root file system (DISK=OUT boots from it)
+#   just debian-root         a Debian bookworm root on an ext2 image (DISK=build/debian.img)
 #
 # Variables: OVERLAY=DIR adds DIR's files to the guest's initial root file system;
 # APPEND="..." adds kernel command-line words (e.g. APPEND="test=ticks");
@@ -146,6 +147,10 @@ kernel ARCH:
 rootdisk ARCH="x86_64" OUT="build/rootdisk.img" MIB="256": (rootfs ARCH)
     bash tests/guest/ext2/mkimage.sh {{OUT}} 4096 {{MIB}} build/{{ARCH}}/rootfs
     @echo "{{OUT}}: ext2, {{MIB}} MiB, root file system of {{ARCH}}"
+
+# A Debian bookworm (minbase) root on an ext2 image, x86_64: `just qemu-x86 DISK=build/debian.img`.
+debian-root OUT="build/debian.img" MIB="1024": setup (kernel "x86_64")
+    bash qemu/debian-root.sh {{OUT}} {{MIB}}
 
 # The base root file system directory (BusyBox + /etc).
 rootfs ARCH:

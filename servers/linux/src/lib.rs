@@ -384,9 +384,17 @@ fn mount_system(l: &mut Linux) {
 pub fn main() {
     let mut l = Linux::new();
     mount_system(&mut l);
-    let init = l.k.cmdline_get("init").unwrap_or("/init");
-    let exists = l.resolve(0, abi::proto::FileId(0), init.as_bytes(), abi::proto::vfs::WALK_FOLLOW, 0).is_ok();
-    let init = if exists { init } else { "/bin/sh" };
+    // `init=` if given, else as Linux looks: the initramfs's /init, then the usual places.
+    let exists = |l: &mut Linux, path: &str| {
+        l.resolve(0, abi::proto::FileId(0), path.as_bytes(), abi::proto::vfs::WALK_FOLLOW, 0).is_ok()
+    };
+    let init = match l.k.cmdline_get("init") {
+        Some(i) if exists(&mut l, i) => i,
+        _ => ["/init", "/sbin/init", "/etc/init", "/bin/init"]
+            .into_iter()
+            .find(|p| exists(&mut l, p))
+            .unwrap_or("/bin/sh"),
+    };
     match process::spawn_init(&mut l, init) {
         Ok(pid) => log!("linux: started {init} as pid {pid}"),
         Err(e) => {
