@@ -133,6 +133,21 @@ pub enum Anon {
     Epoll(Rc<RefCell<crate::sys::epoll::Epoll>>),
 }
 
+/// An object this server implements itself, taken out of an open file (a clone, so that no
+/// borrow of the description is held while it is served).
+pub enum Local {
+    Socket(crate::sys::unix::SocketRef),
+    Anon(Anon),
+}
+
+pub fn local_object(file: &FileRef) -> Option<Local> {
+    match &file.borrow().object {
+        Object::Socket(s) => Some(Local::Socket(s.clone())),
+        Object::Anon(a) => Some(Local::Anon(a.clone())),
+        _ => None,
+    }
+}
+
 impl Anon {
     /// The name /proc/<pid>/fd shows (`anon_inode:[eventfd]`...).
     pub fn name(&self) -> &'static str {

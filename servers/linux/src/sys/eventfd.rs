@@ -72,7 +72,7 @@ pub fn read(
     let value = {
         let e = e.borrow();
         if e.count == 0 {
-            return if nonblock { Err(Errno::EAGAIN) } else { Ok(None) };
+            return crate::sys::rw::nothing_yet(nonblock);
         }
         if e.semaphore {
             1

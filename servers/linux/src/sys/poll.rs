@@ -5,7 +5,7 @@
 //! With nothing ready and time left the call answers `Block` and is run again when something
 //! changes (or a tick passes).
 
-use crate::files::{Anon, Device, FileRef, Object};
+use crate::files::{local_object, Anon, Device, FileRef, Local, Object};
 use crate::process::{read_bytes, write_bytes};
 use crate::sys::signal::with_wait_mask;
 use crate::{Ctx, Linux, Outcome, Pid};
@@ -32,11 +32,11 @@ fn readiness(l: &mut Linux, pid: Pid, tid: Pid, fd: u64) -> u16 {
 /// signalfd's depend on who asks); an epoll instance `depth` levels down looks no deeper than
 /// `epoll::MAX_NESTING`.
 pub fn readiness_of(l: &mut Linux, pid: Pid, tid: Pid, file: &FileRef, depth: u32) -> u16 {
-    let anon = match &file.borrow().object {
-        Object::Anon(a) => Some(a.clone()),
-        _ => None,
-    };
-    if let Some(a) = anon {
+    if let Some(local) = local_object(file) {
+        let a = match local {
+            Local::Socket(s) => return crate::sys::unix::readiness(&s),
+            Local::Anon(a) => a,
+        };
         return match a {
             Anon::EventFd(e) => {
                 let e = e.borrow();
@@ -66,13 +66,6 @@ pub fn readiness_of(l: &mut Linux, pid: Pid, tid: Pid, file: &FileRef, depth: u3
                 }
             }
         };
-    }
-    let socket = match &file.borrow().object {
-        Object::Socket(s) => Some(s.clone()),
-        _ => None,
-    };
-    if let Some(s) = socket {
-        return crate::sys::unix::readiness(&s);
     }
     let object = &file.borrow().object;
     match object {

@@ -7,7 +7,7 @@
 //! the server loop runs the call again when something changes. A bad buffer is EFAULT and
 //! loses no pipe data, because the range is checked before anything is taken.
 
-use crate::files::{Anon, Device, FileRef, Object};
+use crate::files::{local_object, Anon, Device, FileRef, Local, Object};
 use crate::process::{check_user_range, read_bytes, write_bytes};
 use crate::{Ctx, Linux, Outcome};
 use abi::proto::{fs as fsp, tty as ttyp, FileId, S_IFDIR, S_IFMT, S_IFREG};
@@ -27,6 +27,16 @@ pub const IO_MAX: usize = 1 << 20;
 /// The most one read or write of a regular file moves (Linux's MAX_RW_COUNT): it is split
 /// into requests of [`IO_MAX`] until one comes back short.
 pub const RW_MAX: usize = 0x7fff_f000;
+
+/// What a read that finds nothing answers: EAGAIN for a non-blocking one, `None` (wait)
+/// otherwise.
+pub fn nothing_yet(nonblock: bool) -> Result<Option<usize>, Errno> {
+    if nonblock {
+        Err(Errno::EAGAIN)
+    } else {
+        Ok(None)
+    }
+}
 
 /// The open file behind descriptor `fd` of the caller.
 pub fn file_of(l: &Linux, c: &Ctx, fd: u64) -> Result<FileRef, Errno> {
@@ -103,22 +113,12 @@ pub fn read_into(
         return Ok(Some(done));
     }
     let len = len.min(IO_MAX);
-    let anon = match &file.borrow().object {
-        Object::Anon(a) => Some(a.clone()),
-        _ => None,
-    };
-    let socket = match &file.borrow().object {
-        Object::Socket(s) => Some(s.clone()),
-        _ => None,
-    };
-    if let Some(s) = socket {
-        return crate::sys::unix::read(l, c, file, &s, buf, len);
-    }
-    match anon {
-        Some(Anon::EventFd(e)) => return crate::sys::eventfd::read(l, c, &e, nonblock, buf, len),
-        Some(Anon::TimerFd(t)) => return crate::sys::timerfd::read(l, c, &t, nonblock, buf, len),
-        Some(Anon::SignalFd(s)) => return crate::sys::signalfd::read(l, c, &s, nonblock, buf, len),
-        Some(Anon::Epoll(_)) => return Err(Errno::EINVAL),
+    match local_object(file) {
+        Some(Local::Socket(s)) => return crate::sys::unix::read(l, c, file, &s, buf, len),
+        Some(Local::Anon(Anon::EventFd(e))) => return crate::sys::eventfd::read(l, c, &e, nonblock, buf, len),
+        Some(Local::Anon(Anon::TimerFd(t))) => return crate::sys::timerfd::read(l, c, &t, nonblock, buf, len),
+        Some(Local::Anon(Anon::SignalFd(s))) => return crate::sys::signalfd::read(l, c, &s, nonblock, buf, len),
+        Some(Local::Anon(Anon::Epoll(_))) => return Err(Errno::EINVAL),
         None => {}
     }
     check_user_range(l, c.pid, buf, len, true)?;
@@ -250,20 +250,12 @@ pub fn write_from(l: &mut Linux, c: &Ctx, file: &FileRef, buf: u64, len: usize, 
         };
         return l.tty(ttyp::WRITE, [len as u64, 0, 0, 0, 0, 0], grant).map(|r| r.result).into();
     }
-    let anon = match &file.borrow().object {
-        Object::Anon(a) => Some(a.clone()),
-        _ => None,
-    };
-    let socket = match &file.borrow().object {
-        Object::Socket(s) => Some(s.clone()),
-        _ => None,
-    };
-    if let Some(s) = socket {
-        return crate::sys::unix::write(l, c, file, &s, buf, len);
-    }
-    match anon {
-        Some(Anon::EventFd(e)) => return crate::sys::eventfd::write(l, c, &e, flags & O_NONBLOCK != 0, buf, len),
-        Some(_) => return Errno::EINVAL.into(),
+    match local_object(file) {
+        Some(Local::Socket(s)) => return crate::sys::unix::write(l, c, file, &s, buf, len),
+        Some(Local::Anon(Anon::EventFd(e))) => {
+            return crate::sys::eventfd::write(l, c, &e, flags & O_NONBLOCK != 0, buf, len)
+        }
+        Some(Local::Anon(_)) => return Errno::EINVAL.into(),
         None => {}
     }
     let pipe = match &file.borrow().object {

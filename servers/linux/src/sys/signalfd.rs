@@ -118,7 +118,7 @@ pub fn read(
         out.extend_from_slice(&record(&info));
     }
     if out.is_empty() {
-        return if nonblock { Err(Errno::EAGAIN) } else { Ok(None) };
+        return crate::sys::rw::nothing_yet(nonblock);
     }
     // The signals are taken: a bad buffer loses them, as on Linux.
     write_bytes(l, c.pid, buf, &out)?;

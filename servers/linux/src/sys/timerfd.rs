@@ -169,7 +169,7 @@ pub fn read(
         t.expirations
     };
     if n == 0 {
-        return if nonblock { Err(Errno::EAGAIN) } else { Ok(None) };
+        return crate::sys::rw::nothing_yet(nonblock);
     }
     write_bytes(l, c.pid, buf, &n.to_le_bytes())?;
     t.borrow_mut().expirations = 0;
