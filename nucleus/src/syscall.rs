@@ -41,7 +41,9 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
         u.frame = frame;
         // User code may change its thread pointer without a system call (TPIDR_EL0 on
         // AArch64): the register itself is the truth while the thread is in the kernel.
-        u.tp = arch::syscall::thread_pointer();
+        if arch::syscall::USER_WRITES_THREAD_POINTER {
+            u.tp = arch::syscall::thread_pointer();
+        }
         true
     });
     if !is_user {
