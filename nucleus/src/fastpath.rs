@@ -22,7 +22,7 @@ type Guard = MutexGuard<'static, State>;
 /// Cleared by `fastpath=off` on the command line (to measure the slow path).
 pub static ENABLED: AtomicBool = AtomicBool::new(true);
 
-pub fn call(mut st: Guard, cur: usize, e: usize, sqe: &Sqe, blocked: TaskState) -> Result<(), Guard> {
+pub fn call(mut st: Guard, cur: usize, e: usize, req: &Sqe, tag: u64, blocked: TaskState) -> Result<(), Guard> {
     if !ENABLED.load(Ordering::Relaxed) {
         return Err(st);
     }
@@ -31,7 +31,9 @@ pub fn call(mut st: Guard, cur: usize, e: usize, sqe: &Sqe, blocked: TaskState) 
     if !ep.queue.is_empty() || !matches!(st.task(server).state, TaskState::BlockedReceive { .. }) {
         return Err(st);
     }
-    st.task(server).request = Some(*sqe);
+    // The one copy of the request: into the server's slot, stamped with the caller's tag.
+    let slot = st.task(server).request.insert(*req);
+    slot.tag = tag;
     st.task(cur).state = blocked;
     sched::switch_to(st, server);
     Ok(())

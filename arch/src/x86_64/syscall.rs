@@ -4,7 +4,9 @@
 //! `syscall` leaves the user stack pointer in place, so the entry swaps GS to the per-CPU area,
 //! parks the user RSP there, loads the running task's kernel stack top, and builds the same
 //! [`TrapFrame`] an interrupt would (vector [`SYSCALL_VECTOR`]). From then on a system call is
-//! just another trap: one dispatcher, one return path (`iretq`), one frame layout for signals.
+//! just another trap: one dispatcher, one return path, one frame layout for signals. The return
+//! path leaves with `sysretq` when the frame allows it (RCX = RIP, R11 = RFLAGS, a lower-half
+//! RIP: see `trap_return`), with `iretq` otherwise.
 
 use super::gdt::{self, USER_CS, USER_DS};
 use super::io::{rdmsr, wrmsr};
