@@ -35,27 +35,58 @@ pub fn call(cap: CapRef, req: &Sqe) -> Result<Cqe, IpcError> {
     })
 }
 
-/// A call the nucleus makes on a thread's behalf (system calls): no capability, the endpoint
-/// is named by index.
-pub fn call_endpoint(e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
+/// A call the nucleus makes for a user thread's trap (system calls, faults): no capability,
+/// the endpoint is named by index. The critical section that sends also records `frame` as
+/// the thread's current trap frame (what the server reads and rewrites meanwhile), and the one
+/// that takes the reply clears it again: one lock for each, not three. Also answers whether
+/// the server arranged an `execve` to apply (`UserCtx::exec`). `NotPermitted` for a task that
+/// is not a user thread.
+pub fn call_user(e: usize, req: &Sqe, frame: *mut arch::trap::TrapFrame) -> (Result<Cqe, IpcError>, bool) {
     arch::cpu::without_interrupts(|| {
-        let st = sched::lock();
+        let mut st = sched::lock();
         let cur = sched::current();
         match st.endpoints.get(e).and_then(|x| x.as_ref()) {
             Some(ep) if ep.server.is_some() => {}
-            _ => return Err(IpcError::ServerDied),
+            _ => return (Err(IpcError::ServerDied), false),
         }
-        send_and_wait(st, cur, e, req)
+        let Some(u) = st.task(cur).user.as_mut() else { return (Err(IpcError::NotPermitted), false) };
+        u.frame = frame;
+        // User code may change its thread pointer without a system call (TPIDR_EL0 on
+        // AArch64): the register itself is the truth while the thread is in the kernel.
+        if arch::syscall::USER_WRITES_THREAD_POINTER {
+            u.tp = arch::syscall::thread_pointer();
+        }
+        let (r, mut st) = send(st, cur, e, req);
+        let u = st.task(cur).user.as_mut().expect("user thread");
+        u.frame = core::ptr::null_mut();
+        let exec = u.exec.is_some();
+        (r.and_then(|()| take_reply(st, cur)), exec)
     })
 }
 
-fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
+fn send_and_wait(st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
+    let (r, st) = send(st, cur, e, req);
+    r?;
+    take_reply(st, cur)
+}
+
+/// Sends `req` on endpoint `e` and waits until the reply (or the server's death) is in the
+/// caller's `reply` slot; returns with the lock held again either way.
+#[inline(always)]
+fn send(
+    mut st: MutexGuard<'static, State>,
+    cur: usize,
+    e: usize,
+    req: &Sqe,
+) -> (Result<(), IpcError>, MutexGuard<'static, State>) {
     // Most calls lend nothing: keep the (large) checked grant off their path.
     if req.grant.is_none() {
         st.task(cur).grant = None;
     } else {
-        let grant = crate::grant::check_grant(&mut st, cur, &req.grant)?;
-        st.task(cur).grant = grant;
+        match crate::grant::check_grant(&mut st, cur, &req.grant) {
+            Ok(grant) => st.task(cur).grant = grant,
+            Err(err) => return (Err(err), st),
+        }
     }
     if !cfg!(feature = "nosupervise") {
         // Ticks, not the clock: one load, and the 2 s deadline needs no finer grain.
@@ -66,24 +97,23 @@ fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: 
     let blocked = TaskState::BlockedReply { endpoint: e, tag };
     crate::trace::trace!(@hook send_hook; &mut *st as *mut State, cur, e, req as *const Sqe, tag);
     // The fast path copies `req` once, straight into the server's request slot.
-    let st = match fastpath::call(st, cur, e, req, tag, blocked) {
-        Ok(()) => sched::lock(),
+    match fastpath::call(st, cur, e, req, tag, blocked) {
+        Ok(()) => (Ok(()), sched::lock()),
         Err(mut st) => {
             let mut sqe = *req;
             sqe.tag = tag;
             let ep = st.endpoints[e].as_mut().expect("resolved endpoint");
             if ep.queue.try_push(sqe).is_err() {
-                return Err(IpcError::Full);
+                return (Err(IpcError::Full), st);
             }
             let server = ep.server.expect("resolved endpoint has a server").index;
             if matches!(st.task(server).state, TaskState::BlockedReceive { .. }) {
                 st.make_ready(server);
             }
             sched::block_current(st, blocked);
-            sched::lock()
+            (Ok(()), sched::lock())
         }
-    };
-    take_reply(st, cur)
+    }
 }
 
 /// The trace hook of a send: the syscall's enter record (for a user thread's system call) and
