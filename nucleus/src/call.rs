@@ -38,7 +38,7 @@ pub fn call(cap: CapRef, req: &Sqe) -> Result<Cqe, IpcError> {
 /// A call the nucleus makes for a user thread's trap (system calls, faults): no capability,
 /// the endpoint is named by index. The critical section that sends also records `frame` as
 /// the thread's current trap frame (what the server reads and rewrites meanwhile), and the one
-/// that takes the reply clears it again: one lock for each, not three. Also answers whether
+/// that takes the reply clears it again: one lock in each direction instead of two. Also answers whether
 /// the server arranged an `execve` to apply (`UserCtx::exec`). `NotPermitted` for a task that
 /// is not a user thread.
 pub fn call_user(e: usize, req: &Sqe, frame: *mut arch::trap::TrapFrame) -> (Result<Cqe, IpcError>, bool) {
@@ -117,11 +117,11 @@ fn send(
 }
 
 /// The trace hook of a send: the syscall's enter record (for a user thread's system call) and
-/// the send record. Called with tracing on, from `send_and_wait`, which holds the scheduler
+/// the send record. Called with tracing on, from `send`, which holds the scheduler
 /// lock (`state`) and borrows `sqe` (whose tag is still the caller's: the nucleus's is `tag`)
 /// until the hook returns.
 extern "C" fn send_hook(state: u64, cur: u64, e: u64, sqe: u64, tag: u64, _: u64) {
-    // SAFETY: `send_and_wait` passes the state behind the guard it holds and the `Sqe` it was
+    // SAFETY: `send` passes the state behind the guard it holds and the `Sqe` it was
     // given, and touches neither until this returns.
     let (st, sqe) = unsafe { (&mut *(state as *mut State), &*(sqe as *const Sqe)) };
     trace_send(st, cur as usize, e as usize, sqe, tag);

@@ -1,12 +1,14 @@
 //! The IPC fast path (seL4 style): when the other side is already waiting, switch straight to
 //! it instead of going through the run queues.
 //!
-//! * `call`: the server is blocked in `receive` and nothing is queued before us → hand the
-//!   request to the server's `request` slot, block the caller on the reply, switch to the server.
+//! * `call`: the server is blocked in `receive` and nothing is queued before us → copy the
+//!   caller's request into the server's `request` slot (its one copy on the way in; the tag is
+//!   stamped there), block the caller on the reply, switch to the server.
 //! * `reply_and_wait`: the caller is blocked on exactly this reply and no request (or
 //!   notification) is queued →
 //!   the reply is already in the caller's slot; block the server in `receive`, switch to the
-//!   caller.
+//!   caller. When the server runs again, `call::reply_and_receive_into` finds the next request
+//!   in its slot and copies it into the serving loop's buffer, without the receive loop.
 //!
 //! Every other case returns the lock to the caller, which takes the slow path. Both functions
 //! are short on purpose: they are what the round-trip benchmark measures.
