@@ -74,6 +74,12 @@ impl Kernel for NucleusApi {
         call::reply_and_receive_timeout(reply, ns)
     }
 
+    fn reply_and_receive_into(&self, reply: &Cqe, ns: u64, next: &mut Sqe) -> Result<bool, IpcError> {
+        inject::checkpoint();
+        let until = if ns == u64::MAX { u64::MAX } else { arch::timer::now_ns().saturating_add(ns) };
+        call::reply_and_receive_into(reply, until, next)
+    }
+
     fn reply(&self, reply: &Cqe) -> Result<(), IpcError> {
         inject::checkpoint();
         call::reply(reply)

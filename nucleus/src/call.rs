@@ -35,81 +35,106 @@ pub fn call(cap: CapRef, req: &Sqe) -> Result<Cqe, IpcError> {
     })
 }
 
-/// A call the nucleus makes on a thread's behalf (system calls): no capability, the endpoint
-/// is named by index.
-pub fn call_endpoint(e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
+/// A call the nucleus makes for a user thread's trap (system calls, faults): no capability,
+/// the endpoint is named by index. The critical section that sends also records `frame` as
+/// the thread's current trap frame (what the server reads and rewrites meanwhile), and the one
+/// that takes the reply clears it again: one lock in each direction instead of two. Also answers whether
+/// the server arranged an `execve` to apply (`UserCtx::exec`). `NotPermitted` for a task that
+/// is not a user thread.
+pub fn call_user(e: usize, req: &Sqe, frame: *mut arch::trap::TrapFrame) -> (Result<Cqe, IpcError>, bool) {
     arch::cpu::without_interrupts(|| {
-        let st = sched::lock();
+        let mut st = sched::lock();
         let cur = sched::current();
         match st.endpoints.get(e).and_then(|x| x.as_ref()) {
             Some(ep) if ep.server.is_some() => {}
-            _ => return Err(IpcError::ServerDied),
+            _ => return (Err(IpcError::ServerDied), false),
         }
-        send_and_wait(st, cur, e, req)
+        let Some(u) = st.task(cur).user.as_mut() else { return (Err(IpcError::NotPermitted), false) };
+        u.frame = frame;
+        // User code may change its thread pointer without a system call (TPIDR_EL0 on
+        // AArch64): the register itself is the truth while the thread is in the kernel.
+        if arch::syscall::USER_WRITES_THREAD_POINTER {
+            u.tp = arch::syscall::thread_pointer();
+        }
+        let (r, mut st) = send(st, cur, e, req);
+        let u = st.task(cur).user.as_mut().expect("user thread");
+        u.frame = core::ptr::null_mut();
+        let exec = u.exec.is_some();
+        (r.and_then(|()| take_reply(st, cur)), exec)
     })
 }
 
-fn send_and_wait(mut st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
+fn send_and_wait(st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
+    let (r, st) = send(st, cur, e, req);
+    r?;
+    take_reply(st, cur)
+}
+
+/// Sends `req` on endpoint `e` and waits until the reply (or the server's death) is in the
+/// caller's `reply` slot; returns with the lock held again either way.
+#[inline(always)]
+fn send(
+    mut st: MutexGuard<'static, State>,
+    cur: usize,
+    e: usize,
+    req: &Sqe,
+) -> (Result<(), IpcError>, MutexGuard<'static, State>) {
     // Most calls lend nothing: keep the (large) checked grant off their path.
     if req.grant.is_none() {
         st.task(cur).grant = None;
     } else {
-        let grant = crate::grant::check_grant(&mut st, cur, &req.grant)?;
-        st.task(cur).grant = grant;
+        match crate::grant::check_grant(&mut st, cur, &req.grant) {
+            Ok(grant) => st.task(cur).grant = grant,
+            Err(err) => return (Err(err), st),
+        }
     }
     if !cfg!(feature = "nosupervise") {
         // Ticks, not the clock: one load, and the 2 s deadline needs no finer grain.
         st.task(cur).call_started_tick = crate::time::ticks();
     }
-    let mut sqe = *req;
-    sqe.tag = st.task(cur).next_tag();
+    let tag = st.task(cur).next_tag();
     st.task(cur).reply = None;
-    let blocked = TaskState::BlockedReply { endpoint: e, tag: sqe.tag };
-    crate::trace::trace!(@hook send_hook; &mut *st as *mut State, cur, e, &sqe as *const Sqe);
-    let st = match fastpath::call(st, cur, e, &sqe, blocked) {
-        Ok(()) => sched::lock(),
+    let blocked = TaskState::BlockedReply { endpoint: e, tag };
+    crate::trace::trace!(@hook send_hook; &mut *st as *mut State, cur, e, req as *const Sqe, tag);
+    // The fast path copies `req` once, straight into the server's request slot.
+    match fastpath::call(st, cur, e, req, tag, blocked) {
+        Ok(()) => (Ok(()), sched::lock()),
         Err(mut st) => {
+            let mut sqe = *req;
+            sqe.tag = tag;
             let ep = st.endpoints[e].as_mut().expect("resolved endpoint");
             if ep.queue.try_push(sqe).is_err() {
-                return Err(IpcError::Full);
+                return (Err(IpcError::Full), st);
             }
             let server = ep.server.expect("resolved endpoint has a server").index;
             if matches!(st.task(server).state, TaskState::BlockedReceive { .. }) {
                 st.make_ready(server);
             }
             sched::block_current(st, blocked);
-            sched::lock()
+            (Ok(()), sched::lock())
         }
-    };
-    take_reply(st, cur)
+    }
 }
 
 /// The trace hook of a send: the syscall's enter record (for a user thread's system call) and
-/// the send record. Called with tracing on, from `send_and_wait`, which holds the scheduler
-/// lock (`state`) and owns `sqe` until the hook returns.
-extern "C" fn send_hook(state: u64, cur: u64, e: u64, sqe: u64, _: u64, _: u64) {
-    // SAFETY: `send_and_wait` passes the state behind the guard it holds and a pointer to its
-    // own `Sqe`, and touches neither until this returns.
+/// the send record. Called with tracing on, from `send`, which holds the scheduler
+/// lock (`state`) and borrows `sqe` (whose tag is still the caller's: the nucleus's is `tag`)
+/// until the hook returns.
+extern "C" fn send_hook(state: u64, cur: u64, e: u64, sqe: u64, tag: u64, _: u64) {
+    // SAFETY: `send` passes the state behind the guard it holds and the `Sqe` it was
+    // given, and touches neither until this returns.
     let (st, sqe) = unsafe { (&mut *(state as *mut State), &*(sqe as *const Sqe)) };
-    trace_send(st, cur as usize, e as usize, sqe);
+    trace_send(st, cur as usize, e as usize, sqe, tag);
 }
 
-fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe) {
+fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe, tag: u64) {
     use ipc::trace::TraceKind;
     let t = st.task(cur);
     if t.user.is_some() && sqe.flags == server_rt::user_request::SYSCALL {
-        crate::trace::record(TraceKind::SyscallEnter, cur, e as u32, sqe.opcode, sqe.tag, sqe.args[0], arch_id());
+        crate::trace::record(TraceKind::SyscallEnter, cur, e as u32, sqe.opcode, tag, sqe.args[0], arch_id());
     }
     let serving = t.serving;
-    crate::trace::record(
-        TraceKind::Send,
-        cur,
-        e as u32,
-        sqe.opcode,
-        sqe.tag,
-        core::mem::size_of::<Sqe>() as u64,
-        serving,
-    );
+    crate::trace::record(TraceKind::Send, cur, e as u32, sqe.opcode, tag, core::mem::size_of::<Sqe>() as u64, serving);
 }
 
 /// The architecture id used in trace records (0 = x86_64, 1 = aarch64).
@@ -209,38 +234,44 @@ pub fn receive_timeout(ns: u64) -> Result<Option<Sqe>, IpcError> {
 }
 
 pub(crate) fn receive_until(until_ns: u64) -> Result<Option<Sqe>, IpcError> {
-    arch::cpu::without_interrupts(|| {
-        let mut st = sched::lock();
-        let cur = sched::current();
-        loop {
-            let e = st.task(cur).endpoint.ok_or(IpcError::NoSuchCap)?;
-            if let Some(n) = take_notification(&mut st, cur) {
-                return Ok(Some(n));
-            }
-            if let Some(sqe) = st.task(cur).request.take() {
-                let r = received(&mut st, cur, e, &sqe);
-                let out = Ok(Some(sqe));
-                r.trace();
-                return out;
-            }
-            if let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
-                // A queued request whose caller died meanwhile is dropped here.
-                if caller_waiting(&mut st, e, sqe.tag) {
-                    let r = received(&mut st, cur, e, &sqe);
-                    let out = Ok(Some(sqe));
-                    r.trace();
-                    return out;
-                }
-                continue;
-            }
-            if until_ns != u64::MAX && arch::timer::now_ns() >= until_ns {
-                return Ok(None);
-            }
-            sched::block_current(st, TaskState::BlockedReceive { until_ns });
-            crate::inject::checkpoint(); // woken, perhaps to suffer an injected fault
-            st = sched::lock();
+    let mut sqe = Sqe::default();
+    let got = arch::cpu::without_interrupts(|| receive_locked(sched::lock(), until_ns, &mut sqe))?;
+    Ok(got.then_some(sqe))
+}
+
+/// The receive loop, entered with the lock held: the next request into `out` (`Ok(true)`),
+/// blocking while there is none, at most until `until_ns` (then `Ok(false)`).
+fn receive_locked(mut st: MutexGuard<'static, State>, until_ns: u64, out: &mut Sqe) -> Result<bool, IpcError> {
+    let cur = sched::current();
+    loop {
+        let e = st.task(cur).endpoint.ok_or(IpcError::NoSuchCap)?;
+        if let Some(n) = take_notification(&mut st, cur) {
+            *out = n;
+            return Ok(true);
         }
-    })
+        if let Some(sqe) = st.task(cur).request.take() {
+            let r = received(&mut st, cur, e, &sqe);
+            *out = sqe;
+            r.trace();
+            return Ok(true);
+        }
+        if let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
+            // A queued request whose caller died meanwhile is dropped here.
+            if caller_waiting(&mut st, e, sqe.tag) {
+                let r = received(&mut st, cur, e, &sqe);
+                *out = sqe;
+                r.trace();
+                return Ok(true);
+            }
+            continue;
+        }
+        if until_ns != u64::MAX && arch::timer::now_ns() >= until_ns {
+            return Ok(false);
+        }
+        sched::block_current(st, TaskState::BlockedReceive { until_ns });
+        crate::inject::checkpoint(); // woken, perhaps to suffer an injected fault
+        st = sched::lock();
+    }
 }
 
 /// The next request, if one is waiting (never blocks).
@@ -310,26 +341,45 @@ pub fn reply_and_receive_timeout(reply: &Cqe, ns: u64) -> Result<Option<Sqe>, Ip
 }
 
 fn reply_and_receive_until(reply: &Cqe, until_ns: u64) -> Result<Option<Sqe>, IpcError> {
-    let direct = arch::cpu::without_interrupts(|| {
+    let mut sqe = Sqe::default();
+    Ok(reply_and_receive_into(reply, until_ns, &mut sqe)?.then_some(sqe))
+}
+
+/// Answers `reply`, then the next request into `out` (`Ok(true)`), waiting at most until
+/// `until_ns` (then `Ok(false)`). On the fast path (the caller waits for exactly this reply,
+/// nothing is queued) the server switches straight to the caller; when it runs again, a
+/// request handed over by the fast path is in its `request` slot and is copied once, into
+/// `out`. A bad reply must not lose the server's turn: it still receives next.
+pub fn reply_and_receive_into(reply: &Cqe, until_ns: u64, out: &mut Sqe) -> Result<bool, IpcError> {
+    arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let cur = sched::current();
-        let caller = match deliver(&mut st, cur, reply) {
-            Ok(c) => c,
+        let st = match deliver(&mut st, cur, reply) {
+            Ok(caller) => match fastpath::reply_and_wait(st, cur, caller, until_ns) {
+                Ok(()) => {
+                    let mut st = sched::lock();
+                    let t = st.task(cur);
+                    if let (Some(e), Some(sqe)) = (t.endpoint, t.request.take()) {
+                        if t.notify_bits == 0 {
+                            let r = received(&mut st, cur, e, &sqe);
+                            *out = sqe;
+                            r.trace();
+                            return Ok(true);
+                        }
+                        st.task(cur).request = Some(sqe); // the notification goes first
+                    }
+                    st
+                }
+                Err(mut st) => {
+                    st.make_ready(caller);
+                    st
+                }
+            },
+            Err(IpcError::BadTag) => st,
             Err(e) => return Err(e),
         };
-        match fastpath::reply_and_wait(st, cur, caller, until_ns) {
-            Ok(()) => Ok(true),
-            Err(mut st) => {
-                st.make_ready(caller);
-                Ok(false)
-            }
-        }
-    });
-    match direct {
-        // A bad reply must not lose the server's turn: it still receives next.
-        Err(IpcError::BadTag) | Ok(_) => receive_until(until_ns),
-        Err(e) => Err(e),
-    }
+        receive_locked(st, until_ns, out)
+    })
 }
 
 /// A capability for endpoint `name`, if the current server's spec lists it.

@@ -365,7 +365,21 @@ fn release(t: &mut Table, i: usize) {
             arch::dev::irq_mask(line);
         }
     }
+    restore_bars(&d);
     reset(&d);
+}
+
+/// Writes a PCI function's BAR and ROM registers back as the firmware left them. A driver
+/// killed between sizing a BAR (all ones written, the size mask read back) and restoring it
+/// leaves the function decoding at the mask: the reset below would miss its registers, and
+/// every later driver would read the mask as the address and be refused its window (seen as
+/// a `blk` crash loop in `kill-blk-from-host`). First, so that the reset reaches the device.
+fn restore_bars(d: &Device) {
+    let Ok(bus) = pci_bus(d) else { return };
+    for (b, &value) in d.bars.iter().enumerate().take(6) {
+        arch::dev::config_write(bus, pci::BAR0 + 4 * b as u16, value);
+    }
+    arch::dev::config_write(bus, pci::ROM, d.bars[6]);
 }
 
 /// Stops device `d` from doing anything more (interrupts, DMA).

@@ -1,12 +1,14 @@
 //! The IPC fast path (seL4 style): when the other side is already waiting, switch straight to
 //! it instead of going through the run queues.
 //!
-//! * `call`: the server is blocked in `receive` and nothing is queued before us → hand the
-//!   request to the server's `request` slot, block the caller on the reply, switch to the server.
+//! * `call`: the server is blocked in `receive` and nothing is queued before us → copy the
+//!   caller's request into the server's `request` slot (its one copy on the way in; the tag is
+//!   stamped there), block the caller on the reply, switch to the server.
 //! * `reply_and_wait`: the caller is blocked on exactly this reply and no request (or
 //!   notification) is queued →
 //!   the reply is already in the caller's slot; block the server in `receive`, switch to the
-//!   caller.
+//!   caller. When the server runs again, `call::reply_and_receive_into` finds the next request
+//!   in its slot and copies it into the serving loop's buffer, without the receive loop.
 //!
 //! Every other case returns the lock to the caller, which takes the slow path. Both functions
 //! are short on purpose: they are what the round-trip benchmark measures.
@@ -22,7 +24,7 @@ type Guard = MutexGuard<'static, State>;
 /// Cleared by `fastpath=off` on the command line (to measure the slow path).
 pub static ENABLED: AtomicBool = AtomicBool::new(true);
 
-pub fn call(mut st: Guard, cur: usize, e: usize, sqe: &Sqe, blocked: TaskState) -> Result<(), Guard> {
+pub fn call(mut st: Guard, cur: usize, e: usize, req: &Sqe, tag: u64, blocked: TaskState) -> Result<(), Guard> {
     if !ENABLED.load(Ordering::Relaxed) {
         return Err(st);
     }
@@ -31,7 +33,9 @@ pub fn call(mut st: Guard, cur: usize, e: usize, sqe: &Sqe, blocked: TaskState) 
     if !ep.queue.is_empty() || !matches!(st.task(server).state, TaskState::BlockedReceive { .. }) {
         return Err(st);
     }
-    st.task(server).request = Some(*sqe);
+    // The one copy of the request: into the server's slot, stamped with the caller's tag.
+    let slot = st.task(server).request.insert(*req);
+    slot.tag = tag;
     st.task(cur).state = blocked;
     sched::switch_to(st, server);
     Ok(())

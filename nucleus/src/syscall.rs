@@ -35,29 +35,27 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
     let e = linux_endpoint().ok_or(IpcError::ServerDied)?;
     // The server sees this thread now: a pending interrupt request is answered by this one.
     crate::user::take_interrupt(cur);
-    let is_user = arch::cpu::without_interrupts(|| {
-        let mut st = sched::lock();
-        let Some(u) = st.task(cur).user.as_mut() else { return false };
-        u.frame = frame;
-        // User code may change its thread pointer without a system call (TPIDR_EL0 on
-        // AArch64): the register itself is the truth while the thread is in the kernel.
-        u.tp = arch::syscall::thread_pointer();
-        true
-    });
-    if !is_user {
-        return Err(IpcError::NotPermitted); // only user threads make system calls
-    }
     // A full ring (more threads calling at once than it holds) is back-pressure: wait a turn.
-    let result = loop {
-        match call::call_endpoint(e, sqe) {
-            Err(IpcError::Full) => sched::yield_now(),
-            r => break r.map(|c| c.result),
+    // (Only user threads make system calls: `NotPermitted` otherwise.)
+    let (result, exec) = loop {
+        match call::call_user(e, sqe, frame) {
+            (Err(IpcError::Full), _) => sched::yield_now(),
+            r => break r,
         }
     };
+    if exec {
+        apply_exec(cur, frame);
+    }
+    result.map(|c| c.result)
+}
+
+/// Applies the `execve` the server arranged during the system call that is returning: the
+/// thread's new address space, FP state and registers.
+#[cold]
+fn apply_exec(cur: usize, frame: &mut TrapFrame) {
     arch::cpu::without_interrupts(|| {
         let mut st = sched::lock();
         let u = st.task(cur).user.as_mut().expect("user thread");
-        u.frame = core::ptr::null_mut();
         if let Some((space, pc, sp)) = u.exec.take() {
             u.aspace = space;
             u.tp = 0;
@@ -71,7 +69,6 @@ fn request(frame: &mut TrapFrame, sqe: &Sqe) -> Result<i64, IpcError> {
             crate::user::fpu_claim(cur);
         }
     });
-    result
 }
 
 pub fn on_syscall(frame: &mut TrapFrame) {

@@ -36,6 +36,10 @@ pub fn set_kernel_stack(top: u64) {
     KERNEL_STACK_TOP.store(top, Ordering::Relaxed);
 }
 
+/// Whether user code can change its thread pointer without a system call: yes, TPIDR_EL0 is
+/// writable at EL0, so a system call reads it back ([`thread_pointer`]).
+pub const USER_WRITES_THREAD_POINTER: bool = true;
+
 /// The user thread-pointer register (TPIDR_EL0).
 pub fn set_thread_pointer(v: u64) {
     // SAFETY: TPIDR_EL0 is a plain register the kernel does not use itself.

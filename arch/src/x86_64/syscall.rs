@@ -4,7 +4,9 @@
 //! `syscall` leaves the user stack pointer in place, so the entry swaps GS to the per-CPU area,
 //! parks the user RSP there, loads the running task's kernel stack top, and builds the same
 //! [`TrapFrame`] an interrupt would (vector [`SYSCALL_VECTOR`]). From then on a system call is
-//! just another trap: one dispatcher, one return path (`iretq`), one frame layout for signals.
+//! just another trap: one dispatcher, one return path, one frame layout for signals. The return
+//! path leaves with `sysretq` when the frame allows it (RCX = RIP, R11 = RFLAGS, a lower-half
+//! RIP: see `trap_return`), with `iretq` otherwise.
 
 use super::gdt::{self, USER_CS, USER_DS};
 use super::io::{rdmsr, wrmsr};
@@ -79,9 +81,22 @@ pub fn set_kernel_stack(top: u64) {
     gdt::set_kernel_stack(top);
 }
 
+/// Whether user code can change its thread pointer without a system call. Not on x86_64:
+/// FS base is written only by `wrmsr` (CR4.FSGSBASE stays clear), so the kernel's record of it
+/// is the truth and a system call need not read it back.
+pub const USER_WRITES_THREAD_POINTER: bool = false;
+
+/// The FS base last written (`u64::MAX`: none yet), so that switching back to the thread whose
+/// value is loaded (a system call's round trip through a server) skips the `wrmsr`.
+static FS_BASE_LOADED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(u64::MAX);
+
 /// The user thread-pointer register (FS base on x86_64).
 pub fn set_thread_pointer(v: u64) {
-    wrmsr(MSR_FS_BASE, v);
+    use core::sync::atomic::Ordering;
+    if FS_BASE_LOADED.load(Ordering::Relaxed) != v {
+        wrmsr(MSR_FS_BASE, v);
+        FS_BASE_LOADED.store(v, Ordering::Relaxed);
+    }
 }
 
 pub fn thread_pointer() -> u64 {

@@ -103,6 +103,23 @@ trap_return:
     pop rax
     test qword ptr [rsp + 24], 3
     jz 2f
+    // Back to user mode. `sysretq` is much cheaper than `iretq` (under TCG too) and gives
+    // exactly the state the frame describes when RCX holds the return RIP and R11 the RFLAGS
+    // (as `syscall` left them, unless the server replaced the registers) and the RIP is in the
+    // lower half (a non-canonical RCX would fault in ring 0, on the user stack). CS and SS come
+    // from STAR: the user selectors (see `syscall::init`).
+    cmp rcx, [rsp + 16]
+    jne 1f
+    cmp r11, [rsp + 32]
+    jne 1f
+    mov r11, rcx
+    shr r11, 47
+    mov r11, [rsp + 32]
+    jnz 1f
+    swapgs
+    mov rsp, [rsp + 40]
+    sysretq
+1:
     swapgs
 2:
     add rsp, 16

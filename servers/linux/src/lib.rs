@@ -263,13 +263,16 @@ impl Linux {
             // Interval timers wake the server too.
             let wait = self.wait_ns();
             let next = if wait == u64::MAX { self.k.receive().map(Some) } else { self.k.receive_timeout(wait) };
-            let mut next = match next {
-                Ok(n) => n,
+            let (mut sqe, mut have) = match next {
+                Ok(Some(n)) => (n, true),
+                Ok(None) => (Sqe::default(), false),
                 Err(e) => panic!("linux: receive failed: {e}"),
             };
             // While requests answer at once and nothing waits, answer and take the next request
-            // in one step: the nucleus switches straight to the caller (its fast path).
-            while let Some(sqe) = next.take() {
+            // in one step: the nucleus switches straight to the caller (its fast path) and
+            // writes the next request into `sqe`.
+            while have {
+                have = false;
                 sys::timer::fire(self);
                 if sqe.is_notification() {
                     self.on_tty_notice();
@@ -291,8 +294,8 @@ impl Linux {
                         // With requests blocked, wake within a tick anyway to look at them.
                         let wait = self.wait_ns();
                         let reply = Cqe { tag: sqe.tag, result, ..Default::default() };
-                        match self.k.reply_and_receive_timeout(&reply, wait) {
-                            Ok(r) => next = r,
+                        match self.k.reply_and_receive_into(&reply, wait, &mut sqe) {
+                            Ok(got) => have = got,
                             Err(e) => panic!("linux: receive failed: {e}"),
                         }
                     }

@@ -360,6 +360,19 @@ pub trait Kernel: Sync {
     fn reply_and_receive(&self, reply: &Cqe) -> Result<Sqe, IpcError>;
     /// Answers, then waits at most `ns` for the next request (`Ok(None)` when the time is up).
     fn reply_and_receive_timeout(&self, reply: &Cqe, ns: u64) -> Result<Option<Sqe>, IpcError>;
+    /// [`reply_and_receive_timeout`](Kernel::reply_and_receive_timeout) with the next request
+    /// written into `next` (`Ok(true)`; `Ok(false)` when the time is up, `next` untouched):
+    /// the nucleus copies the request once, straight from the caller's submission, instead of
+    /// returning it through several frames. `ns == u64::MAX` waits for good. What serving
+    /// loops on the fast path use.
+    fn reply_and_receive_into(&self, reply: &Cqe, ns: u64, next: &mut Sqe) -> Result<bool, IpcError> {
+        let r = if ns == u64::MAX {
+            self.reply_and_receive(reply).map(Some)
+        } else {
+            self.reply_and_receive_timeout(reply, ns)
+        };
+        Ok(r?.map(|r| *next = r).is_some())
+    }
     /// Answers request `tag` without waiting.
     fn reply(&self, reply: &Cqe) -> Result<(), IpcError>;
     /// Copies out of the memory granted with request `tag` (which this server is serving),

@@ -90,9 +90,8 @@ pub fn main() {
             _ => -38, // ENOSYS
         };
         let reply = Cqe { tag: req.tag, result, ..Default::default() };
-        req = match k.reply_and_receive(&reply) {
-            Ok(r) => r,
-            Err(e) => panic!("echo: receive failed: {e}"),
-        };
+        if let Err(e) = k.reply_and_receive_into(&reply, u64::MAX, &mut req) {
+            panic!("echo: receive failed: {e}");
+        }
     }
 }
