@@ -46,15 +46,6 @@ impl PipeBuf {
         self.len == 0
     }
 
-    /// Appends `data` (at most the free space: callers check).
-    pub fn extend(&mut self, data: &[u8]) {
-        let n = data.len().min(PIPE_CAPACITY - self.len);
-        let _ = self.push_with(n, |at, piece| {
-            piece.copy_from_slice(&data[at..at + piece.len()]);
-            Ok::<(), ()>(())
-        });
-    }
-
     /// Appends `n` bytes (at most the free space) that `fill` writes straight into the ring, in
     /// at most two pieces (`fill(offset in the n bytes, piece)`). If `fill` fails, nothing is
     /// appended.
@@ -123,6 +114,14 @@ impl Pipe {
         self.buf.pop_with(n, sink)?;
         self.out_seq += 1;
         Ok(())
+    }
+
+    /// Appends `data` (at most the free space: callers check).
+    pub fn extend(&mut self, data: &[u8]) {
+        let _ = self.push_with(data.len(), |at, piece| {
+            piece.copy_from_slice(&data[at..at + piece.len()]);
+            Ok::<(), ()>(())
+        });
     }
 }
 

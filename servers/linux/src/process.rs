@@ -682,6 +682,11 @@ pub fn read_cstr(l: &Linux, pid: Pid, mut va: u64, max: usize) -> Result<String,
     String::from_utf8(out).map_err(|_| Errno::EINVAL)
 }
 
+/// The little-endian word at `at` in bytes copied from user memory (0 past the end).
+pub fn word_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
 /// Maps the not-yet-touched pages of `[va, va+len)` that a VMA allows (as a fault would).
 pub fn populate(l: &Linux, pid: Pid, va: u64, len: usize, write: bool) -> Result<(), Errno> {
     check_user_range(l, pid, va, len, write)?;

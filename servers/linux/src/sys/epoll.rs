@@ -20,8 +20,9 @@
 
 use crate::files::{Anon, Device, FileRef, Object, OpenFile};
 use crate::process::{read_bytes, write_bytes};
+use crate::sys::open::install_object;
 use crate::sys::poll::{event_seq, readiness_of};
-use crate::sys::rw::{file_of, O_RDWR};
+use crate::sys::rw::file_of;
 use crate::{Ctx, Linux, Outcome};
 use abi::syscall::layout::{EPOLL_EVENT_DATA_AT, EPOLL_EVENT_SIZE};
 use abi::Errno;
@@ -101,9 +102,7 @@ pub fn epoll_create1(l: &mut Linux, c: &Ctx) -> Outcome {
 
 fn create(l: &mut Linux, c: &Ctx, flags: u64) -> Outcome {
     let object = Object::Anon(Anon::Epoll(Rc::new(RefCell::new(Epoll::default()))));
-    let file = OpenFile::new(object, O_RDWR, &l.releases);
-    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
-    p.fds.open(file, flags & EPOLL_CLOEXEC != 0).map(|fd| fd as i64).into()
+    install_object(l, c.pid, object, flags).map(|fd| fd as i64).into()
 }
 
 fn epoll_of(file: &FileRef) -> Option<Rc<RefCell<Epoll>>> {

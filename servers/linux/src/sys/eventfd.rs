@@ -3,9 +3,9 @@
 //! `EFD_SEMAPHORE`: takes 1), blocking or EAGAIN while it is 0; reads and writes move exactly
 //! eight bytes. Readable while the counter is above 0, writable while 1 more fits.
 
-use crate::files::{Anon, Object, OpenFile};
+use crate::files::{Anon, Object};
 use crate::process::{read_bytes, write_bytes};
-use crate::sys::rw::{O_NONBLOCK, O_RDWR};
+use crate::sys::open::install_object;
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;
 use alloc::rc::Rc;
@@ -51,10 +51,7 @@ fn create(l: &mut Linux, c: &Ctx, initval: u64, flags: u64) -> Outcome {
     }
     let counter = EventFd { count: initval & 0xffff_ffff, semaphore: flags & EFD_SEMAPHORE != 0, ..EventFd::default() };
     let object = Object::Anon(Anon::EventFd(Rc::new(RefCell::new(counter))));
-    let status = O_RDWR | (flags as u32 & O_NONBLOCK);
-    let file = OpenFile::new(object, status, &l.releases);
-    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
-    p.fds.open(file, flags & EFD_CLOEXEC != 0).map(|fd| fd as i64).into()
+    install_object(l, c.pid, object, flags).map(|fd| fd as i64).into()
 }
 
 /// read(2) of an eventfd: `None` while it would block.

@@ -91,9 +91,13 @@ pub fn time(l: &mut Linux, c: &Ctx) -> Outcome {
 
 /// A `struct timespec` from user memory, in ns (EINVAL if it is negative or not normalized).
 pub fn read_timespec(l: &Linux, pid: Pid, va: u64) -> Result<u64, Errno> {
-    let b = read_bytes(l, pid, va, 16)?;
-    let s = i64::from_le_bytes(b[..8].try_into().unwrap_or_default());
-    let ns = i64::from_le_bytes(b[8..].try_into().unwrap_or_default());
+    timespec_ns(&read_bytes(l, pid, va, 16)?)
+}
+
+/// The 16 bytes of a `struct timespec`, in ns (EINVAL if negative or not normalized).
+pub fn timespec_ns(b: &[u8]) -> Result<u64, Errno> {
+    let s = i64::from_le_bytes(b.get(..8).and_then(|w| w.try_into().ok()).unwrap_or_default());
+    let ns = i64::from_le_bytes(b.get(8..16).and_then(|w| w.try_into().ok()).unwrap_or_default());
     if s < 0 || !(0..1_000_000_000).contains(&ns) {
         return Err(Errno::EINVAL);
     }

@@ -19,7 +19,7 @@
 //! Only regular files are lockable here; a lock on a pipe, terminal or device is `EINVAL`.
 
 use crate::files::{Object, OpenFile};
-use crate::process::{read_bytes, write_bytes};
+use crate::process::{read_bytes, word_at, write_bytes};
 use crate::sys::rw::{O_ACCMODE, O_RDWR, O_WRONLY};
 use crate::{Ctx, Linux, Outcome, Pid};
 use abi::proto::FileId;
@@ -193,10 +193,6 @@ fn lockable(l: &Linux, c: &Ctx, fd: u64) -> Result<(Rc<RefCell<OpenFile>>, FileI
     Ok((file, id, flags))
 }
 
-fn word(b: &[u8], at: usize) -> i64 {
-    b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, i64::from_le_bytes)
-}
-
 /// fcntl's lock commands on `fd` with `struct flock` at `arg`.
 pub fn fcntl(l: &mut Linux, c: &Ctx, fd: u64, cmd: u64, arg: u64) -> Outcome {
     match fcntl_lock(l, c, fd, cmd, arg) {
@@ -213,7 +209,7 @@ fn fcntl_lock(l: &mut Linux, c: &Ctx, fd: u64, cmd: u64, arg: u64) -> Result<Out
     let b = read_bytes(l, c.pid, arg, FLOCK_LEN)?;
     let ltype = u16::from_le_bytes([b[0], b[1]]);
     let whence = u16::from_le_bytes([b[2], b[3]]);
-    let (lstart, len) = (word(&b, 8), word(&b, 16));
+    let (lstart, len) = (word_at(&b, 8) as i64, word_at(&b, 16) as i64);
     let lpid = i32::from_le_bytes([b[24], b[25], b[26], b[27]]);
     let ofd = matches!(cmd, F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW);
     if ofd && lpid != 0 {

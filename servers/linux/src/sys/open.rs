@@ -7,7 +7,7 @@ use crate::files::{new_pipe, Device, Fd, Object, OpenFile};
 use crate::fsclient::Resolved;
 use crate::process::{read_cstr, write_bytes};
 use crate::sys::fifo;
-use crate::sys::rw::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_WRONLY};
+use crate::sys::rw::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_RDWR, O_WRONLY};
 use crate::sys::AT_FDCWD;
 use crate::{Ctx, Linux, Outcome};
 use abi::proto::{vfs as vfsp, FileId, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK};
@@ -133,6 +133,15 @@ pub fn open(l: &mut Linux, c: &Ctx) -> Outcome {
 
 pub fn openat(l: &mut Linux, c: &Ctx) -> Outcome {
     do_open(l, c, c.args[0], c.args[1], c.args[2] as u32, c.args[3] as u32)
+}
+
+/// A descriptor of `pid` for a new object of this server (a socket, an eventfd...), open
+/// read-write, with the `O_NONBLOCK` and `O_CLOEXEC` bits of `flags` (what SOCK_, EFD_, TFD_,
+/// SFD_ and EPOLL_ NONBLOCK and CLOEXEC are too).
+pub fn install_object(l: &mut Linux, pid: crate::Pid, object: Object, flags: u64) -> Result<u64, Errno> {
+    let file = OpenFile::new(object, O_RDWR | (flags as u32 & O_NONBLOCK), &l.releases);
+    let p = l.procs.get_mut(&pid).ok_or(Errno::ESRCH)?;
+    p.fds.open(file, flags & O_CLOEXEC as u64 != 0)
 }
 
 pub fn creat(l: &mut Linux, c: &Ctx) -> Outcome {

@@ -6,7 +6,7 @@
 //! changes (or a tick passes).
 
 use crate::files::{local_object, Anon, Device, FileRef, Local, Object};
-use crate::process::{read_bytes, write_bytes};
+use crate::process::{read_bytes, word_at, write_bytes};
 use crate::sys::signal::with_wait_mask;
 use crate::{Ctx, Linux, Outcome, Pid};
 use abi::Errno;
@@ -205,15 +205,11 @@ pub fn pselect6(l: &mut Linux, c: &Ctx) -> Outcome {
         (0, 8)
     } else {
         match read_bytes(l, c.pid, c.args[5], 16) {
-            Ok(b) => (word(&b, 0), word(&b, 8)),
+            Ok(b) => (word_at(&b, 0), word_at(&b, 8)),
             Err(e) => return e.into(),
         }
     };
     with_wait_mask(l, c, set, size, |l| select_fds(l, c, c.args[0], [c.args[1], c.args[2], c.args[3]], timeout))
-}
-
-fn word(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes)
 }
 
 fn poll_fds(l: &mut Linux, c: &Ctx, fds_ptr: u64, nfds: u64, timeout_ms: Option<u64>) -> Outcome {

@@ -678,8 +678,7 @@ pub fn write_buffer(l: &mut Linux, c: &Ctx, file: &FileRef, data: &[u8]) -> Outc
                 return if flags & O_NONBLOCK != 0 { Errno::EAGAIN.into() } else { Outcome::Block };
             }
             let n = room.min(data.len());
-            pipe.buf.extend(&data[..n]);
-            pipe.in_seq += 1;
+            pipe.extend(&data[..n]);
             Outcome::Done(n as i64)
         }
         Err(None) => {

@@ -5,9 +5,9 @@
 //! blocked, so nothing else takes them first. Readable while such a signal is pending for
 //! the thread that asks.
 
-use crate::files::{Anon, Object, OpenFile};
+use crate::files::{Anon, Object};
 use crate::process::{read_bytes, write_bytes};
-use crate::sys::rw::{O_NONBLOCK, O_RDWR};
+use crate::sys::open::install_object;
 use crate::sys::signal::{take_pending, SigInfo, SIGCHLD, UNBLOCKABLE};
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;
@@ -60,9 +60,7 @@ fn create(l: &mut Linux, c: &Ctx, fd: u64, mask: u64, size: u64, flags: u64) -> 
         };
     }
     let object = Object::Anon(Anon::SignalFd(Rc::new(RefCell::new(SignalFd { mask }))));
-    let file = OpenFile::new(object, O_RDWR | (flags as u32 & O_NONBLOCK), &l.releases);
-    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
-    p.fds.open(file, flags & SFD_CLOEXEC != 0).map(|fd| fd as i64).into()
+    install_object(l, c.pid, object, flags).map(|fd| fd as i64).into()
 }
 
 /// The record of one signal, with the fields its kind carries (as Linux fills them).

@@ -7,10 +7,10 @@
 //! The real-time clock differs from the monotonic one by a constant here (it cannot be set),
 //! so every timer keeps its expiry in monotonic nanoseconds.
 
-use crate::files::{Anon, Object, OpenFile};
+use crate::files::{Anon, Object};
 use crate::process::{read_bytes, write_bytes};
-use crate::sys::info::{read_timespec, realtime_to_monotonic};
-use crate::sys::rw::{O_NONBLOCK, O_RDWR};
+use crate::sys::info::{realtime_to_monotonic, timespec_ns};
+use crate::sys::open::install_object;
 use crate::{Ctx, Linux, Outcome};
 use abi::Errno;
 use alloc::rc::Rc;
@@ -74,9 +74,7 @@ pub fn timerfd_create(l: &mut Linux, c: &Ctx) -> Outcome {
     }
     let timer = TimerFd { clock, ..TimerFd::default() };
     let object = Object::Anon(Anon::TimerFd(Rc::new(RefCell::new(timer))));
-    let file = OpenFile::new(object, O_RDWR | (flags as u32 & O_NONBLOCK), &l.releases);
-    let Some(p) = l.procs.get_mut(&c.pid) else { return Errno::ESRCH.into() };
-    p.fds.open(file, flags & TFD_CLOEXEC != 0).map(|fd| fd as i64).into()
+    install_object(l, c.pid, object, flags).map(|fd| fd as i64).into()
 }
 
 /// The timerfd behind `fd` (EINVAL if it is something else).
@@ -118,9 +116,10 @@ fn settime(l: &mut Linux, c: &Ctx, fd: u64, flags: u64, new: u64, old: u64) -> R
     if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
         return Err(Errno::EINVAL);
     }
-    read_bytes(l, c.pid, new, 32)?;
-    let interval = read_timespec(l, c.pid, new)?;
-    let value = read_timespec(l, c.pid, new + 16)?;
+    // `struct itimerspec`: it_interval, then it_value.
+    let spec = read_bytes(l, c.pid, new, 32)?;
+    let interval = timespec_ns(&spec[..16])?;
+    let value = timespec_ns(&spec[16..])?;
     let now = l.k.now_ns();
     if old != 0 {
         let was = current(&mut timer.borrow_mut(), now);

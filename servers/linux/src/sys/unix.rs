@@ -15,9 +15,9 @@
 //! Other families (AF_INET, AF_INET6, AF_NETLINK...) are EAFNOSUPPORT: there is no network
 //! stack yet.
 
-use crate::files::{Fd, FileRef, Object, OpenFile};
-use crate::process::{read_bytes, write_bytes};
-use crate::sys::rw::{file_of, O_NONBLOCK, O_RDWR};
+use crate::files::{Fd, FileRef, Object};
+use crate::process::{read_bytes, word_at, write_bytes};
+use crate::sys::rw::{file_of, O_NONBLOCK};
 use crate::{Ctx, Linux, Outcome, Pid};
 use abi::proto::{vfs as vfsp, FileId, S_IFSOCK};
 use abi::Errno;
@@ -223,9 +223,7 @@ fn socket_of(l: &Linux, c: &Ctx, fd: u64) -> Result<(FileRef, SocketRef), Errno>
 }
 
 fn install(l: &mut Linux, c: &Ctx, s: SocketRef, flags: u64) -> Result<u64, Errno> {
-    let file = OpenFile::new(Object::Socket(s), O_RDWR | (flags as u32 & O_NONBLOCK), &l.releases);
-    let p = l.procs.get_mut(&c.pid).ok_or(Errno::ESRCH)?;
-    p.fds.open(file, flags & SOCK_CLOEXEC != 0)
+    crate::sys::open::install_object(l, c.pid, Object::Socket(s), flags)
 }
 
 /// The kind and flags of a `type` argument.
@@ -810,24 +808,20 @@ struct MsgHdr {
 
 const MSGHDR_LEN: usize = 56;
 
-fn word(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes)
-}
-
 fn read_msghdr(l: &Linux, c: &Ctx, at: u64) -> Result<MsgHdr, Errno> {
     let b = read_bytes(l, c.pid, at, MSGHDR_LEN)?;
-    let (iov_at, iovlen) = (word(&b, 16), word(&b, 24));
+    let (iov_at, iovlen) = (word_at(&b, 16), word_at(&b, 24));
     if iovlen > 1024 {
         return Err(Errno::EMSGSIZE);
     }
     let raw = read_bytes(l, c.pid, iov_at, iovlen as usize * 16)?;
-    let iov = raw.chunks_exact(16).map(|v| (word(v, 0), word(v, 8))).collect();
+    let iov = raw.chunks_exact(16).map(|v| (word_at(v, 0), word_at(v, 8))).collect();
     Ok(MsgHdr {
-        name: word(&b, 0),
-        namelen: word(&b, 8) & 0xffff_ffff,
+        name: word_at(&b, 0),
+        namelen: word_at(&b, 8) & 0xffff_ffff,
         iov,
-        control: word(&b, 32),
-        controllen: word(&b, 40),
+        control: word_at(&b, 32),
+        controllen: word_at(&b, 40),
     })
 }
 
@@ -843,7 +837,7 @@ fn read_control(l: &Linux, c: &Ctx, m: &MsgHdr) -> Result<Vec<FileRef>, Errno> {
     let b = read_bytes(l, c.pid, m.control, m.controllen as usize)?;
     let mut at = 0;
     while at + 16 <= b.len() {
-        let len = word(&b, at) as usize;
+        let len = word_at(&b, at) as usize;
         let level = u32::from_le_bytes(b[at + 8..at + 12].try_into().unwrap_or_default());
         let ty = u32::from_le_bytes(b[at + 12..at + 16].try_into().unwrap_or_default());
         if len < 16 || at + len > b.len() {
