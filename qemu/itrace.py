@@ -120,10 +120,14 @@ def main():
         g.cmd(f"Z0,{after:x},{kind}")
         g.cmd("c")
         g.cmd(f"z0,{after:x},{kind}")
-    g.cmd(f"Z0,{start:x},{kind}")
-    for _ in range(a.hits):
+    # Each stop is stepped over with the breakpoint removed: QEMU's stub would otherwise
+    # report the same breakpoint again at once, and every hit would be the first.
+    for i in range(a.hits):
+        g.cmd(f"Z0,{start:x},{kind}")
         g.cmd("c")
-    g.cmd(f"z0,{start:x},{kind}")
+        g.cmd(f"z0,{start:x},{kind}")
+        if i + 1 < a.hits:
+            g.cmd("s")
     pcs = []
     pc = g.pc(a.arch)
     while len(pcs) < a.steps:
