@@ -174,10 +174,16 @@ pub fn capacity(id: ArenaId) -> u64 {
 }
 
 fn owner_of(addr: u64) -> Option<ArenaId> {
-    (0..MAX_ARENAS).find(|&i| {
+    let holds = |i: usize| {
         let base = RANGES[i].base.load(Ordering::Acquire);
         base != 0 && addr >= base && addr < RANGES[i].end.load(Ordering::Acquire)
-    })
+    };
+    // Mostly the current arena's own memory: that one first, before the scan.
+    let current = CURRENT.load(Ordering::Relaxed);
+    if current < MAX_ARENAS && holds(current) {
+        return Some(current);
+    }
+    (0..MAX_ARENAS).find(|&i| holds(i))
 }
 
 /// The kernel's global allocator: routes by the current arena and by address.
