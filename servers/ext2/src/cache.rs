@@ -128,6 +128,8 @@ pub struct BlockCache<D> {
     /// Free blocks read as zeros on the device (see `set_free_blocks_read_zero`).
     zeroes_free: bool,
     tick: u64,
+    /// Moves on whenever a block's contents may change (see [`BlockCache::version`]).
+    version: u64,
     stats: CacheStats,
 }
 
@@ -144,6 +146,7 @@ impl<D: BlockDevice> BlockCache<D> {
             freed: BTreeSet::new(),
             zeroes_free: false,
             tick: 0,
+            version: 0,
             stats: CacheStats::default(),
         }
     }
@@ -154,6 +157,14 @@ impl<D: BlockDevice> BlockCache<D> {
     /// small.
     pub fn set_free_blocks_read_zero(&mut self, on: bool) {
         self.zeroes_free = on;
+        self.version += 1;
+    }
+
+    /// A number that changes whenever the contents of any block may have changed (a block
+    /// handed out to be modified, replaced, dropped while dirty, or freed): what was derived
+    /// from blocks at one version (a parsed inode) is still right while it stays the same.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn block_size(&self) -> usize {
@@ -229,6 +240,7 @@ impl<D: BlockDevice> BlockCache<D> {
     /// agrees with the device again. The undo of a held operation that failed; the caller
     /// must also reload any state it derived from those blocks (`Ext2::discard_changes`).
     pub fn discard_dirty(&mut self) {
+        self.version += 1;
         for b in core::mem::take(&mut self.dirty) {
             self.entries.remove(&b);
         }
@@ -376,6 +388,7 @@ impl<D: BlockDevice> BlockCache<D> {
     /// The contents of block `blk`, to be changed (it becomes dirty, owned by `owner`).
     pub(crate) fn modify(&mut self, blk: u64, owner: Owner) -> Result<&mut [u8], Errno> {
         self.load(blk, None)?;
+        self.version += 1;
         self.mark_dirty(blk, owner);
         self.entries.get_mut(&blk).map(|e| e.data.as_mut_slice()).ok_or(Errno::EIO)
     }
@@ -387,6 +400,7 @@ impl<D: BlockDevice> BlockCache<D> {
             return Err(Errno::EIO);
         }
         self.load(blk, None)?;
+        self.version += 1;
         self.mark_range(blk, owner, at as u32, (at + len) as u32);
         self.entries.get_mut(&blk).map(|e| e.data.as_mut_slice()).ok_or(Errno::EIO)
     }
@@ -402,6 +416,7 @@ impl<D: BlockDevice> BlockCache<D> {
         let zero_on_device = self.zeroes_free && !self.freed.contains(&blk);
         let zeros = vec![0u8; bs];
         self.load(blk, Some(&zeros))?;
+        self.version += 1;
         let was_dirty = self.entries.get(&blk).is_some_and(|e| e.dirty);
         if zero_on_device && !was_dirty {
             self.mark_range(blk, owner, at as u32, (at + len) as u32);
@@ -417,6 +432,7 @@ impl<D: BlockDevice> BlockCache<D> {
             return Err(Errno::EIO);
         }
         self.load(blk, Some(data))?;
+        self.version += 1;
         self.mark_dirty(blk, owner);
         Ok(())
     }
@@ -439,6 +455,7 @@ impl<D: BlockDevice> BlockCache<D> {
 
     /// Drops block `blk` from the cache, dirty or not.
     pub(crate) fn discard(&mut self, blk: u64) {
+        self.version += 1;
         self.entries.remove(&blk);
         self.dirty.remove(&blk);
     }

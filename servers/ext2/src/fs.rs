@@ -93,7 +93,14 @@ pub struct Ext2<D: BlockDevice> {
     open: BTreeMap<Ino, u32>,
     clock: fn() -> Timespec,
     pub(crate) atime_mode: AtimeMode,
+    /// Inodes parsed lately, direct-mapped by number: (ino, the block cache's version when it
+    /// was parsed, the inode). An entry is good while the version stands (no block changed
+    /// since), which a lookup, an attribute read and a file read in a row all see.
+    parsed: [Option<(Ino, u64, Inode)>; PARSED_INODES],
 }
+
+/// Entries of [`Ext2::parsed`].
+const PARSED_INODES: usize = 8;
 
 impl<D: BlockDevice> Ext2<D> {
     /// Mounts the file system on `dev`.
@@ -136,6 +143,7 @@ impl<D: BlockDevice> Ext2<D> {
             groups,
             read_only,
             open: BTreeMap::new(),
+            parsed: Default::default(),
             clock: opts.clock,
             atime_mode: opts.atime,
         };
@@ -305,10 +313,21 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// Reads inode `ino`'s record, whatever its state.
     pub(crate) fn read_inode(&mut self, ino: Ino) -> Result<Inode, Errno> {
+        let version = self.cache.version();
+        let slot = ino as usize % PARSED_INODES;
+        if let Some(Some((_, _, inode))) =
+            self.parsed.get(slot).filter(|e| matches!(e, Some((i, v, _)) if *i == ino && *v == version))
+        {
+            return Ok(inode.clone());
+        }
         let (blk, off) = self.inode_location(ino)?;
         let size = self.geo.inode_size as usize;
         let block = self.cache.read(blk)?;
-        Ok(Inode::parse(block.get(off..off + size).ok_or(Errno::EUCLEAN)?))
+        let inode = Inode::parse(block.get(off..off + size).ok_or(Errno::EUCLEAN)?);
+        if let Some(e) = self.parsed.get_mut(slot) {
+            *e = Some((ino, version, inode.clone()));
+        }
+        Ok(inode)
     }
 
     /// Reads a live inode: `EUCLEAN` for a number that cannot name a file or a record with an
