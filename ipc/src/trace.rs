@@ -33,7 +33,8 @@ const _: () = assert!(cfg!(target_endian = "little"), "the trace format is littl
 #[repr(u16)]
 pub enum TraceKind {
     /// A user task trapped into the nucleus: `task`, `opcode` = syscall number, `arg` = first
-    /// argument.
+    /// argument, `endpoint` = where its request goes (`u32::MAX`: none, the nucleus answered
+    /// from a result the server published; a `SyscallExit` follows at once).
     SyscallEnter = 1,
     /// The syscall returned to user mode: `task`, `opcode` = syscall number, `arg` = result.
     SyscallExit = 2,

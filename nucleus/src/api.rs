@@ -363,6 +363,11 @@ impl Kernel for NucleusApi {
         }
     }
 
+    fn thread_publish(&self, t: ThreadRef, nr: u32, value: Option<u32>) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::thread_publish(t, nr, value)
+    }
+
     fn thread_fpu(&self, tag: u64, buf: &mut [u8]) -> Result<usize, MemError> {
         require_user_memory()?;
         user::thread_fpu(tag, buf)

@@ -138,7 +138,7 @@ fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe, tag: u64) {
 }
 
 /// The architecture id used in trace records (0 = x86_64, 1 = aarch64).
-fn arch_id() -> u64 {
+pub(crate) fn arch_id() -> u64 {
     match arch::ARCH_NAME {
         "aarch64" => 1,
         _ => 0,

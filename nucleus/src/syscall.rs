@@ -73,6 +73,21 @@ fn apply_exec(cur: usize, frame: &mut TrapFrame) {
 
 pub fn on_syscall(frame: &mut TrapFrame) {
     let nr = frame.syscall_nr();
+    // A result the server published for this thread (getpid, getuid...): answered here, with
+    // no request. Pending signals still reach the thread: `on_user_return` runs next.
+    if let Some(v) = crate::user::published_answer(sched::current(), nr) {
+        // The frame and the value are in registers already: nothing to set up for the point.
+        crate::trace::trace!(@hook answered_hook; frame as *mut TrapFrame, v);
+        frame.set_return(v);
+        return;
+    }
+    forward(frame, nr);
+}
+
+/// A system call as a request to the server. Out of line: its registers and stack would
+/// otherwise be saved on the answered path too.
+#[inline(never)]
+fn forward(frame: &mut TrapFrame, nr: u64) {
     let mut sqe = Sqe { opcode: nr.min(u32::MAX as u64) as u32, flags: user_request::SYSCALL, ..Default::default() };
     sqe.args = frame.syscall_args();
     let result = request(frame, &sqe);
@@ -106,6 +121,21 @@ extern "C" fn exit_hook(sqe: u64, result: u64, _: u64, _: u64, _: u64, _: u64) {
     arch::cpu::without_interrupts(|| {
         let tag = sched::lock().task(cur).last_tag();
         crate::trace::record(ipc::trace::TraceKind::SyscallExit, cur, 0, opcode, tag, v as u64, 0);
+    });
+}
+
+/// The trace hook of a call the nucleus answered itself: its enter and exit records (no
+/// endpoint, no tag: no request was made).
+extern "C" fn answered_hook(frame: u64, value: u64, _: u64, _: u64, _: u64, _: u64) {
+    use ipc::trace::TraceKind;
+    // SAFETY: `on_syscall` passes its own trap frame, which it does not touch until this
+    // returns (the result is stored after).
+    let frame = unsafe { &*(frame as *const TrapFrame) };
+    let (nr, arg) = (frame.syscall_nr(), frame.syscall_args()[0]);
+    let cur = sched::current();
+    arch::cpu::without_interrupts(|| {
+        crate::trace::record(TraceKind::SyscallEnter, cur, u32::MAX, nr as u32, 0, arg, crate::call::arch_id());
+        crate::trace::record(TraceKind::SyscallExit, cur, 0, nr as u32, 0, value, 0);
     });
 }
 

@@ -15,7 +15,7 @@ use crate::task::{Task, TaskState, MAX_TASKS};
 use arch::mm::PAGE_SIZE;
 use arch::trap::TrapFrame;
 use arch::user::{AddressSpace, FpuState, PageFlags, Visit, USER_TOP};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use server_rt::{AspaceRef, MemError, Prot, ThreadRef};
 use spin::Mutex;
 
@@ -54,6 +54,40 @@ struct Slot {
 static INTERRUPT: [AtomicBool; MAX_TASKS] = [const { AtomicBool::new(false) }; MAX_TASKS];
 /// Per task slot: the thread gives up the CPU before it next runs user code (sched_yield).
 static YIELD: [AtomicBool; MAX_TASKS] = [const { AtomicBool::new(false) }; MAX_TASKS];
+
+/// Entries per thread in [`ANSWERS`].
+const ANSWER_SLOTS: usize = 16;
+/// Per task slot: system-call results the server published (`thread_publish`), answered by
+/// the nucleus without a request. Direct-mapped by number: entry `nr % ANSWER_SLOTS` holds
+/// `(nr + 1) << 32 | value`, 0 when empty; a number that collides with another simply goes
+/// to the server. Cleared when the slot gets a new thread, so no answer outlives its thread.
+static ANSWERS: [[AtomicU64; ANSWER_SLOTS]; MAX_TASKS] =
+    [const { [const { AtomicU64::new(0) }; ANSWER_SLOTS] }; MAX_TASKS];
+
+/// The result the server published for system call `nr` of task `slot`, if any.
+#[inline]
+pub fn published_answer(slot: usize, nr: u64) -> Option<u64> {
+    let entry = ANSWERS.get(slot)?[nr as usize % ANSWER_SLOTS].load(Ordering::Relaxed);
+    (entry >> 32 == nr.wrapping_add(1)).then_some(entry & 0xffff_ffff)
+}
+
+/// Publishes (`Some`) or withdraws (`None`) the result of system call `nr` for thread `t`.
+/// Under the scheduler lock, like every use of a thread reference: a publish for a thread that
+/// is gone (its slot maybe reused) is refused.
+pub fn thread_publish(t: ThreadRef, nr: u32, value: Option<u32>) -> Result<(), MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let i = thread_slot(&mut st, t)?;
+        let entry = &ANSWERS[i][nr as usize % ANSWER_SLOTS];
+        match value {
+            Some(v) => entry.store(((nr as u64 + 1) << 32) | v as u64, Ordering::Relaxed),
+            // Only its own entry: a colliding number's stays.
+            None if entry.load(Ordering::Relaxed) >> 32 == nr as u64 + 1 => entry.store(0, Ordering::Relaxed),
+            None => {}
+        }
+        Ok(())
+    })
+}
 
 /// Whether task `slot` should yield before returning to user mode (and forgets it).
 pub fn take_yield(slot: usize) -> bool {
@@ -553,6 +587,9 @@ fn create_thread(aspace: usize, frame: TrapFrame, tp: u64, fpu: FpuState) -> Res
         let index = st.tasks.iter().skip(1).position(|t| t.is_none()).map(|p| p + 1).ok_or(MemError::Limit)?;
         INTERRUPT[index].store(false, Ordering::Relaxed);
         YIELD[index].store(false, Ordering::Relaxed);
+        for a in &ANSWERS[index] {
+            a.store(0, Ordering::Relaxed);
+        }
         let generation = st.generations[index];
         // SAFETY: `top` is the end of the stack this task owns for its whole life.
         let context = unsafe { arch::context::Context::new(top, user_thread_start, index, 0) };

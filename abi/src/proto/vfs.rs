@@ -39,6 +39,10 @@ pub const MOUNTS: u32 = 10;
 /// `args = [file]`: whether `file` is the root of a mount (result 1) and, if so, `aux` = the
 /// FileId word of the directory it is mounted on (for `..` out of a pseudo file system).
 pub const MOUNTPOINT_OF: u32 = 11;
+/// No arguments: forget every directory the VFS remembers from earlier walks. Sent by the
+/// client after it changed a directory's mode or owner behind the VFS (SETATTR goes to the
+/// file system directly), and when it starts.
+pub const FORGET: u32 = 12;
 
 /// WALK flags.
 /// Follow a symbolic link in the last component.

@@ -41,6 +41,15 @@ pub fn name(arch: Arch, nr: usize) -> Option<&'static str> {
     table.binary_search_by_key(&nr, |&(n, _)| n).ok().map(|i| table[i].1)
 }
 
+/// The number of the system call named `name` on `arch`, if it has one.
+pub fn number(arch: Arch, name: &str) -> Option<usize> {
+    let table = match arch {
+        Arch::X86_64 => x86_64::TABLE,
+        Arch::Aarch64 => aarch64::TABLE,
+    };
+    table.iter().find(|&&(_, n)| n == name).map(|&(nr, _)| nr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +63,9 @@ mod tests {
         assert_eq!(name(Arch::X86_64, 39), Some("getpid"));
         assert_eq!(name(Arch::Aarch64, 172), Some("getpid"));
         assert_eq!(name(Arch::X86_64, 100_000), None);
+        assert_eq!(number(Arch::X86_64, "getpid"), Some(39));
+        assert_eq!(number(Arch::Aarch64, "gettid"), Some(178));
+        assert_eq!(number(Arch::Aarch64, "fork"), None);
     }
 
     #[test]

@@ -6,14 +6,14 @@
 //! (read(2) lands in the user buffer without a copy through this server) and this server's own
 //! buffers for paths and structures. Every request that changes something carries a fresh
 //! request id (`Sqe::rid`), so that a file server restarted under it (the *transparent*
-//! policy) answers the retry instead of applying it twice; `call_named` does the retrying.
+//! policy) answers the retry instead of applying it twice; `server_rt::Endpoints` does the retrying.
 
 use crate::pseudo;
 use crate::{Linux, Pid};
 use abi::proto::{fs as fsp, tty as ttyp, vfs as vfsp, Attr, Cred, FileId, NAMES_AT, PATH_MAX};
 use abi::Errno;
 use alloc::vec::Vec;
-use server_rt::{call_named, Cqe, GrantRef, IpcError, Sqe, GRANT_READ, GRANT_WRITE};
+use server_rt::{Cqe, GrantRef, IpcError, Sqe, GRANT_READ, GRANT_WRITE};
 use zerocopy::FromBytes;
 
 /// Retries of a call whose server is being restarted before the system call fails with EIO.
@@ -60,33 +60,37 @@ impl Linux {
     }
 
     /// Calls the server named `name` with `sqe` (retrying across its restarts).
-    fn call(&mut self, name: &str, mut sqe: Sqe, changes: bool) -> Result<Cqe, Errno> {
+    fn call(&mut self, name: &'static str, mut sqe: Sqe, changes: bool) -> Result<Cqe, Errno> {
         if changes {
             sqe.rid = self.rids.fresh();
         }
-        checked(call_named(name, &sqe, ATTEMPTS).map_err(errno_of)?)
+        checked(self.endpoints.call(name, &sqe, ATTEMPTS).map_err(errno_of)?)
     }
 
     fn server_name(&self, file: FileId) -> Result<&'static str, Errno> {
         self.k.servers().get(file.server()).map(|s| s.name).ok_or(Errno::ESTALE)
     }
 
-    /// Calls `name` with a buffer of ours: `out` at offset 0 and `names` at NAMES_AT going in,
-    /// the structure the server writes at offset 0 coming back in `out`.
-    fn call_buf(
+    /// Calls `name` with [`Linux::scratch`] granted: `input` at offset 0 and `names` at
+    /// NAMES_AT going in; the answer (a structure at 0, a path at NAMES_AT) is left there.
+    /// Bytes of earlier requests may follow what was written: this server's own, and the
+    /// servers are told lengths.
+    fn call_scratch(
         &mut self,
-        name: &str,
+        name: &'static str,
         opcode: u32,
         args: [u64; 6],
+        input: &[u8],
         names: &[&[u8]],
-        out: &mut [u8],
         changes: bool,
     ) -> Result<Cqe, Errno> {
         let names_len: usize = names.iter().map(|n| n.len()).sum();
-        let size = (NAMES_AT as usize + names_len).max(out.len());
-        let mut buf = alloc::vec![0u8; size];
-        // `out` goes in too: a structure the request carries (SETATTR's times) sits there.
-        buf[..out.len()].copy_from_slice(out);
+        let size = (NAMES_AT as usize + names_len).max(input.len());
+        let mut buf = core::mem::take(&mut self.scratch);
+        if buf.len() < size {
+            buf.resize(size, 0);
+        }
+        buf[..input.len()].copy_from_slice(input);
         let mut at = NAMES_AT as usize;
         for n in names {
             buf[at..at + n.len()].copy_from_slice(n);
@@ -95,9 +99,32 @@ impl Linux {
         let mut sqe = Sqe::new(opcode, args);
         sqe.grant = server_rt::grant(&buf, GRANT_READ | GRANT_WRITE);
         let r = self.call(name, sqe, changes);
-        let n = out.len().min(buf.len());
-        out[..n].copy_from_slice(&buf[..n]);
+        self.scratch = buf;
         r
+    }
+
+    /// Calls `name` with a buffer of ours: `out` at offset 0 and `names` at NAMES_AT going in,
+    /// the structure the server writes at offset 0 coming back in `out`.
+    fn call_buf(
+        &mut self,
+        name: &'static str,
+        opcode: u32,
+        args: [u64; 6],
+        names: &[&[u8]],
+        out: &mut [u8],
+        changes: bool,
+    ) -> Result<Cqe, Errno> {
+        // `out` goes in too: a structure the request carries (SETATTR's times) sits there.
+        let r = self.call_scratch(name, opcode, args, out, names, changes);
+        let n = out.len().min(self.scratch.len());
+        out[..n].copy_from_slice(&self.scratch[..n]);
+        r
+    }
+
+    /// Tells `vfs` to forget the directories it remembers (`vfsp::FORGET`). A failure needs
+    /// nothing more: a `vfs` that cannot be reached starts afresh.
+    pub fn vfs_forget(&mut self) {
+        let _ = self.call("vfs", Sqe::new(vfsp::FORGET, [0; 6]), false);
     }
 
     /// A request to `vfs` with paths.
@@ -184,9 +211,8 @@ impl Linux {
             let umask = self.procs.get(&pid).map_or(0o022, |p| p.umask);
             let cred = self.cred(pid).to_word();
             let args = [start.0, path.len() as u64, flags, mode as u64, cred, umask as u64];
-            let mut out = alloc::vec![0u8; NAMES_AT as usize + PATH_MAX];
-            let name = "vfs";
-            let c = self.call_buf(name, vfsp::WALK, args, &[&path], &mut out, flags & vfsp::WALK_CREATE != 0)?;
+            let c = self.call_scratch("vfs", vfsp::WALK, args, &[], &[&path], flags & vfsp::WALK_CREATE != 0)?;
+            let out = &self.scratch;
             if c.flags & vfsp::REDIRECT != 0 {
                 let rest = out[NAMES_AT as usize..NAMES_AT as usize + (c.aux as usize).min(PATH_MAX)].to_vec();
                 start = FileId(c.result as u64);

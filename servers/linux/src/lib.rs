@@ -97,6 +97,13 @@ pub struct Linux {
     strace: bool,
     /// System call handlers by number.
     pub handlers: [Option<sys::Handler>; sys::MAX_NR],
+    /// Capabilities of the servers this one calls (`fsclient`).
+    pub endpoints: server_rt::Endpoints,
+    /// The buffer requests with paths and structures grant (`fsclient::call_scratch`): one
+    /// allocation for good instead of two zeroed ones of 4 KiB per path walk.
+    pub scratch: Vec<u8>,
+    /// The calls the nucleus answers from published values (`process::publish_identity`).
+    pub identity_calls: Vec<(u32, process::Identity)>,
     /// Which numbers cannot unblock another request (`sys::PURE`).
     pure: [bool; sys::MAX_NR],
     /// Threads waiting on futexes.
@@ -137,6 +144,9 @@ impl Linux {
             strace: k.cmdline_get("strace") == Some("1"),
             handlers: sys::table(),
             pure: sys::pure_table(),
+            identity_calls: process::identity_calls(),
+            endpoints: Default::default(),
+            scratch: alloc::vec![0; abi::proto::NAMES_AT as usize + abi::proto::PATH_MAX],
             futexes: Default::default(),
             fifos: Default::default(),
             locks: Default::default(),
@@ -386,6 +396,9 @@ fn mount_system(l: &mut Linux) {
 /// Server entry: mount the system file systems, start init, serve.
 pub fn main() {
     let mut l = Linux::new();
+    // A previous instance may have died between changing a directory's mode and telling the
+    // VFS, which remembers directories for its walks.
+    l.vfs_forget();
     mount_system(&mut l);
     // `init=` if given, else as Linux looks: the initramfs's /init, then the usual places.
     let exists = |l: &mut Linux, path: &str| {

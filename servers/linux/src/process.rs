@@ -312,6 +312,62 @@ impl Process {
     }
 }
 
+/// A value the nucleus may answer a system call with, without a request, once published
+/// ([`publish_identity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    Pid,
+    Tid,
+    Ppid,
+    Uid,
+    Euid,
+    Gid,
+    Egid,
+}
+
+/// The calls answered from published values: each returns one value of the caller that
+/// changes only where [`publish_identity`] is called (thread creation, exec, reparenting,
+/// credential changes).
+const IDENTITY_CALLS: [(&str, Identity); 7] = [
+    ("getpid", Identity::Pid),
+    ("gettid", Identity::Tid),
+    ("getppid", Identity::Ppid),
+    ("getuid", Identity::Uid),
+    ("geteuid", Identity::Euid),
+    ("getgid", Identity::Gid),
+    ("getegid", Identity::Egid),
+];
+
+/// [`IDENTITY_CALLS`] by number on this architecture.
+pub fn identity_calls() -> Vec<(u32, Identity)> {
+    IDENTITY_CALLS
+        .iter()
+        .filter_map(|&(name, what)| Some((abi::syscall::number(abi::syscall::CURRENT, name)? as u32, what)))
+        .collect()
+}
+
+/// Publishes the identity calls' results for every thread of process `pid`, so that the
+/// nucleus answers them without a round trip here; called wherever one of them changes.
+/// Not with `strace=1`, which logs every call.
+pub fn publish_identity(l: &Linux, pid: Pid) {
+    let Some(p) = l.procs.get(&pid).filter(|_| !l.strace()) else { return };
+    for t in &p.threads {
+        for &(nr, what) in &l.identity_calls {
+            let value = match what {
+                Identity::Pid => p.pid,
+                Identity::Tid => t.tid,
+                Identity::Ppid => p.ppid,
+                Identity::Uid => p.creds.ruid,
+                Identity::Euid => p.creds.euid,
+                Identity::Gid => p.creds.rgid,
+                Identity::Egid => p.creds.egid,
+            };
+            // A thread already gone needs nothing.
+            let _ = l.k.thread_publish(t.r, nr, Some(value));
+        }
+    }
+}
+
 fn comm_of(path: &str) -> [u8; 16] {
     let mut name = [0u8; 16];
     let base = path.rsplit('/').next().unwrap_or("").as_bytes();
@@ -374,6 +430,7 @@ pub fn spawn_init(l: &mut Linux, path: &str) -> Result<Pid, Errno> {
         },
     );
     l.threads.insert(thread.0, pid);
+    publish_identity(l, pid);
     Ok(pid)
 }
 
@@ -516,6 +573,9 @@ pub fn terminate(l: &mut Linux, pid: Pid, status: i32) {
             }
         }
     }
+    for c in &children {
+        publish_identity(l, *c);
+    }
     for (child, sig) in death_signals {
         signal::send(l, child, sig);
     }
@@ -642,6 +702,7 @@ pub fn fork_process(
     };
     l.procs.insert(pid, child);
     l.threads.insert(thread.0, pid);
+    publish_identity(l, pid);
     pid
 }
 

@@ -34,9 +34,13 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use mounts::{Mount, Mounts};
 use server_rt::{grant_bytes, grant_put, kernel, log, Cqe, Kernel, Sqe, StateWrite, GRANT_READ, GRANT_WRITE};
 use zerocopy::FromBytes;
+
+/// Directories remembered from earlier walks (see [`Vfs::dirs`]).
+const REMEMBERED_DIRS: usize = 32;
 
 /// Symbolic links followed in one walk before ELOOP.
 const MAX_LINKS: u32 = 40;
@@ -77,6 +81,16 @@ struct Vfs {
     mounts: Mounts,
     /// The client that serves pseudo file systems (the Linux ABI server's index).
     client: usize,
+    /// Capabilities of the file servers (looked up once each).
+    endpoints: server_rt::Endpoints,
+    /// Directories found by earlier lookups, as (parent, name, node), newest last: a walk
+    /// through `/etc` or `/usr/lib` asks the file system only for what lies below them. Only
+    /// what a walk passes through comes from here (the search-permission check and the type),
+    /// never a walk's result, whose attributes must be current. Everything that could change
+    /// what is remembered empties it: every name-changing request and mount passes through
+    /// this server, and the client sends [`proto::FORGET`] when it changes a mode or an owner
+    /// behind it.
+    dirs: RefCell<Vec<(FileId, Vec<u8>, Node)>>,
 }
 
 fn errno_of(e: server_rt::IpcError) -> Errno {
@@ -118,7 +132,7 @@ impl Vfs {
         let mut sqe = Sqe::new(opcode, args);
         sqe.rid = rid;
         sqe.grant = server_rt::grant(&buf, GRANT_READ | GRANT_WRITE);
-        let c = server_rt::call_named(spec.name, &sqe, FS_ATTEMPTS).map_err(errno_of)?;
+        let c = self.endpoints.call(spec.name, &sqe, FS_ATTEMPTS).map_err(errno_of)?;
         let n = out.len().min(buf.len());
         out[..n].copy_from_slice(&buf[..n]);
         if c.result < 0 {
@@ -172,6 +186,28 @@ impl Vfs {
         self.fs_call(dir.id, fsp::LOOKUP, [dir.id.0, name.len() as u64, 0, 0, 0, 0], &[name], &mut out, 0)?;
         let attr = Attr::read_from_bytes(&out).map_err(|_| Errno::EIO)?;
         Ok(Node { id: attr.file_id(), attr, synthetic: false })
+    }
+
+    /// [`Vfs::fs_lookup`] of a component a walk passes through: a remembered directory, or the
+    /// file system's answer (remembered if it is a directory).
+    fn lookup_passing(&self, dir: &Node, name: &[u8]) -> Result<Node, Errno> {
+        if let Some((_, _, n)) = self.dirs.borrow().iter().rev().find(|(d, nm, _)| *d == dir.id && nm == name) {
+            return Ok(*n);
+        }
+        let n = self.fs_lookup(dir, name)?;
+        if n.attr.is_dir() {
+            let mut dirs = self.dirs.borrow_mut();
+            if dirs.len() >= REMEMBERED_DIRS {
+                dirs.remove(0);
+            }
+            dirs.push((dir.id, name.to_vec(), n));
+        }
+        Ok(n)
+    }
+
+    /// Forgets every remembered directory (see [`Vfs::dirs`]).
+    fn forget_dirs(&self) {
+        self.dirs.borrow_mut().clear();
     }
 
     /// The directory a walk starts from. Its attributes are only needed for the search
@@ -261,7 +297,8 @@ impl Vfs {
                 }
                 _ => {}
             }
-            let child = match self.fs_lookup(&cur, &comp) {
+            let found = if is_last { self.fs_lookup(&cur, &comp) } else { self.lookup_passing(&cur, &comp) };
+            let child = match found {
                 Ok(c) => self.cross_down(c)?,
                 Err(Errno::ENOENT) if is_last => {
                     return Ok(Walked::At(Box::new(Found { parent: Some(cur), name: comp, node: None })));
@@ -472,7 +509,7 @@ impl Vfs {
         let mut sqe = Sqe::new(opcode, args);
         sqe.rid = rid;
         sqe.grant = server_rt::grant(&buf, GRANT_READ | GRANT_WRITE);
-        let c = server_rt::call_named(spec.name, &sqe, FS_ATTEMPTS).map_err(errno_of)?;
+        let c = self.endpoints.call(spec.name, &sqe, FS_ATTEMPTS).map_err(errno_of)?;
         inout.copy_from_slice(&buf[..inout.len()]);
         if c.result < 0 {
             return Err(Errno((-c.result) as i32));
@@ -800,6 +837,10 @@ impl Vfs {
     }
 
     fn handle(&mut self, req: &Sqe, reply: &mut Cqe) -> Result<i64, Errno> {
+        if !matches!(req.opcode, proto::WALK | proto::GETPATH | proto::MOUNTS | proto::MOUNTPOINT_OF) {
+            // It may change names or mounts (FORGET: modes or owners).
+            self.forget_dirs();
+        }
         match req.opcode {
             proto::WALK => self.op_walk(req, reply),
             proto::MKNOD | proto::UNLINK | proto::RENAME | proto::LINK | proto::SYMLINK => {
@@ -829,6 +870,7 @@ impl Vfs {
                 }
                 _ => Ok(0),
             },
+            proto::FORGET => Ok(0),
             _ => Err(Errno::ENOSYS),
         }
     }
@@ -860,7 +902,7 @@ pub fn main() {
         }
         _ => Mounts::default(),
     };
-    let mut vfs = Vfs { k, mounts, client };
+    let mut vfs = Vfs { k, mounts, client, endpoints: Default::default(), dirs: RefCell::new(Vec::new()) };
     // `root=/dev/vda`: the root file system is the disk's (the initramfs if it cannot be
     // mounted, as a rescue system).
     if vfs.mounts.list.is_empty() && k.cmdline_get("root") == Some(ROOT_DEVICE) {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/times.h>
 #include <sys/wait.h>
@@ -207,5 +208,60 @@ int main(int argc, char **argv) {
     printf("setpriority 100 is clamped: %s, now %d\n", rr, getpriority(PRIO_PROCESS, 0));
     printf("getpriority bad which: %s\n", en(getpriority(9, 0)));
     printf("getpriority no such process: %s\n", en(getpriority(PRIO_PROCESS, 999999)));
+
+    // The plain identity calls follow every change (Cairn answers them without a request):
+    // set*id, and reparenting to pid 1 when the parent exits.
+    int go[2], done[2];
+    pipe(go);
+    pipe(done);
+    pid_t mid = fork();
+    if (mid == 0) {
+        if (fork() == 0) {
+            char b;
+            read(go[0], &b, 1); // the middle process is gone by now
+            printf("orphan: getppid %d, getpid == gettid: %s\n", getppid(),
+                   getpid() == syscall(SYS_gettid) ? "yes" : "no");
+            setresgid(7, 8, 8);
+            setresuid(5, 6, 6);
+            printf("after setresuid(5, 6, 6): getuid %d geteuid %d getgid %d getegid %d\n", getuid(), geteuid(),
+                   getgid(), getegid());
+            _exit(0);
+        }
+        _exit(0);
+    }
+    close(done[1]);
+    waitpid(mid, 0, 0);
+    write(go[1], "x", 1);
+    char b;
+    read(done[0], &b, 1); // end of file once the orphan has exited
+    printf("parent: getppid is not our pid: %s\n", getppid() != getpid() ? "yes" : "no");
+
+    // Search permission follows chmod at once, also along a path walked just before.
+    mkdir("/tmp/cr", 0755);
+    mkdir("/tmp/cr/in", 0755);
+    close(open("/tmp/cr/in/f", O_CREAT | O_WRONLY, 0644));
+    int ask[2], told[2];
+    pipe(ask);
+    pipe(told);
+    c = fork();
+    if (c == 0) {
+        setuid(1000);
+        char b;
+        for (int step = 0; step < 3; step++) {
+            int fd = open("/tmp/cr/in/f", O_RDONLY);
+            printf("as uid 1000, step %d: open /tmp/cr/in/f: %s\n", step, en(fd));
+            if (fd >= 0) close(fd);
+            write(ask[1], "x", 1);
+            read(told[0], &b, 1);
+        }
+        _exit(0);
+    }
+    const mode_t modes[] = {0700, 0755, 0};
+    for (int step = 0; step < 3; step++) {
+        read(ask[0], &b, 1);
+        if (modes[step]) chmod("/tmp/cr", modes[step]);
+        write(told[1], "x", 1);
+    }
+    waitpid(c, 0, 0);
     return 0;
 }

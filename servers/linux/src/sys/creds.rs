@@ -23,6 +23,7 @@ fn with_creds(l: &mut Linux, c: &Ctx, f: impl FnOnce(&mut Creds) -> Result<i64, 
     match f(&mut new) {
         Ok(v) => {
             p.creds = new;
+            crate::process::publish_identity(l, c.pid);
             Outcome::Done(v)
         }
         Err(e) => e.into(),

@@ -169,6 +169,7 @@ fn do_clone(l: &mut Linux, c: &Ctx, a: CloneArgs) -> Outcome {
             p.threads.push(t);
         }
         l.threads.insert(r.0, c.pid);
+        crate::process::publish_identity(l, c.pid);
         for (flag, at) in [(CLONE_PARENT_SETTID, a.ptid), (CLONE_CHILD_SETTID, a.ctid)] {
             if f & flag != 0 {
                 let _ = write_bytes(l, c.pid, at, &tid.to_le_bytes());
@@ -215,6 +216,8 @@ fn do_clone(l: &mut Linux, c: &Ctx, a: CloneArgs) -> Outcome {
             child.threads[0].clear_tid = a.ctid;
         }
     }
+    // CLONE_PARENT changed its ppid.
+    crate::process::publish_identity(l, pid);
     if f & CLONE_PARENT_SETTID != 0 {
         let _ = write_bytes(l, c.pid, a.ptid, &pid.to_le_bytes());
     }
@@ -360,6 +363,8 @@ pub fn execve(l: &mut Linux, c: &Ctx) -> Outcome {
         let _ = l.k.aspace_destroy(old);
     }
     vfork_release(l, c.pid);
+    // The caller is the leader now: its tid is the pid.
+    crate::process::publish_identity(l, c.pid);
     Outcome::Done(0)
 }
 

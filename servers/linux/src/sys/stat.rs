@@ -246,7 +246,12 @@ fn setattr(
     let mut out = [0u8; core::mem::size_of::<Attr>()];
     out[..core::mem::size_of::<fsp::SetTimes>()].copy_from_slice(times.as_bytes());
     let owner = ((owner.0 as u64) << 32) | owner.1 as u64;
-    l.fs_buf(id, fsp::SETATTR, [id.0, valid, mode as u64, owner, size, 0], &mut out).map(|_| ())
+    l.fs_buf(id, fsp::SETATTR, [id.0, valid, mode as u64, owner, size, 0], &mut out)?;
+    if valid & (fsp::SET_MODE | fsp::SET_OWNER) != 0 {
+        // The VFS remembers directories' modes and owners for its walks: not this one's now.
+        l.vfs_forget();
+    }
+    Ok(())
 }
 
 fn chmod_attr(l: &mut Linux, c: &Ctx, a: Result<Attr, Errno>, mode: u64) -> Outcome {
