@@ -369,9 +369,7 @@ impl<S: StateArea> Ramfs<S> {
         if !vol.has_changes() && done.open.is_none() {
             return Ok(()); // a retry simply does it again
         }
-        let mut replies = self.replies;
-        replies.record(rid, done.result, done.aux);
-        let record = replies.last_change();
+        let record = self.replies.change_for(rid, done.result, done.aux);
         let open = done.open.map(|(ino, count)| (ino, count.to_le_bytes()));
         let mut writes = Vec::new();
         let grow = volume_writes(vol, region_at(v), &mut writes);
@@ -388,7 +386,7 @@ impl<S: StateArea> Ramfs<S> {
         match commit(&self.state, &writes, grow) {
             Ok(()) => {
                 vol.committed();
-                self.replies = replies;
+                self.replies.record(rid, done.result, done.aux);
                 Ok(())
             }
             Err(e) => {

@@ -13,6 +13,15 @@ pub struct Reply {
     pub aux: u64,
 }
 
+/// The encoded form of one entry.
+fn entry_bytes(e: &Reply) -> [u8; 24] {
+    let mut b = [0u8; 24];
+    b[..8].copy_from_slice(&e.rid.to_le_bytes());
+    b[8..16].copy_from_slice(&e.result.to_le_bytes());
+    b[16..].copy_from_slice(&e.aux.to_le_bytes());
+    b
+}
+
 /// The last `N` answers, oldest overwritten first.
 #[derive(Clone, Copy, Debug)]
 pub struct Replies<const N: usize> {
@@ -51,6 +60,15 @@ impl<const N: usize> Replies<N> {
         self.next = (self.next + 1) % N;
     }
 
+    /// What [`record`](Self::record)`(rid, result, aux)` would change in the encoded form,
+    /// without recording it: a server commits these first and records once the commit took
+    /// (nothing to undo, no copy of the whole ring).
+    pub fn change_for(&self, rid: u64, result: i64, aux: u64) -> [(usize, [u8; 24]); 2] {
+        let mut head = [0u8; 24];
+        head[..8].copy_from_slice(&(((self.next + 1) % N.max(1)) as u64).to_le_bytes());
+        [(0, head), (8 + self.next * 24, entry_bytes(&Reply { rid, result, aux }))]
+    }
+
     /// What the last [`record`](Self::record) changed in the encoded form, as (offset, bytes)
     /// pairs: the ring position and the one entry. A server can commit just these instead of
     /// the whole encoding.
@@ -58,12 +76,7 @@ impl<const N: usize> Replies<N> {
         let mut head = [0u8; 24];
         head[..8].copy_from_slice(&(self.next as u64).to_le_bytes());
         let i = (self.next + N - 1) % N.max(1);
-        let mut entry = [0u8; 24];
-        if let Some(e) = self.entries.get(i) {
-            entry[..8].copy_from_slice(&e.rid.to_le_bytes());
-            entry[8..16].copy_from_slice(&e.result.to_le_bytes());
-            entry[16..].copy_from_slice(&e.aux.to_le_bytes());
-        }
+        let entry = self.entries.get(i).map_or([0u8; 24], entry_bytes);
         [(0, head), (8 + i * 24, entry)]
     }
 
@@ -115,8 +128,14 @@ mod tests {
         r.encode(&mut bytes);
         let back = Replies::<3>::decode(&bytes);
         assert_eq!(back.find(3), r.find(3));
-        // Applying only the last change to the old encoding gives the new one.
+        // Applying only the last change to the old encoding gives the new one, and so does
+        // the change computed before recording.
         let mut old = bytes;
+        assert_eq!(r.change_for(5, -5, 50), {
+            let mut after = r;
+            after.record(5, -5, 50);
+            after.last_change()
+        });
         r.record(5, -5, 50);
         let mut want = [0u8; Replies::<3>::BYTES];
         r.encode(&mut want);
