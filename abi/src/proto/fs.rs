@@ -9,9 +9,15 @@
 //! Every state-changing request carries `Sqe::rid`: a server with the *transparent* policy
 //! answers a retried rid from its record instead of applying it twice.
 
-/// `args = [dir, name_len]`, name at NAMES_AT; writes the child's [`Attr`](super::Attr) at 0.
-/// Result: the child's FileId word.
+/// `args = [dir, name_len, flags (LOOKUP_OPEN)]`, name at NAMES_AT; writes the child's
+/// [`Attr`](super::Attr) at 0. Result: the child's FileId word. With LOOKUP_OPEN (a changing
+/// request: it carries a rid) a regular file or directory found also gets an open reference,
+/// as by OPEN, and `Cqe::aux` has LOOKUP_OPENED: a path walk for open(2) and the open in one.
 pub const LOOKUP: u32 = 1;
+/// LOOKUP flag: take an open reference on a regular file or directory found.
+pub const LOOKUP_OPEN: u64 = 1;
+/// LOOKUP `aux` bit: the open reference was taken.
+pub const LOOKUP_OPENED: u64 = 1;
 /// `args = [file]`; writes its Attr at 0. Result 0.
 pub const GETATTR: u32 = 2;
 /// `args = [file, valid (SET_* bits), mode, uid << 32 | gid, size]`; the grant holds

@@ -68,9 +68,14 @@ pub const WALK_ACCESS: u64 = 512;
 /// Also write the canonical absolute path of the result (links resolved) at NAMES_AT of the
 /// grant; its length is `Cqe::aux >> 8`.
 pub const WALK_PATH: u64 = 1024;
+/// Take the open reference open(2) needs on a regular file or directory found (the file
+/// system's OPEN, made with the last lookup); `aux` then has WALK_OPENED. A changing request.
+pub const WALK_OPEN: u64 = 2048;
 
 /// `aux` of WALK: the file was created by this walk.
 pub const WALK_CREATED: u64 = 1;
+/// `aux` of WALK: the open reference of WALK_OPEN was taken (else the caller sends OPEN).
+pub const WALK_OPENED: u64 = 2;
 /// `Cqe::flags` of a walk that stopped at a pseudo mount served by the caller.
 pub const REDIRECT: u32 = 1;
 

@@ -577,6 +577,8 @@ impl<S: StateArea, B: Disk> DiskFs<S, B> {
         let with_attr = match req.opcode() {
             proto::CREATE | proto::SYMLINK | proto::MOUNT => Some(rec.result as u64),
             proto::SETATTR | proto::LINK => Some(args[0]),
+            // A lookup that took an open reference (LOOKUP_OPEN).
+            proto::LOOKUP => Some(rec.result as u64),
             _ => None,
         };
         if let (Some(word), true) = (with_attr, rec.result >= 0) {

@@ -56,7 +56,7 @@ use abi::Errno;
 use alloc::vec;
 use alloc::vec::Vec;
 pub use ext2::{BlockDevice, Ext2, Ino, WriteBack};
-use ext2::{RenameMode, SetAttr, SetTime, S_IFDIR, S_IFMT};
+use ext2::{RenameMode, SetAttr, SetTime, S_IFDIR, S_IFMT, S_IFREG};
 
 /// The most bytes one READ, WRITE or READDIR moves (Linux's read/write path sends at most
 /// 1 MiB; larger requests are answered short, which read(2) and write(2) allow).
@@ -321,7 +321,17 @@ impl<D: BlockDevice> Volume<D> {
                         ino
                     }
                 };
-                self.put_attr(req, ino).map(Done::result)
+                let at = self.attr(ino)?;
+                req.write(0, zerocopy::IntoBytes::as_bytes(&at))?;
+                let file = at.file as i64;
+                let kind = at.mode & S_IFMT;
+                if a[2] & proto::LOOKUP_OPEN != 0 && (kind == S_IFREG || kind == S_IFDIR) {
+                    let before = self.fs.open_count(ino);
+                    self.undo_open = Some((ino, before));
+                    self.fs.open_ref(ino)?;
+                    return Ok(Done { result: file, aux: proto::LOOKUP_OPENED, open: Some((ino, before + 1)) });
+                }
+                Ok(Done::result(file))
             }
             proto::GETATTR => {
                 let ino = self.ino_of(a[0])?;

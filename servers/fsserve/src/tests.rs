@@ -536,3 +536,38 @@ fn cached_layouts_and_names_follow_changes() {
     assert_eq!(g.file, f.file, "the inode number is reused");
     assert_eq!(t.read(g.file, 0, 10, true).unwrap(), b"", "and the old layout is not");
 }
+
+#[test]
+fn lookup_with_open_takes_a_reference_on_files_and_directories_only() {
+    let mut t = T::new();
+    let root = t.root();
+    let f = t.create(root, "f", REG).unwrap();
+    let d = t.create(root, "d", DIR).unwrap();
+    let open_lookup = |t: &mut T, name: &str| {
+        let r = req(proto::LOOKUP, [root, name.len() as u64, proto::LOOKUP_OPEN, 0, 0, 0], &[name.as_bytes()], 0);
+        let done = t.call(&r).unwrap();
+        (T::attr_of(&r), done)
+    };
+    let (a, done) = open_lookup(&mut t, "f");
+    assert_eq!(a.file, f.file);
+    assert_eq!(done.result, f.file as i64);
+    assert_eq!(done.aux, proto::LOOKUP_OPENED);
+    let ino = FileId(f.file).ino() as Ino;
+    assert_eq!(done.open, Some((ino, 1)));
+    assert_eq!(t.v.fs().open_count(ino), 1);
+    let (_, done) = open_lookup(&mut t, "d");
+    assert_eq!(done.open, Some((FileId(d.file).ino() as Ino, 1)));
+    // A device node is looked up, not opened.
+    let c = t.create(root, "c", 0o020644).unwrap();
+    let (a, done) = open_lookup(&mut t, "c");
+    assert_eq!((a.file, done.aux, done.open), (c.file, 0, None));
+    // Without the flag, nothing changes.
+    t.lookup(root, "f").unwrap();
+    assert_eq!(t.v.fs().open_count(ino), 1);
+    // The reference is undone with the request if its commit fails.
+    let r = req(proto::LOOKUP, [root, 1, proto::LOOKUP_OPEN, 0, 0, 0], &[b"f"], 0);
+    t.v.serve(&r).unwrap();
+    assert_eq!(t.v.fs().open_count(ino), 2);
+    t.v.abort().unwrap();
+    assert_eq!(t.v.fs().open_count(ino), 1);
+}

@@ -181,7 +181,8 @@ impl Linux {
     }
 
     /// Resolves `path` for `pid` from `start` with `flags` (vfs WALK_*), creating with `mode`
-    /// when asked. The second value says whether the file was created.
+    /// when asked. The second value has the walk's `WALK_CREATED` and `WALK_OPENED` bits (the
+    /// file was created; WALK_OPEN's reference was taken).
     pub fn resolve(
         &mut self,
         pid: Pid,
@@ -189,7 +190,7 @@ impl Linux {
         path: &[u8],
         flags: u64,
         mode: u32,
-    ) -> Result<(Resolved, bool), Errno> {
+    ) -> Result<(Resolved, u64), Errno> {
         if path.len() >= PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
@@ -200,7 +201,7 @@ impl Linux {
             if start.server() == self.me && !path.starts_with(b"/") {
                 // Relative to a directory of /proc or /sys: this server walks it.
                 match pseudo::walk(self, pid, pseudo::Node::from_file(start), &path, follow)? {
-                    pseudo::Walk::Node(n) => return Ok((Resolved::Pseudo(n), false)),
+                    pseudo::Walk::Node(n) => return Ok((Resolved::Pseudo(n), 0)),
                     pseudo::Walk::Elsewhere { start: s, path: p } => {
                         start = s;
                         path = p;
@@ -211,14 +212,15 @@ impl Linux {
             let umask = self.procs.get(&pid).map_or(0o022, |p| p.umask);
             let cred = self.cred(pid).to_word();
             let args = [start.0, path.len() as u64, flags, mode as u64, cred, umask as u64];
-            let c = self.call_scratch("vfs", vfsp::WALK, args, &[], &[&path], flags & vfsp::WALK_CREATE != 0)?;
+            let changes = flags & (vfsp::WALK_CREATE | vfsp::WALK_OPEN) != 0;
+            let c = self.call_scratch("vfs", vfsp::WALK, args, &[], &[&path], changes)?;
             let out = &self.scratch;
             if c.flags & vfsp::REDIRECT != 0 {
                 let rest = out[NAMES_AT as usize..NAMES_AT as usize + (c.aux as usize).min(PATH_MAX)].to_vec();
                 start = FileId(c.result as u64);
                 path = rest;
                 if path.is_empty() {
-                    return Ok((Resolved::Pseudo(pseudo::Node::from_file(start)), false));
+                    return Ok((Resolved::Pseudo(pseudo::Node::from_file(start)), 0));
                 }
                 continue;
             }
@@ -227,7 +229,7 @@ impl Linux {
                 let n = ((c.aux >> 8) as usize).min(PATH_MAX);
                 self.last_path = out[NAMES_AT as usize..NAMES_AT as usize + n].to_vec();
             }
-            return Ok((Resolved::File(attr), c.aux & vfsp::WALK_CREATED != 0));
+            return Ok((Resolved::File(attr), c.aux & (vfsp::WALK_CREATED | vfsp::WALK_OPENED)));
         }
         Err(Errno::ELOOP)
     }

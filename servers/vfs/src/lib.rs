@@ -264,6 +264,56 @@ impl Vfs {
     /// Resolves `path` from `start` (0 = the root). The last component's symbolic link is
     /// followed if `follow` (or the path ends in '/').
     fn walk(&self, start: u64, path: &[u8], follow: bool, cred: Cred) -> Result<Walked, Errno> {
+        let mut opened = None;
+        self.walk_opening(start, path, follow, cred, None, &mut opened)
+    }
+
+    /// [`Vfs::walk`], and with `open` (a request id), the last lookup also takes an open
+    /// reference on the file it finds (`fsp::LOOKUP_OPEN`): that node is left in `opened`
+    /// when the walk ends there, for the caller to hand over or release. Released here when
+    /// the walk goes on past it (a mount on it) or fails.
+    fn walk_opening(
+        &self,
+        start: u64,
+        path: &[u8],
+        follow: bool,
+        cred: Cred,
+        open: Option<u64>,
+        opened: &mut Option<Node>,
+    ) -> Result<Walked, Errno> {
+        let r = self.walk_inner(start, path, follow, cred, open, opened);
+        if r.is_err() {
+            if let Some(n) = opened.take() {
+                self.release_open(&n, open.unwrap_or(0));
+            }
+        }
+        r
+    }
+
+    /// Gives back the open reference a walk took on `n` (`rid`: the walk's open id).
+    fn release_open(&self, n: &Node, rid: u64) {
+        let _ = self.fs_call(n.id, fsp::RELEASE, [n.id.0, 0, 0, 0, 0, 0], &[], &mut [], sub_rid(rid, 3));
+    }
+
+    /// The last lookup of a walk: with `open`, taking the open reference too.
+    fn lookup_last(&self, dir: &Node, name: &[u8], open: Option<u64>) -> Result<(Node, bool), Errno> {
+        let Some(rid) = open else { return self.fs_lookup(dir, name).map(|n| (n, false)) };
+        let mut out = [0u8; core::mem::size_of::<Attr>()];
+        let args = [dir.id.0, name.len() as u64, fsp::LOOKUP_OPEN, 0, 0, 0];
+        let c = self.fs_call(dir.id, fsp::LOOKUP, args, &[name], &mut out, rid)?;
+        let attr = Attr::read_from_bytes(&out).map_err(|_| Errno::EIO)?;
+        Ok((Node { id: attr.file_id(), attr, synthetic: false }, c.aux & fsp::LOOKUP_OPENED != 0))
+    }
+
+    fn walk_inner(
+        &self,
+        start: u64,
+        path: &[u8],
+        follow: bool,
+        cred: Cred,
+        open: Option<u64>,
+        opened: &mut Option<Node>,
+    ) -> Result<Walked, Errno> {
         if path.len() >= PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
@@ -297,9 +347,27 @@ impl Vfs {
                 }
                 _ => {}
             }
-            let found = if is_last { self.fs_lookup(&cur, &comp) } else { self.lookup_passing(&cur, &comp) };
+            let found = if is_last {
+                self.lookup_last(&cur, &comp, open).map(|(n, took)| {
+                    if took {
+                        *opened = Some(n);
+                    }
+                    n
+                })
+            } else {
+                self.lookup_passing(&cur, &comp)
+            };
             let child = match found {
-                Ok(c) => self.cross_down(c)?,
+                Ok(c) => {
+                    let down = self.cross_down(c)?;
+                    if down.id != c.id {
+                        // A mount on it: the walk ends in the mounted root, not here.
+                        if let Some(n) = opened.take() {
+                            self.release_open(&n, open.unwrap_or(0));
+                        }
+                    }
+                    down
+                }
                 Err(Errno::ENOENT) if is_last => {
                     return Ok(Walked::At(Box::new(Found { parent: Some(cur), name: comp, node: None })));
                 }
@@ -394,6 +462,25 @@ impl Vfs {
     }
 
     fn op_walk(&self, req: &Sqe, reply: &mut Cqe) -> Result<i64, Errno> {
+        let open = (req.args[2] & proto::WALK_OPEN != 0).then_some(sub_rid(req.rid, 2));
+        let mut opened = None;
+        let r = self.walk_and_check(req, reply, open, &mut opened);
+        if let Some(n) = opened {
+            match r {
+                Ok(_) => reply.aux |= proto::WALK_OPENED,
+                Err(_) => self.release_open(&n, open.unwrap_or(0)),
+            }
+        }
+        r
+    }
+
+    fn walk_and_check(
+        &self,
+        req: &Sqe,
+        reply: &mut Cqe,
+        open: Option<u64>,
+        opened: &mut Option<Node>,
+    ) -> Result<i64, Errno> {
         let [start, len, flags, mode, cred, umask] = req.args;
         let cred = Cred::from_word(cred);
         let path = Self::path(req, 0, len)?;
@@ -405,7 +492,7 @@ impl Vfs {
             return Self::put_attr(req, &n);
         }
         let follow = flags & proto::WALK_FOLLOW != 0;
-        let (parent, name, node) = match self.walk(start, &path, follow, cred)? {
+        let (parent, name, node) = match self.walk_opening(start, &path, follow, cred, open, opened)? {
             Walked::Redirect { root, rest } => {
                 self.k.grant_write(req.tag, NAMES_AT, &rest).map_err(|_| Errno::EFAULT)?;
                 reply.flags = proto::REDIRECT;

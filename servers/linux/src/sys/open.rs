@@ -68,7 +68,17 @@ pub fn open_path(
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
-    let (resolved, created) = l.resolve(c.pid, start, path, walk, mode)?;
+    // The file system takes the open reference with the walk's last lookup if it can.
+    walk |= vfsp::WALK_OPEN;
+    let (resolved, walked) = l.resolve(c.pid, start, path, walk, mode)?;
+    let opened = walked & vfsp::WALK_OPENED != 0;
+    if let (true, Resolved::File(a)) = (opened, &resolved) {
+        // File systems take it for regular files and directories only, which the last arm
+        // below opens; anything else would be a reference for nothing: given back.
+        if !matches!(a.mode & S_IFMT, abi::proto::S_IFREG | abi::proto::S_IFDIR) {
+            l.releases.borrow_mut().push(a.file_id());
+        }
+    }
     let status = flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH);
     let attr = match resolved {
         Resolved::Pseudo(n) => {
@@ -85,7 +95,6 @@ pub fn open_path(
         }
         Resolved::File(a) => a,
     };
-    let _ = created;
     let id = attr.file_id();
     let object = match attr.mode & S_IFMT {
         S_IFLNK => return Err(if flags & O_PATH != 0 { Errno::EOPNOTSUPP } else { Errno::ELOOP }),
@@ -96,7 +105,9 @@ pub fn open_path(
         S_IFBLK | S_IFSOCK if flags & O_PATH == 0 => return Err(Errno::ENXIO),
         S_IFIFO if flags & O_PATH == 0 => return crate::sys::fifo::open(l, id, flags, status),
         _ => {
-            l.open_ref(id)?;
+            if !opened {
+                l.open_ref(id)?;
+            }
             Object::File { id, mode: attr.mode }
         }
     };
