@@ -91,6 +91,8 @@ struct Vfs {
     /// this server, and the client sends [`proto::FORGET`] when it changes a mode or an owner
     /// behind it.
     dirs: RefCell<Vec<(FileId, Vec<u8>, Node)>>,
+    /// The buffer `fs_call` grants, allocated once.
+    scratch: core::cell::Cell<Vec<u8>>,
 }
 
 fn errno_of(e: server_rt::IpcError) -> Errno {
@@ -123,7 +125,13 @@ impl Vfs {
     ) -> Result<Cqe, Errno> {
         let spec = self.k.servers().get(file.server()).ok_or(Errno::ESTALE)?;
         let names_len: usize = names.iter().map(|n| n.len()).sum();
-        let mut buf = alloc::vec![0u8; NAMES_AT as usize + names_len.max(out.len().saturating_sub(NAMES_AT as usize))];
+        let size = NAMES_AT as usize + names_len.max(out.len().saturating_sub(NAMES_AT as usize));
+        // The buffer of every such call, kept (see `scratch`); what comes back starts zeroed.
+        let mut buf = self.scratch.take();
+        if buf.len() < size {
+            buf.resize(size, 0);
+        }
+        buf[..out.len()].fill(0);
         let mut at = NAMES_AT as usize;
         for n in names {
             buf[at..at + n.len()].copy_from_slice(n);
@@ -131,10 +139,12 @@ impl Vfs {
         }
         let mut sqe = Sqe::new(opcode, args);
         sqe.rid = rid;
-        sqe.grant = server_rt::grant(&buf, GRANT_READ | GRANT_WRITE);
-        let c = self.endpoints.call(spec.name, &sqe, FS_ATTEMPTS).map_err(errno_of)?;
-        let n = out.len().min(buf.len());
+        sqe.grant = server_rt::grant(&buf[..size], GRANT_READ | GRANT_WRITE);
+        let c = self.endpoints.call(spec.name, &sqe, FS_ATTEMPTS).map_err(errno_of);
+        let n = out.len().min(size);
         out[..n].copy_from_slice(&buf[..n]);
+        self.scratch.replace(buf);
+        let c = c?;
         if c.result < 0 {
             return Err(Errno((-c.result) as i32));
         }
@@ -324,11 +334,12 @@ impl Vfs {
             FileId(start)
         };
         let mut cur = self.start_node(first, cred)?;
-        let mut comps: VecDeque<Vec<u8>> = split(path);
+        let mut rest = Rest::new(path);
         let mut links = 0;
         let mut last: Option<(Node, Vec<u8>)> = None;
-        while let Some(comp) = comps.pop_front() {
-            let is_last = comps.is_empty();
+        while let Some((from, to)) = rest.next() {
+            let comp = &rest.buf[from..to];
+            let is_last = rest.is_done();
             if !cur.attr.is_dir() {
                 return Err(Errno::ENOTDIR);
             }
@@ -339,7 +350,7 @@ impl Vfs {
                 return Err(Errno::ENAMETOOLONG);
             }
             last = None;
-            match comp.as_slice() {
+            match comp {
                 b"." => continue,
                 b".." => {
                     cur = self.parent_of(&cur)?;
@@ -348,14 +359,14 @@ impl Vfs {
                 _ => {}
             }
             let found = if is_last {
-                self.lookup_last(&cur, &comp, open).map(|(n, took)| {
+                self.lookup_last(&cur, comp, open).map(|(n, took)| {
                     if took {
                         *opened = Some(n);
                     }
                     n
                 })
             } else {
-                self.lookup_passing(&cur, &comp)
+                self.lookup_passing(&cur, comp)
             };
             let child = match found {
                 Ok(c) => {
@@ -369,18 +380,12 @@ impl Vfs {
                     down
                 }
                 Err(Errno::ENOENT) if is_last => {
-                    return Ok(Walked::At(Box::new(Found { parent: Some(cur), name: comp, node: None })));
+                    return Ok(Walked::At(Box::new(Found { parent: Some(cur), name: comp.to_vec(), node: None })));
                 }
                 Err(e) => return Err(e),
             };
             if child.id.server() == self.client {
-                let mut rest = Vec::new();
-                for (i, c) in comps.iter().enumerate() {
-                    if i > 0 {
-                        rest.push(b'/');
-                    }
-                    rest.extend_from_slice(c);
-                }
+                let mut rest = rest.remaining();
                 if trailing_slash {
                     rest.push(b'/');
                 }
@@ -395,13 +400,11 @@ impl Vfs {
                 if target.starts_with(b"/") {
                     cur = self.start_node(self.mounts.root().ok_or(Errno::ENOENT)?.root, cred)?;
                 }
-                for c in split(&target).into_iter().rev() {
-                    comps.push_front(c);
-                }
+                rest.prepend(&target);
                 continue;
             }
             if is_last {
-                last = Some((cur, comp));
+                last = Some((cur, comp.to_vec()));
             }
             cur = child;
         }
@@ -968,6 +971,54 @@ fn pseudo_root_attr(file: FileId) -> Attr {
     Attr { file: file.0, mode: S_IFDIR | 0o555, nlink: 2, blksize: 4096, ..Default::default() }
 }
 
+/// What a walk has still to go through: a path and a position in it. A symbolic link's
+/// target takes the place of what was walked, so components are slices, not allocations.
+struct Rest {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Rest {
+    fn new(path: &[u8]) -> Rest {
+        Rest { buf: path.to_vec(), at: 0 }
+    }
+
+    /// The next component, as a range of `buf` (slashes skipped).
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let tail = self.buf.get(self.at..)?;
+        let from = self.at + tail.iter().position(|&b| b != b'/')?;
+        let to = self.buf[from..].iter().position(|&b| b == b'/').map_or(self.buf.len(), |n| from + n);
+        self.at = to;
+        Some((from, to))
+    }
+
+    /// Whether no component is left.
+    fn is_done(&self) -> bool {
+        self.buf.get(self.at..).is_none_or(|t| t.iter().all(|&b| b == b'/'))
+    }
+
+    /// `target`, then what is left.
+    fn prepend(&mut self, target: &[u8]) {
+        let mut buf = Vec::with_capacity(target.len() + 1 + self.buf.len() - self.at);
+        buf.extend_from_slice(target);
+        buf.push(b'/');
+        buf.extend_from_slice(&self.buf[self.at..]);
+        *self = Rest { buf, at: 0 };
+    }
+
+    /// What is left, components joined by single slashes.
+    fn remaining(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in self.buf[self.at..].split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            if !out.is_empty() {
+                out.push(b'/');
+            }
+            out.extend_from_slice(c);
+        }
+        out
+    }
+}
+
 fn split(path: &[u8]) -> VecDeque<Vec<u8>> {
     path.split(|&b| b == b'/').filter(|c| !c.is_empty()).map(|c| c.to_vec()).collect()
 }
@@ -989,7 +1040,14 @@ pub fn main() {
         }
         _ => Mounts::default(),
     };
-    let mut vfs = Vfs { k, mounts, client, endpoints: Default::default(), dirs: RefCell::new(Vec::new()) };
+    let mut vfs = Vfs {
+        k,
+        mounts,
+        client,
+        endpoints: Default::default(),
+        dirs: RefCell::new(Vec::new()),
+        scratch: Default::default(),
+    };
     // `root=/dev/vda`: the root file system is the disk's (the initramfs if it cannot be
     // mounted, as a rescue system).
     if vfs.mounts.list.is_empty() && k.cmdline_get("root") == Some(ROOT_DEVICE) {
