@@ -33,8 +33,7 @@ const _: () = assert!(cfg!(target_endian = "little"), "the trace format is littl
 #[repr(u16)]
 pub enum TraceKind {
     /// A user task trapped into the nucleus: `task`, `opcode` = syscall number, `arg` = first
-    /// argument, `endpoint` = where its request goes (`u32::MAX`: none, the nucleus answered
-    /// from a result the server published; a `SyscallExit` follows at once).
+    /// argument, `endpoint` = where its request goes.
     SyscallEnter = 1,
     /// The syscall returned to user mode: `task`, `opcode` = syscall number, `arg` = result.
     SyscallExit = 2,
@@ -61,11 +60,15 @@ pub enum TraceKind {
     FaultInject = 11,
     /// The buffer of this CPU overflowed: `arg` records were lost just before this one.
     Dropped = 12,
+    /// A syscall the nucleus answered itself from a result the server published (getpid...),
+    /// entered and returned at this time: `task`, `opcode` = syscall number, `arg` = result,
+    /// `arg2` = arch as in `SyscallEnter`.
+    SyscallAnswered = 13,
 }
 
 impl TraceKind {
     /// Every kind, in value order.
-    pub const ALL: [TraceKind; 12] = [
+    pub const ALL: [TraceKind; 13] = [
         TraceKind::SyscallEnter,
         TraceKind::SyscallExit,
         TraceKind::Send,
@@ -78,12 +81,13 @@ impl TraceKind {
         TraceKind::Restart,
         TraceKind::FaultInject,
         TraceKind::Dropped,
+        TraceKind::SyscallAnswered,
     ];
 
     /// The kind stored as `value`, if this reader knows it.
     pub const fn from_u16(value: u16) -> Option<TraceKind> {
         match value {
-            1..=12 => Some(TraceKind::ALL[value as usize - 1]),
+            1..=13 => Some(TraceKind::ALL[value as usize - 1]),
             _ => None,
         }
     }
@@ -103,6 +107,7 @@ impl TraceKind {
             TraceKind::Restart => "restart",
             TraceKind::FaultInject => "fault-inject",
             TraceKind::Dropped => "dropped",
+            TraceKind::SyscallAnswered => "syscall-answered",
         }
     }
 }
@@ -343,7 +348,7 @@ mod tests {
         TraceRecord {
             timestamp_ns: 1_000 + i,
             cpu: (i % 4) as u16,
-            kind: TraceKind::ALL[(i % 12) as usize] as u16,
+            kind: TraceKind::ALL[(i % TraceKind::ALL.len() as u64) as usize] as u16,
             task: 7 + i as u32,
             endpoint: 3,
             opcode: 42,
@@ -393,7 +398,7 @@ mod tests {
             assert_eq!(k.to_string(), k.name());
         }
         assert_eq!(TraceKind::from_u16(0), None);
-        assert_eq!(TraceKind::try_from(13), Err(13));
+        assert_eq!(TraceKind::try_from(14), Err(14));
         let unknown = TraceRecord { kind: 999, ..sample(0) };
         let decoded = TraceRecord::decode(&unknown.encode()).unwrap();
         assert_eq!(decoded.kind, 999, "unknown kinds still decode");

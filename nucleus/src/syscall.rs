@@ -124,18 +124,15 @@ extern "C" fn exit_hook(sqe: u64, result: u64, _: u64, _: u64, _: u64, _: u64) {
     });
 }
 
-/// The trace hook of a call the nucleus answered itself: its enter and exit records (no
-/// endpoint, no tag: no request was made).
+/// The trace hook of a call the nucleus answered itself: one `SyscallAnswered` record.
 extern "C" fn answered_hook(frame: u64, value: u64, _: u64, _: u64, _: u64, _: u64) {
-    use ipc::trace::TraceKind;
     // SAFETY: `on_syscall` passes its own trap frame, which it does not touch until this
     // returns (the result is stored after).
-    let frame = unsafe { &*(frame as *const TrapFrame) };
-    let (nr, arg) = (frame.syscall_nr(), frame.syscall_args()[0]);
+    let nr = unsafe { &*(frame as *const TrapFrame) }.syscall_nr();
     let cur = sched::current();
     arch::cpu::without_interrupts(|| {
-        crate::trace::record(TraceKind::SyscallEnter, cur, u32::MAX, nr as u32, 0, arg, crate::call::arch_id());
-        crate::trace::record(TraceKind::SyscallExit, cur, 0, nr as u32, 0, value, 0);
+        let kind = ipc::trace::TraceKind::SyscallAnswered;
+        crate::trace::record(kind, cur, u32::MAX, nr as u32, 0, value, crate::call::arch_id());
     });
 }
 

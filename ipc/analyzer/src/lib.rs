@@ -27,6 +27,7 @@
 //! | `Restart` | the new task | endpoint it serves, `u32::MAX` if none | server index | — | instance number (1 = first start) | — |
 //! | `FaultInject` | the victim | — | injection kind | — | — | — |
 //! | `Dropped` | — | — | — | — | records lost on this CPU just before this one | — |
+//! | `SyscallAnswered` | user thread | — | syscall number | — | result (`i64` as `u64`) | arch, as in `SyscallEnter` |
 //!
 //! How the analyzer reads them:
 //!

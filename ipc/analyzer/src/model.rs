@@ -481,6 +481,7 @@ pub fn analyze(trace: &Trace, options: &Options) -> Analysis {
         match r.kind() {
             Some(TraceKind::SyscallEnter) => b.syscall_enter(r),
             Some(TraceKind::SyscallExit) => b.syscall_exit(r),
+            Some(TraceKind::SyscallAnswered) => b.syscall_answered(r),
             Some(TraceKind::Send) => b.send(r),
             Some(TraceKind::Receive) => b.receive(r),
             Some(TraceKind::Reply) => b.reply(r),
@@ -523,6 +524,24 @@ impl Builder<'_> {
         });
         self.a.roots.push(Root::Syscall(index));
         self.open_syscalls.entry(syscall_key(r)).or_default().push(index);
+    }
+
+    /// A syscall the nucleus answered: entered and returned at once, no requests.
+    fn syscall_answered(&mut self, r: &TraceRecord) {
+        let arch = syscalls::syscall_arch(self.options.arch, r.arg2, self.trace.arch);
+        self.a.syscalls.push(Syscall {
+            task: r.task,
+            cpu: r.cpu,
+            nr: r.opcode,
+            arch,
+            tag: 0,
+            arg: 0,
+            enter_ns: r.timestamp_ns,
+            exit: Some((r.timestamp_ns, r.arg)),
+            died_ns: None,
+            requests: Vec::new(),
+        });
+        self.a.roots.push(Root::Syscall(self.a.syscalls.len() - 1));
     }
 
     fn syscall_exit(&mut self, r: &TraceRecord) {

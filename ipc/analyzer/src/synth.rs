@@ -61,6 +61,20 @@ impl TraceBuilder {
         })
     }
 
+    /// `task`'s syscall `nr`, answered by the nucleus with `result` (no request).
+    pub fn syscall_answered(&mut self, task: u32, nr: u32, result: i64) -> &mut Self {
+        let arch = match self.arch {
+            TraceArch::Aarch64 => 1,
+            _ => 0,
+        };
+        self.rec(TraceKind::SyscallAnswered, task, |r| {
+            r.endpoint = u32::MAX;
+            r.opcode = nr;
+            r.arg = result as u64;
+            r.arg2 = arch;
+        })
+    }
+
     /// Syscall `nr` of `task` returns `result`.
     pub fn syscall_exit(&mut self, task: u32, nr: u32, tag: u64, result: i64) -> &mut Self {
         self.rec(TraceKind::SyscallExit, task, |r| {

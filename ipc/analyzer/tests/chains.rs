@@ -88,6 +88,22 @@ fn interleaved_requests_from_two_cpus() {
 }
 
 #[test]
+fn a_syscall_the_nucleus_answered_is_a_call_without_requests() {
+    let mut b = TraceBuilder::new(TraceArch::Aarch64, 1);
+    b.at(100, 0).syscall_answered(10, 172, 42); // getpid on AArch64
+    b.at(200, 0).syscall_enter(10, 172, 0x77, 0).syscall_exit(10, 172, 0x77, 42);
+    let a = analyze_bytes(&b.to_bytes(), &Options::default());
+    assert_eq!(a.syscalls.len(), 2);
+    let s = &a.syscalls[0];
+    assert_eq!((s.task, s.nr, s.enter_ns, s.exit), (10, 172, 100, Some((100, 42))));
+    assert!(s.requests.is_empty());
+    assert_eq!(a.anomalies.exit_without_enter, 0, "the answered call leaves nothing open");
+    assert_eq!(a.syscalls[1].exit, Some((200, 42)));
+    let text = report::full(&a, &ChainFilter::default());
+    assert!(text.contains("getpid"), "named by its number: {text}");
+}
+
+#[test]
 fn busy_time_per_task_and_cpu() {
     let a = analyze_bytes(&two_cpus().to_bytes(), &Options::default());
     let tasks = report::task_busy(&a);
