@@ -51,7 +51,7 @@ extern crate std;
 mod tests;
 
 use abi::proto::fs as proto;
-use abi::proto::{push_dirent64, Attr, FileId, StatFs, Timespec, NAMES_AT, PATH_MAX};
+use abi::proto::{push_dirent64, Attr, FileId, StatFs, Timespec, NAMES_AT, NAME_MAX, PATH_MAX};
 use abi::Errno;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -121,9 +121,10 @@ pub struct Volume<D: BlockDevice> {
     /// again (every exec reads its binary) maps nothing. Valid while the device is unchanged:
     /// emptied by every commit that changed anything.
     maps: alloc::collections::BTreeMap<Ino, FileMap>,
-    /// Names looked up since the last change: (directory, name) -> inode. Big directories
+    /// Names looked up since the last change: (directory number, little-endian, then the
+    /// name) -> inode. Big directories
     /// (`/bin`) are linear in ext2; path walks repeat the same lookups.
-    names: alloc::collections::BTreeMap<(Ino, Vec<u8>), Ino>,
+    names: alloc::collections::BTreeMap<Vec<u8>, Ino>,
 }
 
 /// Names kept by the lookup cache before it starts over.
@@ -308,16 +309,24 @@ impl<D: BlockDevice> Volume<D> {
         match req.opcode() {
             proto::LOOKUP => {
                 let dir = self.ino_of(a[0])?;
-                let name = Self::name(req, 0, a[1])?;
-                let key = (dir, name);
-                let ino = match self.names.get(&key) {
+                // The key of `names`, the directory's number then the name, built on the
+                // stack: a hit allocates nothing.
+                let len = a[1] as usize;
+                if len > NAME_MAX {
+                    return Err(Errno::ENAMETOOLONG);
+                }
+                let mut key = [0u8; 4 + NAME_MAX];
+                key[..4].copy_from_slice(&dir.to_le_bytes());
+                req.read(NAMES_AT, &mut key[4..4 + len])?;
+                let key = &key[..4 + len];
+                let ino = match self.names.get(key) {
                     Some(&ino) => ino,
                     None => {
-                        let ino = self.fs.lookup(dir, &key.1)?;
+                        let ino = self.fs.lookup(dir, &key[4..])?;
                         if self.names.len() >= NAMES {
                             self.names.clear();
                         }
-                        self.names.insert(key, ino);
+                        self.names.insert(key.to_vec(), ino);
                         ino
                     }
                 };

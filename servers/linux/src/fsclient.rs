@@ -194,7 +194,8 @@ impl Linux {
         if path.len() >= PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
-        let mut path = path.to_vec();
+        // Owned only once a redirect or a pseudo walk hands back the rest of it.
+        let mut path = alloc::borrow::Cow::Borrowed(path);
         let mut start = start;
         let follow = flags & vfsp::WALK_FOLLOW != 0;
         for _ in 0..8 {
@@ -204,7 +205,7 @@ impl Linux {
                     pseudo::Walk::Node(n) => return Ok((Resolved::Pseudo(n), 0)),
                     pseudo::Walk::Elsewhere { start: s, path: p } => {
                         start = s;
-                        path = p;
+                        path = alloc::borrow::Cow::Owned(p);
                         continue;
                     }
                 }
@@ -218,7 +219,7 @@ impl Linux {
             if c.flags & vfsp::REDIRECT != 0 {
                 let rest = out[NAMES_AT as usize..NAMES_AT as usize + (c.aux as usize).min(PATH_MAX)].to_vec();
                 start = FileId(c.result as u64);
-                path = rest;
+                path = alloc::borrow::Cow::Owned(rest);
                 if path.is_empty() {
                     return Ok((Resolved::Pseudo(pseudo::Node::from_file(start)), 0));
                 }

@@ -973,14 +973,14 @@ fn pseudo_root_attr(file: FileId) -> Attr {
 
 /// What a walk has still to go through: a path and a position in it. A symbolic link's
 /// target takes the place of what was walked, so components are slices, not allocations.
-struct Rest {
-    buf: Vec<u8>,
+struct Rest<'a> {
+    buf: alloc::borrow::Cow<'a, [u8]>,
     at: usize,
 }
 
-impl Rest {
-    fn new(path: &[u8]) -> Rest {
-        Rest { buf: path.to_vec(), at: 0 }
+impl<'a> Rest<'a> {
+    fn new(path: &'a [u8]) -> Rest<'a> {
+        Rest { buf: alloc::borrow::Cow::Borrowed(path), at: 0 }
     }
 
     /// The next component, as a range of `buf` (slashes skipped).
@@ -1003,7 +1003,7 @@ impl Rest {
         buf.extend_from_slice(target);
         buf.push(b'/');
         buf.extend_from_slice(&self.buf[self.at..]);
-        *self = Rest { buf, at: 0 };
+        *self = Rest { buf: alloc::borrow::Cow::Owned(buf), at: 0 };
     }
 
     /// What is left, components joined by single slashes.
