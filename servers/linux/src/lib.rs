@@ -104,6 +104,11 @@ pub struct Linux {
     pub scratch: Vec<u8>,
     /// The calls the nucleus answers from published values (`process::publish_identity`).
     pub identity_calls: Vec<(u32, process::Identity)>,
+    /// Set by a handler whose request changed nothing a blocked request can wait for (a read,
+    /// an open or a close of a regular file), so that the blocked ones are not run again for
+    /// it; cleared before every request. A wrong `true` costs a blocked request at most a
+    /// tick, when they are all run again anyway.
+    pub quiet: bool,
     /// Which numbers cannot unblock another request (`sys::PURE`).
     pure: [bool; sys::MAX_NR],
     /// Threads waiting on futexes.
@@ -145,6 +150,7 @@ impl Linux {
             handlers: sys::table(),
             pure: sys::pure_table(),
             identity_calls: process::identity_calls(),
+            quiet: false,
             endpoints: Default::default(),
             scratch: alloc::vec![0; abi::proto::NAMES_AT as usize + abi::proto::PATH_MAX],
             futexes: Default::default(),
@@ -292,9 +298,11 @@ impl Linux {
                     continue;
                 }
                 let now = self.k.now_ns();
+                self.quiet = false;
                 let outcome = self.handle(&sqe, now);
                 // What this request did may unblock others (a child's exit, data in a pipe).
-                let pure = sqe.flags == user_request::SYSCALL && self.pure.get(sqe.opcode as usize) == Some(&true);
+                let pure = sqe.flags == user_request::SYSCALL
+                    && (self.quiet || self.pure.get(sqe.opcode as usize) == Some(&true));
                 if !self.pending.is_empty() && !pure {
                     self.retry_pending();
                 }

@@ -118,6 +118,11 @@ pub struct Locks {
 }
 
 impl Locks {
+    /// Whether no lock is held (then closing a file releases none).
+    pub fn none_held(&self) -> bool {
+        self.held.is_empty()
+    }
+
     fn prune(&mut self) {
         self.held.retain(|l| l.owner.alive());
     }

@@ -329,6 +329,8 @@ fn pread_at(l: &mut Linux, c: &Ctx, at: Option<u64>) -> Outcome {
             return e.into();
         }
     }
+    // Reading a regular file wakes nobody.
+    l.quiet = matches!(file.borrow().object, Object::File { .. });
     match read_into(l, c, &file, buf, len as usize, at) {
         Ok(Some(n)) => Outcome::Done(n as i64),
         Ok(None) => Outcome::Block,
