@@ -35,6 +35,7 @@ impl Scale {
     }
 
     /// Nanoseconds for `ticks` ticks since boot (0 before `set`).
+    #[inline]
     pub fn to_ns(&self, ticks: u64) -> u64 {
         ((ticks as u128 * self.mult.load(Ordering::Relaxed) as u128) >> 32) as u64
     }

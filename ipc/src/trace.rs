@@ -167,6 +167,11 @@ impl TraceRecord {
         zerocopy::transmute!(*self)
     }
 
+    /// The bytes of back-to-back records, as a trace stream carries them (no copy).
+    pub fn slice_bytes(records: &[TraceRecord]) -> &[u8] {
+        records.as_bytes()
+    }
+
     /// The record in `bytes`, which must be exactly [`RECORD_SIZE`] long.
     pub fn decode(bytes: &[u8]) -> Option<TraceRecord> {
         TraceRecord::read_from_bytes(bytes).ok()

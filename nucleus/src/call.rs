@@ -131,10 +131,10 @@ fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe, tag: u64) {
     use ipc::trace::TraceKind;
     let t = st.task(cur);
     if t.user.is_some() && sqe.flags == server_rt::user_request::SYSCALL {
-        crate::trace::record(TraceKind::SyscallEnter, cur, e as u32, sqe.opcode, tag, sqe.args[0], arch_id());
+        crate::trace::emit(TraceKind::SyscallEnter, cur, e as u32, sqe.opcode, tag, sqe.args[0], arch_id());
     }
     let serving = t.serving;
-    crate::trace::record(TraceKind::Send, cur, e as u32, sqe.opcode, tag, core::mem::size_of::<Sqe>() as u64, serving);
+    crate::trace::emit(TraceKind::Send, cur, e as u32, sqe.opcode, tag, core::mem::size_of::<Sqe>() as u64, serving);
 }
 
 /// The architecture id used in trace records (0 = x86_64, 1 = aarch64).
@@ -175,14 +175,14 @@ impl Received {
 
 /// The trace hook of a receive (`opcode_flags`: the opcode in the low half).
 extern "C" fn receive_hook(cur: u64, e: u64, opcode_flags: u64, tag: u64, _: u64, _: u64) {
-    crate::trace::record(ipc::trace::TraceKind::Receive, cur as usize, e as u32, opcode_flags as u32, tag, 0, 0);
+    crate::trace::emit(ipc::trace::TraceKind::Receive, cur as usize, e as u32, opcode_flags as u32, tag, 0, 0);
 }
 
 /// The trace hook of a reply: `reply` points at the answer just delivered.
 extern "C" fn reply_hook(cur: u64, e: u64, reply: u64, _: u64, _: u64, _: u64) {
     // SAFETY: `deliver` passes a reference it holds until this returns.
     let reply = unsafe { &*(reply as *const Cqe) };
-    crate::trace::record(ipc::trace::TraceKind::Reply, cur as usize, e as u32, 0, reply.tag, reply.result as u64, 0);
+    crate::trace::emit(ipc::trace::TraceKind::Reply, cur as usize, e as u32, 0, reply.tag, reply.result as u64, 0);
 }
 
 fn take_reply(mut st: MutexGuard<'static, State>, cur: usize) -> Result<Cqe, IpcError> {

@@ -120,7 +120,7 @@ extern "C" fn exit_hook(sqe: u64, result: u64, _: u64, _: u64, _: u64, _: u64) {
     // ring slot and filling it, and killed meanwhile, would stall the ring for good).
     arch::cpu::without_interrupts(|| {
         let tag = sched::lock().task(cur).last_tag();
-        crate::trace::record(ipc::trace::TraceKind::SyscallExit, cur, 0, opcode, tag, v as u64, 0);
+        crate::trace::emit(ipc::trace::TraceKind::SyscallExit, cur, 0, opcode, tag, v as u64, 0);
     });
 }
 
@@ -132,7 +132,7 @@ extern "C" fn answered_hook(frame: u64, value: u64, _: u64, _: u64, _: u64, _: u
     let cur = sched::current();
     arch::cpu::without_interrupts(|| {
         let kind = ipc::trace::TraceKind::SyscallAnswered;
-        crate::trace::record(kind, cur, u32::MAX, nr as u32, 0, value, crate::call::arch_id());
+        crate::trace::emit(kind, cur, u32::MAX, nr as u32, 0, value, crate::call::arch_id());
     });
 }
 

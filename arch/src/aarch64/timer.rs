@@ -82,6 +82,7 @@ pub fn clock_ticks() -> u64 {
     SCALE.ticks(counter())
 }
 
+#[inline]
 pub fn ticks_to_ns(ticks: u64) -> u64 {
     SCALE.to_ns(ticks)
 }
