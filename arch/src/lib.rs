@@ -43,6 +43,7 @@ pub mod devinfo;
 pub mod irq;
 pub mod trapinfo;
 pub mod vdso;
+pub mod virtcon;
 
 pub use bootinfo::{BootInfo, MemKind, MemRegion};
 pub use devinfo::{Bus, FoundDevice, IrqLine};

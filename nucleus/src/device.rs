@@ -7,7 +7,7 @@
 //! capability; a virtio-mmio transport's `Status` register) and resets it, since the firmware
 //! may have been using it: no device does anything until a driver opens it. Entry 0 is always
 //! the console UART, for its receive interrupt. A device the arch layer takes as the trace port
-//! (`arch::console::trace_port_offer`: on AArch64 the first virtio-mmio console) stays out of
+//! (`arch::console::trace_port_offer`: the first virtio console) stays out of
 //! the table: the nucleus drives it, and no server can open it.
 //!
 //! A server whose spec lists a device class opens one device of it ([`open`]); a device has at
@@ -194,10 +194,10 @@ pub fn init(info: &BootInfo) {
                     va[i] = map_window(t, pa, len).unwrap_or(0);
                 }
             }
-            // The nucleus's own trace port (AArch64: the first virtio-mmio console) is not a
+            // The nucleus's own trace port (the first virtio console) is not a
             // device any server may open: tracing must outlive every server.
             let mut frames = |n: usize| crate::mem::frame::alloc(n, 1).map(|r| r.start);
-            if arch::console::trace_port_offer(&d, va[0], &mut frames) {
+            if arch::console::trace_port_offer(&d, &va, &mut frames) {
                 crate::kprintln!("device -: {} (type {}) taken as the trace port", describe(&d), d.virtio_type);
                 return;
             }

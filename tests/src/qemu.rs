@@ -173,42 +173,29 @@ impl QemuConfig {
         let sock = path.to_string_lossy().replace(',', ",,");
         let server = if listen { ",server=on,wait=off" } else { "" };
         self.extra_args.extend(["-chardev".into(), format!("socket,id=host,path={sock}{server}").into()]);
-        match self.arch {
-            Arch::X86_64 => self.extra_args.extend(["-serial".into(), "chardev:host".into()]),
-            Arch::Aarch64 => self.extra_args.extend(
-                [
-                    "-device",
-                    "virtio-serial-device",
-                    "-device",
-                    "virtconsole,chardev=host",
-                    "-global",
-                    "virtio-mmio.force-legacy=false",
-                ]
-                .map(OsString::from),
-            ),
-        }
+        self.attach_virtio_console("host");
     }
 
     /// Streams the guest's trace records into the file `path` (after the other extra
-    /// arguments): a second serial port on x86_64 (COM2), a virtio console on AArch64's
-    /// virtio-mmio (`virtio-serial-device` with a `virtconsole` on port 0, modern transport),
-    /// which the nucleus takes as its trace port at boot. QEMU truncates the file.
+    /// arguments): a virtio console (`virtconsole` on port 0 of `virtio-serial-pci` on x86_64,
+    /// of `virtio-serial-device` on AArch64's virtio-mmio, both modern transports), which the
+    /// nucleus takes as its trace port at boot. QEMU truncates the file.
     pub fn attach_trace_stream(&mut self, path: &std::path::Path) {
         let file = path.to_string_lossy().replace(',', ",,");
+        self.extra_args.extend(["-chardev".into(), format!("file,id=trace,path={file}").into()]);
+        self.attach_virtio_console("trace");
+    }
+
+    /// The trace port's device: a virtio console on character device `chardev`.
+    fn attach_virtio_console(&mut self, chardev: &str) {
+        let console = format!("virtconsole,chardev={chardev}");
         match self.arch {
-            Arch::X86_64 => self.extra_args.extend(["-serial".into(), format!("file:{file}").into()]),
+            Arch::X86_64 => {
+                self.extra_args.extend(["-device", "virtio-serial-pci", "-device", &console].map(OsString::from))
+            }
             Arch::Aarch64 => self.extra_args.extend(
-                [
-                    "-chardev".to_string(),
-                    format!("file,id=trace,path={file}"),
-                    "-device".into(),
-                    "virtio-serial-device".into(),
-                    "-device".into(),
-                    "virtconsole,chardev=trace".into(),
-                    "-global".into(),
-                    "virtio-mmio.force-legacy=false".into(),
-                ]
-                .map(OsString::from),
+                ["-device", "virtio-serial-device", "-device", &console, "-global", "virtio-mmio.force-legacy=false"]
+                    .map(OsString::from),
             ),
         }
     }
@@ -334,7 +321,9 @@ mod tests {
         q.attach_trace_stream(std::path::Path::new("build/t.bin"));
         let a = strs(&q);
         assert!(has_pair(&a, "-serial", "chardev:console"), "the console stays the first serial port");
-        assert!(has_pair(&a, "-serial", "file:build/t.bin"));
+        assert!(has_pair(&a, "-chardev", "file,id=trace,path=build/t.bin"));
+        assert!(has_pair(&a, "-device", "virtio-serial-pci"));
+        assert!(has_pair(&a, "-device", "virtconsole,chardev=trace"));
         let mut q = QemuConfig::new(Arch::Aarch64, "k");
         q.attach_trace_stream(std::path::Path::new("a,b.bin"));
         let a = strs(&q);

@@ -100,34 +100,34 @@ impl core::fmt::Write for RawWriter {
 }
 
 /// The trace port: `virt` has a single PL011, so traces stream to a virtio console instead
-/// ([`super::virtcon`]), if QEMU was given one and the nucleus offered it ([`trace_port_offer`]).
+/// ([`crate::virtcon`]), if QEMU was given one and the nucleus offered it ([`trace_port_offer`]).
 pub fn trace_port_present() -> bool {
-    super::virtcon::present()
+    crate::virtcon::present()
 }
 
-/// Offers a device found at boot as the trace port (`regs`: its mapped registers; `alloc`:
-/// `n` contiguous frames). True if it was taken: a virtio-mmio console, the first one.
+/// Offers a device found at boot as the trace port (`regs`: its mapped register windows;
+/// `alloc`: `n` contiguous frames). True if it was taken: a virtio-mmio console, the first one.
 pub fn trace_port_offer(
     dev: &crate::devinfo::FoundDevice,
-    regs: u64,
+    regs: &[u64; crate::devinfo::MAX_DEVICE_REGIONS],
     alloc: &mut dyn FnMut(usize) -> Option<u64>,
 ) -> bool {
-    super::virtcon::attach(dev, regs, alloc)
+    crate::virtcon::attach_mmio(dev, regs[0], alloc)
 }
 
 /// Queues raw bytes for the trace port, all or nothing. False (nothing written) without a port
 /// or when the device has not given back enough buffers.
 pub fn trace_port_write(bytes: &[u8]) -> bool {
-    super::virtcon::write(bytes)
+    crate::virtcon::write(bytes)
 }
 
 /// Sends the bytes queued by [`trace_port_write`] now.
 pub fn trace_port_flush() {
-    super::virtcon::flush()
+    crate::virtcon::flush()
 }
 
 /// Takes the bytes the host has sent on the trace port (its control direction) into `buf`;
 /// returns how many (0 without a port).
 pub fn trace_port_read(buf: &mut [u8]) -> usize {
-    super::virtcon::read(buf)
+    crate::virtcon::read(buf)
 }

@@ -26,7 +26,6 @@ pub mod timer;
 pub mod tracepoint;
 pub mod trap;
 pub mod user;
-pub mod virtcon;
 
 pub const ARCH_NAME: &str = "aarch64";
 

@@ -1,15 +1,19 @@
-//! The trace port of QEMU `virt`: a virtio console (`virtio-serial-device` with a `virtconsole`
-//! on port 0) on a virtio-mmio transport, driven by the nucleus itself, polled. It transmits
-//! the trace stream and receives the host's control commands (`nucleus::control`).
+//! The trace port: a virtio console (`virtio-serial-device` / `virtio-serial-pci` with a
+//! `virtconsole` on port 0), driven by the nucleus itself, polled. It transmits the trace
+//! stream and receives the host's control commands (`nucleus::control`). Both architectures
+//! use it: AArch64 `virt` on a virtio-mmio transport, x86_64 `pc` on a modern virtio-pci one.
 //!
 //! `virt` has one PL011 (the console); QEMU 7.2 gives it no second non-secure UART. A virtio
 //! console is the live byte stream it does have, and it is fast: one queue notification moves
-//! a whole page of records, where a UART moves one byte per register write.
+//! a whole page of records, where a UART moves one byte per register write (and QEMU writes
+//! its file one byte per system call: COM2 carries ~36,000 records/s, this ~100 times more).
 //!
 //! # How it works
 //!
-//! [`attach`] takes the first virtio-mmio transport whose device is a console (type 3), in its
-//! modern (version 2) or legacy (version 1) form, and sets it up with no features beyond
+//! [`attach_mmio`] takes the first virtio-mmio transport whose device is a console (type 3), in
+//! its modern (version 2) or legacy (version 1) form; [`attach_pci`] a modern virtio-pci
+//! function's common configuration and notification windows, found by the caller in its
+//! capabilities. Either way the device is set up with no features beyond
 //! `VIRTIO_F_VERSION_1` (so no multiport: port 0 is the console, its receive queue is queue 0
 //! and its transmit queue queue 1). Queue 1 gets [`QUEUE_SIZE`] descriptors, one per
 //! transmit buffer: descriptor `i` always points at buffer `i` (one page of DMA memory).
@@ -37,7 +41,7 @@
 //! [`RECLAIM_SPINS`] polls; the nucleus counts the refused records as dropped), or touch a
 //! device other than the one attached.
 
-use super::mm::phys_to_virt;
+use crate::current::mm::phys_to_virt;
 use crate::devinfo::{Bus, FoundDevice};
 use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
@@ -101,9 +105,151 @@ const AVAIL_OFFSET: u64 = 16 * QUEUE_SIZE as u64;
 const USED_OFFSET: u64 = 4096;
 const _: () = assert!(AVAIL_OFFSET + 6 + 2 * QUEUE_SIZE as u64 <= USED_OFFSET);
 
+/// Where the device's registers are.
+#[derive(Clone, Copy)]
+enum Transport {
+    /// A virtio-mmio window (`legacy`: version 1).
+    Mmio { regs: u64, legacy: bool },
+    /// A modern virtio-pci function: its common configuration structure and the notification
+    /// address of each of the two queues (all mapped).
+    Pci { common: u64, notify: [u64; 2] },
+}
+
+/// The modern virtio-pci common configuration structure (virtio 1.2 §4.1.4.3).
+mod pci_common {
+    pub const DEVICE_FEATURE_SELECT: u64 = 0x00;
+    pub const DEVICE_FEATURE: u64 = 0x04;
+    pub const DRIVER_FEATURE_SELECT: u64 = 0x08;
+    pub const DRIVER_FEATURE: u64 = 0x0c;
+    pub const DEVICE_STATUS: u64 = 0x14;
+    pub const QUEUE_SELECT: u64 = 0x16;
+    pub const QUEUE_SIZE: u64 = 0x18;
+    pub const QUEUE_ENABLE: u64 = 0x1c;
+    pub const QUEUE_NOTIFY_OFF: u64 = 0x1e;
+    pub const QUEUE_DESC: u64 = 0x20;
+    pub const QUEUE_DRIVER: u64 = 0x28;
+    pub const QUEUE_DEVICE: u64 = 0x30;
+}
+
+impl Transport {
+    fn status(self) -> u32 {
+        match self {
+            Transport::Mmio { regs, .. } => read32(regs + reg::STATUS),
+            Transport::Pci { common, .. } => read8(common + pci_common::DEVICE_STATUS) as u32,
+        }
+    }
+
+    fn set_status(self, status: u32) {
+        match self {
+            Transport::Mmio { regs, .. } => write32(regs + reg::STATUS, status),
+            Transport::Pci { common, .. } => write8(common + pci_common::DEVICE_STATUS, status as u8),
+        }
+    }
+
+    fn legacy(self) -> bool {
+        matches!(self, Transport::Mmio { legacy: true, .. })
+    }
+
+    /// Device feature word `word`.
+    fn device_features(self, word: u32) -> u32 {
+        match self {
+            Transport::Mmio { regs, .. } => {
+                write32(regs + reg::DEVICE_FEATURES_SEL, word);
+                read32(regs + reg::DEVICE_FEATURES)
+            }
+            Transport::Pci { common, .. } => {
+                write32(common + pci_common::DEVICE_FEATURE_SELECT, word);
+                read32(common + pci_common::DEVICE_FEATURE)
+            }
+        }
+    }
+
+    fn set_driver_features(self, word: u32, value: u32) {
+        match self {
+            Transport::Mmio { regs, .. } => {
+                write32(regs + reg::DRIVER_FEATURES_SEL, word);
+                write32(regs + reg::DRIVER_FEATURES, value);
+            }
+            Transport::Pci { common, .. } => {
+                write32(common + pci_common::DRIVER_FEATURE_SELECT, word);
+                write32(common + pci_common::DRIVER_FEATURE, value);
+            }
+        }
+    }
+
+    /// Selects queue `index` and gives it [`QUEUE_SIZE`] entries at `queue` (two zeroed pages
+    /// laid out as `DESC_OFFSET`/`AVAIL_OFFSET`/`USED_OFFSET` say); false if the device's
+    /// queue is smaller or absent.
+    fn setup_queue(self, index: u32, queue: u64) -> bool {
+        let split = |pa: u64| (pa as u32, (pa >> 32) as u32);
+        match self {
+            Transport::Mmio { regs, legacy } => {
+                let r = |off| regs + off;
+                write32(r(reg::QUEUE_SEL), index);
+                if (read32(r(reg::QUEUE_NUM_MAX)) as usize) < QUEUE_SIZE {
+                    return false;
+                }
+                write32(r(reg::QUEUE_NUM), QUEUE_SIZE as u32);
+                if legacy {
+                    write32(r(reg::QUEUE_ALIGN), 4096);
+                    store_barrier();
+                    write32(r(reg::QUEUE_PFN), (queue >> 12) as u32);
+                } else {
+                    for (lo_reg, hi_reg, pa) in [
+                        (reg::QUEUE_DESC_LOW, reg::QUEUE_DESC_HIGH, queue + DESC_OFFSET),
+                        (reg::QUEUE_DRIVER_LOW, reg::QUEUE_DRIVER_HIGH, queue + AVAIL_OFFSET),
+                        (reg::QUEUE_DEVICE_LOW, reg::QUEUE_DEVICE_HIGH, queue + USED_OFFSET),
+                    ] {
+                        let (lo, hi) = split(pa);
+                        write32(r(lo_reg), lo);
+                        write32(r(hi_reg), hi);
+                    }
+                    store_barrier();
+                    write32(r(reg::QUEUE_READY), 1);
+                }
+            }
+            Transport::Pci { common, .. } => {
+                let c = |off| common + off;
+                write16(c(pci_common::QUEUE_SELECT), index as u16);
+                if (read16(c(pci_common::QUEUE_SIZE)) as usize) < QUEUE_SIZE {
+                    return false;
+                }
+                write16(c(pci_common::QUEUE_SIZE), QUEUE_SIZE as u16);
+                for (at, pa) in [
+                    (pci_common::QUEUE_DESC, queue + DESC_OFFSET),
+                    (pci_common::QUEUE_DRIVER, queue + AVAIL_OFFSET),
+                    (pci_common::QUEUE_DEVICE, queue + USED_OFFSET),
+                ] {
+                    let (lo, hi) = split(pa);
+                    write32(c(at), lo);
+                    write32(c(at + 4), hi);
+                }
+                store_barrier();
+                write16(c(pci_common::QUEUE_ENABLE), 1);
+            }
+        }
+        true
+    }
+
+    /// Tells the device queue `index` has new buffers.
+    fn notify(self, index: u32) {
+        match self {
+            Transport::Mmio { regs, .. } => write32(regs + reg::QUEUE_NOTIFY, index),
+            Transport::Pci { notify, .. } => write16(notify[index as usize & 1], index as u16),
+        }
+    }
+}
+
+/// The notification offset of queue `index` of a modern virtio-pci function (to be multiplied
+/// by the notification capability's multiplier).
+pub fn pci_queue_notify_off(common: u64, index: u16) -> u64 {
+    write16(common + pci_common::QUEUE_SELECT, index);
+    read16(common + pci_common::QUEUE_NOTIFY_OFF) as u64
+}
+
 struct Port {
-    /// Mapped address of the transport's registers.
-    regs: u64,
+    /// The device's registers.
+    transport: Transport,
     /// Physical address of the queue's two pages.
     queue: u64,
     /// Physical address of the first of the [`QUEUE_SIZE`] buffers (contiguous pages).
@@ -141,6 +287,26 @@ fn write32(addr: u64, value: u32) {
     unsafe { (addr as *mut u32).write_volatile(value) }
 }
 
+fn read16(addr: u64) -> u16 {
+    // SAFETY: as for `read32` (a 16-bit register of the window).
+    unsafe { (addr as *const u16).read_volatile() }
+}
+
+fn write16(addr: u64, value: u16) {
+    // SAFETY: as for `read32`.
+    unsafe { (addr as *mut u16).write_volatile(value) }
+}
+
+fn read8(addr: u64) -> u8 {
+    // SAFETY: as for `read32` (an 8-bit register of the window).
+    unsafe { (addr as *const u8).read_volatile() }
+}
+
+fn write8(addr: u64, value: u8) {
+    // SAFETY: as for `read32`.
+    unsafe { (addr as *mut u8).write_volatile(value) }
+}
+
 /// Writes `value` at `pa + offset` of the queue's memory (through the direct map).
 fn mem_write<T: Copy>(pa: u64, value: T) {
     // SAFETY: `pa` lies in frames allocated to this driver at `attach` (never freed), reached
@@ -155,20 +321,32 @@ fn mem_read<T: Copy>(pa: u64) -> T {
 
 /// Orders this CPU's stores to normal memory before the ones that follow (the device is an
 /// observer in the outer-shareable domain; `dsb st` also orders them before a device write).
+/// x86_64 keeps stores in order, also before an uncached register write: a full fence is more
+/// than enough there.
 fn store_barrier() {
+    #[cfg(target_arch = "aarch64")]
     // SAFETY: a barrier has no operands and no effect beyond ordering.
-    unsafe { core::arch::asm!("dsb st", options(nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("dsb st", options(nostack, preserves_flags))
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    core::sync::atomic::fence(Ordering::SeqCst);
 }
 
 fn load_barrier() {
+    #[cfg(target_arch = "aarch64")]
     // SAFETY: as for `store_barrier`.
-    unsafe { core::arch::asm!("dmb ld", options(nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("dmb ld", options(nostack, preserves_flags))
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    core::sync::atomic::fence(Ordering::SeqCst);
 }
 
 /// Offers a device found at boot (`regs` = its mapped register window). Takes it, sets it up
 /// and returns true if it is a virtio-mmio console and no trace port is attached yet.
 /// `alloc` gives `n` physically contiguous frames (their physical address), not zeroed.
-pub fn attach(dev: &FoundDevice, regs: u64, alloc: &mut dyn FnMut(usize) -> Option<u64>) -> bool {
+pub fn attach_mmio(dev: &FoundDevice, regs: u64, alloc: &mut dyn FnMut(usize) -> Option<u64>) -> bool {
     if dev.bus != Bus::Mmio || dev.virtio_type != VIRTIO_CONSOLE || regs == 0 || ATTACHED.load(Ordering::Relaxed) {
         return false;
     }
@@ -180,6 +358,21 @@ pub fn attach(dev: &FoundDevice, regs: u64, alloc: &mut dyn FnMut(usize) -> Opti
         2 => false,
         _ => return false,
     };
+    attach(Transport::Mmio { regs, legacy }, alloc)
+}
+
+/// Takes a modern virtio-pci console as the trace port: `common` is its mapped common
+/// configuration structure, `notify` the mapped notification address of its receive and
+/// transmit queues (the caller found them in the function's capabilities and enabled memory
+/// decoding and bus mastering). True if it was set up.
+pub fn attach_pci(common: u64, notify: [u64; 2], alloc: &mut dyn FnMut(usize) -> Option<u64>) -> bool {
+    if common == 0 || notify.contains(&0) || ATTACHED.load(Ordering::Relaxed) {
+        return false;
+    }
+    attach(Transport::Pci { common, notify }, alloc)
+}
+
+fn attach(t: Transport, alloc: &mut dyn FnMut(usize) -> Option<u64>) -> bool {
     let (Some(queue), Some(bufs), Some(rx_queue), Some(rx_bufs)) = (alloc(2), alloc(QUEUE_SIZE), alloc(2), alloc(1))
     else {
         return false;
@@ -189,47 +382,43 @@ pub fn attach(dev: &FoundDevice, regs: u64, alloc: &mut dyn FnMut(usize) -> Opti
         core::ptr::write_bytes(phys_to_virt(queue) as *mut u8, 0, 2 * 4096);
         core::ptr::write_bytes(phys_to_virt(rx_queue) as *mut u8, 0, 2 * 4096);
     }
-    let r = |off| regs + off;
-    write32(r(reg::STATUS), 0);
-    write32(r(reg::STATUS), STATUS_ACKNOWLEDGE);
-    write32(r(reg::STATUS), STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    t.set_status(0);
+    t.set_status(STATUS_ACKNOWLEDGE);
+    t.set_status(STATUS_ACKNOWLEDGE | STATUS_DRIVER);
     let mut status = STATUS_ACKNOWLEDGE | STATUS_DRIVER;
-    write32(r(reg::DRIVER_FEATURES_SEL), 0);
-    write32(r(reg::DRIVER_FEATURES), 0);
-    if !legacy {
-        write32(r(reg::DEVICE_FEATURES_SEL), 1);
-        if read32(r(reg::DEVICE_FEATURES)) & F_VERSION_1_HIGH == 0 {
-            write32(r(reg::STATUS), 0);
-            return false;
-        }
-        write32(r(reg::DRIVER_FEATURES_SEL), 1);
-        write32(r(reg::DRIVER_FEATURES), F_VERSION_1_HIGH);
-        status |= STATUS_FEATURES_OK;
-        write32(r(reg::STATUS), status);
-        if read32(r(reg::STATUS)) & STATUS_FEATURES_OK == 0 {
-            write32(r(reg::STATUS), 0);
-            return false;
+    t.set_driver_features(0, 0);
+    if t.legacy() {
+        if let Transport::Mmio { regs, .. } = t {
+            write32(regs + reg::GUEST_PAGE_SIZE, 4096);
         }
     } else {
-        write32(r(reg::GUEST_PAGE_SIZE), 4096);
+        if t.device_features(1) & F_VERSION_1_HIGH == 0 {
+            t.set_status(0);
+            return false;
+        }
+        t.set_driver_features(1, F_VERSION_1_HIGH);
+        status |= STATUS_FEATURES_OK;
+        t.set_status(status);
+        if t.status() & STATUS_FEATURES_OK == 0 {
+            t.set_status(0);
+            return false;
+        }
     }
     // Descriptor i of the transmit queue: buffer i, device-readable (flags 0), the length set
     // at submission. Of the receive queue: piece i of the receive page, device-writable, all
     // posted at once.
     let tx = |i: u64| (bufs + i * BUF_SIZE as u64, 0, 0);
     let rx = |i: u64| (rx_bufs + i * RX_BUF_SIZE as u64, RX_BUF_SIZE as u32, DESC_WRITE);
-    if !setup_queue(regs, legacy, TX_QUEUE, queue, &tx, false)
-        || !setup_queue(regs, legacy, RX_QUEUE, rx_queue, &rx, true)
-    {
-        write32(r(reg::STATUS), 0);
+    if !setup_queue(t, TX_QUEUE, queue, &tx, false) || !setup_queue(t, RX_QUEUE, rx_queue, &rx, true) {
+        t.set_status(0);
         return false;
     }
-    write32(r(reg::STATUS), status | STATUS_DRIVER_OK);
+    t.set_status(status | STATUS_DRIVER_OK);
     // The receive buffers are the device's from the start.
-    write32(r(reg::QUEUE_NOTIFY), RX_QUEUE);
-    super::cpu::without_interrupts(|| {
+    t.notify(RX_QUEUE);
+    crate::current::cpu::without_interrupts(|| {
         *PORT.lock() = Some(Port {
-            regs,
+            transport: t,
             queue,
             bufs,
             in_flight: 0,
@@ -247,23 +436,11 @@ pub fn attach(dev: &FoundDevice, regs: u64, alloc: &mut dyn FnMut(usize) -> Opti
     true
 }
 
-/// Sets up queue `index` at `queue` (two zeroed pages) with [`QUEUE_SIZE`] descriptors,
-/// descriptor `i` being `desc(i)` = (buffer, length, flags); with `post`, every descriptor goes
-/// on the available ring at once. False if the device's queue is too small.
-fn setup_queue(
-    regs: u64,
-    legacy: bool,
-    index: u32,
-    queue: u64,
-    desc: &dyn Fn(u64) -> (u64, u32, u16),
-    post: bool,
-) -> bool {
-    let r = |off| regs + off;
-    write32(r(reg::QUEUE_SEL), index);
-    if (read32(r(reg::QUEUE_NUM_MAX)) as usize) < QUEUE_SIZE {
-        return false;
-    }
-    write32(r(reg::QUEUE_NUM), QUEUE_SIZE as u32);
+/// Fills queue `index` at `queue` (two zeroed pages) with [`QUEUE_SIZE`] descriptors,
+/// descriptor `i` being `desc(i)` = (buffer, length, flags), and hands it to the device; with
+/// `post`, every descriptor goes on the available ring at once. False if the device's queue is
+/// too small.
+fn setup_queue(t: Transport, index: u32, queue: u64, desc: &dyn Fn(u64) -> (u64, u32, u16), post: bool) -> bool {
     for i in 0..QUEUE_SIZE as u64 {
         let (addr, len, flags) = desc(i);
         mem_write::<u64>(queue + DESC_OFFSET + 16 * i, addr);
@@ -277,25 +454,7 @@ fn setup_queue(
     if post {
         mem_write::<u16>(queue + AVAIL_OFFSET + 2, QUEUE_SIZE as u16);
     }
-    if legacy {
-        write32(r(reg::QUEUE_ALIGN), 4096);
-        store_barrier();
-        write32(r(reg::QUEUE_PFN), (queue >> 12) as u32);
-    } else {
-        let split = |pa: u64| (pa as u32, (pa >> 32) as u32);
-        let (lo, hi) = split(queue + DESC_OFFSET);
-        write32(r(reg::QUEUE_DESC_LOW), lo);
-        write32(r(reg::QUEUE_DESC_HIGH), hi);
-        let (lo, hi) = split(queue + AVAIL_OFFSET);
-        write32(r(reg::QUEUE_DRIVER_LOW), lo);
-        write32(r(reg::QUEUE_DRIVER_HIGH), hi);
-        let (lo, hi) = split(queue + USED_OFFSET);
-        write32(r(reg::QUEUE_DEVICE_LOW), lo);
-        write32(r(reg::QUEUE_DEVICE_HIGH), hi);
-        store_barrier();
-        write32(r(reg::QUEUE_READY), 1);
-    }
-    true
+    t.setup_queue(index, queue)
 }
 
 impl Port {
@@ -331,7 +490,7 @@ impl Port {
             self.rx_avail_idx = self.rx_avail_idx.wrapping_add(1);
             mem_write::<u16>(self.rx_queue + AVAIL_OFFSET + 2, self.rx_avail_idx);
             store_barrier();
-            write32(self.regs + reg::QUEUE_NOTIFY, RX_QUEUE);
+            self.transport.notify(RX_QUEUE);
         }
         n
     }
@@ -385,7 +544,7 @@ impl Port {
         mem_write::<u16>(self.queue + AVAIL_OFFSET + 2, self.avail_idx);
         store_barrier();
         self.in_flight |= 1 << i;
-        write32(self.regs + reg::QUEUE_NOTIFY, TX_QUEUE);
+        self.transport.notify(TX_QUEUE);
         self.current = None;
         self.fill = 0;
         self.reclaim();
@@ -427,7 +586,7 @@ pub fn present() -> bool {
 /// Queues `bytes` for the host, all or nothing (false: not attached, or no room after
 /// [`RECLAIM_SPINS`] polls of the device).
 pub fn write(bytes: &[u8]) -> bool {
-    super::cpu::without_interrupts(|| PORT.lock().as_mut().is_some_and(|p| p.write(bytes)))
+    crate::current::cpu::without_interrupts(|| PORT.lock().as_mut().is_some_and(|p| p.write(bytes)))
 }
 
 /// Takes what the host has sent into `buf` (0 without a port or when nothing came).
@@ -435,12 +594,12 @@ pub fn read(buf: &mut [u8]) -> usize {
     if !present() {
         return 0;
     }
-    super::cpu::without_interrupts(|| PORT.lock().as_mut().map_or(0, |p| p.read(buf)))
+    crate::current::cpu::without_interrupts(|| PORT.lock().as_mut().map_or(0, |p| p.read(buf)))
 }
 
 /// Sends what [`write`] has queued so far.
 pub fn flush() {
-    super::cpu::without_interrupts(|| {
+    crate::current::cpu::without_interrupts(|| {
         if let Some(p) = PORT.lock().as_mut() {
             p.submit();
         }
