@@ -111,7 +111,11 @@ pub fn trace_port_offer(
     // A queue's notification address, if its 16-bit register lies inside the mapped area.
     let notify = |q: u16| {
         let at = crate::virtcon::pci_queue_notify_off(caps.common, q) * caps.notify_multiplier as u64;
-        (at + 2 <= caps.notify_len).then_some(caps.notify + at).unwrap_or(0)
+        if at + 2 <= caps.notify_len {
+            caps.notify + at
+        } else {
+            0
+        }
     };
     let taken = crate::virtcon::attach_pci(caps.common, [notify(0), notify(1)], alloc);
     if !taken {
