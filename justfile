@@ -122,8 +122,8 @@ trace *CMD: setup
     printf '#!/bin/sh\n%s\n' "$cmd" > "$out/overlay/init"; chmod +x "$out/overlay/init"
     cargo run -q --release -p qemu-tools --bin mkcpio -- -o "$out/initramfs.cpio" "build/$arch/rootfs" "$out/overlay"
     kernel=$([ "$arch" = aarch64 ] && echo build/aarch64/Image || echo target/x86_64-unknown-none/release/kernel)
-    # The records stream to the host while the guest runs: over a second serial port (COM2) on
-    # x86_64, a virtio console on AArch64. Without one the kernel dumps them on the console at
+    # The records stream to the host while the guest runs, over a virtio console (PCI on
+    # x86_64, virtio-mmio on AArch64). Without one the kernel dumps them on the console at
     # power-off (the analyzer reads either).
     rm -f "$out/trace.bin"
     cargo run -q --release -p tests --bin run -- --arch "$arch" --kernel "$kernel" --initrd "$out/initramfs.cpio" \

@@ -55,8 +55,8 @@ pub struct GuestTest {
     /// previous step typed, the harness types its text (`.1`) slowly, as a person would, on the
     /// guest's serial console.
     pub input: &'static [(&'static str, &'static str)],
-    /// A trace port (`QemuConfig::attach_trace_stream`: COM2 on x86_64, a virtio console on
-    /// AArch64) streaming into `build/<arch>/tests/<name>.trace`, and the check of what arrived
+    /// A trace port (`QemuConfig::attach_trace_stream`: a virtio console, on PCI on x86_64,
+    /// on virtio-mmio on AArch64) streaming into `build/<arch>/tests/<name>.trace`, and the check of what arrived
     /// there, given the transcript too (it names tasks and endpoints).
     pub trace_stream: Option<StreamCheck>,
     /// Lines for the nucleus's control channel (`nucleus::control`), in steps like `input`'s:

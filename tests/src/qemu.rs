@@ -190,9 +190,13 @@ impl QemuConfig {
     fn attach_virtio_console(&mut self, chardev: &str) {
         let console = format!("virtconsole,chardev={chardev}");
         match self.arch {
-            Arch::X86_64 => {
-                self.extra_args.extend(["-device", "virtio-serial-pci", "-device", &console].map(OsString::from))
-            }
+            // `ioeventfd=off`: QEMU then takes a notification in the vCPU's own thread, so a
+            // transmit is complete when the notifying write returns, as on virtio-mmio; with
+            // an event fd the main loop takes it later and the guest polls for buffers (under
+            // icount, ~18,000 instructions per page instead of ~900).
+            Arch::X86_64 => self
+                .extra_args
+                .extend(["-device", "virtio-serial-pci,ioeventfd=off", "-device", &console].map(OsString::from)),
             Arch::Aarch64 => self.extra_args.extend(
                 ["-device", "virtio-serial-device", "-device", &console, "-global", "virtio-mmio.force-legacy=false"]
                     .map(OsString::from),
@@ -322,7 +326,7 @@ mod tests {
         let a = strs(&q);
         assert!(has_pair(&a, "-serial", "chardev:console"), "the console stays the first serial port");
         assert!(has_pair(&a, "-chardev", "file,id=trace,path=build/t.bin"));
-        assert!(has_pair(&a, "-device", "virtio-serial-pci"));
+        assert!(has_pair(&a, "-device", "virtio-serial-pci,ioeventfd=off"));
         assert!(has_pair(&a, "-device", "virtconsole,chardev=trace"));
         let mut q = QemuConfig::new(Arch::Aarch64, "k");
         q.attach_trace_stream(std::path::Path::new("a,b.bin"));

@@ -3,8 +3,8 @@
 //!
 //! usage: bench-trace [--arch x86_64|aarch64|all] [--rounds N] [--machinery]
 //!
-//! Every boot has the trace port attached (`QemuConfig::attach_trace_stream`: COM2 on x86_64,
-//! a virtio console on AArch64), so that the machines compared differ only in what is measured.
+//! Every boot has the trace port attached (`QemuConfig::attach_trace_stream`: a virtio
+//! console on both architectures), so that the machines compared differ only in what is measured.
 //!
 //! * **Trace points and port** (nucleus self-test `test=trace-bench`): a trace point with
 //!   tracing off, on, and on with the ring full; the rate at which the port drains a full ring.

@@ -6,7 +6,7 @@
 //!
 //! `--disk` attaches a raw image as the guest's virtio-blk disk (`QemuConfig::attach_disk`);
 //! `--trace-stream` gives the guest a trace port whose bytes land in FILE
-//! (`QemuConfig::attach_trace_stream`: COM2 on x86_64, a virtio console on AArch64);
+//! (`QemuConfig::attach_trace_stream`: a virtio console on both architectures);
 //! `--control` puts that port on a Unix socket QEMU listens at instead, the host's end of the
 //! fault-injection channel (`socat - UNIX-CONNECT:SOCKET`, then lines like `vfs kill`).
 //!
