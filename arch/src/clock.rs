@@ -4,6 +4,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+/// `repr(C)`: the stubs of `trace_record!` read `mult` at offset 0 and `base` at offset 8.
+#[repr(C)]
 pub struct Scale {
     /// Nanoseconds per tick, times 2^32.
     mult: AtomicU64,

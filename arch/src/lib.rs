@@ -11,6 +11,7 @@
 //! | `console::enable_rx_interrupt/disable_rx_interrupt()` | the UART's receive interrupt |
 //! | `console::trace_port_present/offer/write/flush/read` | the trace stream's port (and the host's control channel, `read`): COM2 / a virtio console taken at discovery |
 //! | `trace_hook!(HOOK; a, ..f)` (macro), `tracepoint::set_sites(on)` | a trace point: a `nop`, patched into a branch to a stub calling `HOOK` when tracing is on; no register spills |
+//! | `trace_record!(KIND, MASK; BUFFER, LIMIT, DROPPED, HOOK; a, ..f)` (macro) | a trace point whose stub writes its record into the caller's buffer itself (saving 3-4 registers), calling `HOOK` only when the buffer is full |
 //! | `cpu::interrupts_enabled/enable/disable()`, `cpu::without_interrupts(f)` | IRQ mask |
 //! | `cpu::wait_for_interrupt()` | `hlt` / `wfi`: idle until the next interrupt |
 //! | `cpu::halt_forever() -> !` | stop this CPU for good (used after a nucleus fault) |

@@ -169,20 +169,8 @@ struct Received {
 impl Received {
     #[inline(always)]
     fn trace(self) {
-        crate::trace::trace!(@hook receive_hook; self.cur, self.e, self.opcode_flags, self.tag);
+        crate::trace::trace!(Receive, self.cur, self.e, self.opcode_flags, self.tag);
     }
-}
-
-/// The trace hook of a receive (`opcode_flags`: the opcode in the low half).
-extern "C" fn receive_hook(cur: u64, e: u64, opcode_flags: u64, tag: u64, _: u64, _: u64) {
-    crate::trace::emit(ipc::trace::TraceKind::Receive, cur as usize, e as u32, opcode_flags as u32, tag, 0, 0);
-}
-
-/// The trace hook of a reply: `reply` points at the answer just delivered.
-extern "C" fn reply_hook(cur: u64, e: u64, reply: u64, _: u64, _: u64, _: u64) {
-    // SAFETY: `deliver` passes a reference it holds until this returns.
-    let reply = unsafe { &*(reply as *const Cqe) };
-    crate::trace::emit(ipc::trace::TraceKind::Reply, cur as usize, e as u32, 0, reply.tag, reply.result as u64, 0);
 }
 
 fn take_reply(mut st: MutexGuard<'static, State>, cur: usize) -> Result<Cqe, IpcError> {
@@ -317,7 +305,7 @@ pub fn deliver(st: &mut State, cur: usize, reply: &Cqe) -> Result<usize, IpcErro
     if st.task(cur).serving == reply.tag {
         st.task(cur).serving = 0;
     }
-    crate::trace::trace!(@hook reply_hook; cur, e, reply as *const Cqe);
+    crate::trace::trace!(Reply, cur, e, 0u64, reply.tag, reply.result as u64);
     Ok(caller)
 }
 

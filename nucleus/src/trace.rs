@@ -1,8 +1,10 @@
 //! IPC tracing (DESIGN §5): fixed-size binary records (`ipc::trace::TraceRecord`) written at
 //! every syscall entry/exit, send/receive/reply, context switch, block/wake, death, restart and
 //! fault injection, into a per-CPU [`Buffer`] with no lock, no read-modify-write and no
-//! formatting on the hot path: a timestamp, a room check and six stores (~45 instructions, the
-//! trace point's stub around it ~35 more). The nucleus runs on one CPU, so the one buffer is
+//! formatting on the hot path: a timestamp, a room check and six stores. A [`trace!`] point of a
+//! kind whose record is its arguments has its stub write the record itself
+//! (`arch::trace_record!`, ~50 instructions in all); one with a hook of its own (`@hook`)
+//! saves the caller-saved registers and calls Rust (~85). The nucleus runs on one CPU, so the one buffer is
 //! that CPU's; records carry the CPU id. The drain hands the port the buffer's own memory, up
 //! to [`CHUNK`] records at a time, with no per-record work.
 //!
@@ -47,7 +49,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use ipc::trace::{StreamHeader, TraceKind, TraceRecord};
 use spin::Mutex;
 
-const CAPACITY: usize = 16384;
+/// Records per CPU buffer (3 MiB): more than a timer tick's worth of a syscall-bound loop's
+/// records (~17,500 for open+read+close), so that the tick's drain budget keeps up.
+const CAPACITY: usize = 65536;
 /// Records the idle loop streams before it looks for ready tasks again.
 pub const BATCH: usize = 16;
 /// Most records handed to the port at once (about a page: the virtio console's buffer).
@@ -61,12 +65,15 @@ pub const HIGH_BUDGET_NS: u64 = 2_000_000;
 /// (`arch::tracepoint::set_sites`).
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Records lost and not yet reported by a `Dropped` record.
-static DROPPED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Records lost since boot.
 static LOST: AtomicU64 = AtomicU64::new(0);
 /// Usable capacity of the ring (`tracebuf=`).
-static LIMIT: AtomicUsize = AtomicUsize::new(CAPACITY);
-static RING: Buffer = Buffer::new();
+pub(crate) static LIMIT: AtomicUsize = AtomicUsize::new(CAPACITY);
+pub(crate) static RING: Buffer = Buffer::new();
+/// The slot index mask of [`RING`] (what `arch::trace_record!` stubs take).
+pub(crate) const SLOT_MASK: usize = CAPACITY - 1;
+const _: () = assert!(CAPACITY.is_power_of_two());
 
 /// One CPU's trace buffer: a ring of records with one writer and one reader, both on the CPU
 /// that owns it and both with interrupts masked, so that neither ever runs in the middle of the
@@ -78,21 +85,44 @@ static RING: Buffer = Buffer::new();
 /// Slots `tail..head` hold records not yet taken; the writer writes only slot `head` while
 /// `head - tail` is under the limit (at most `CAPACITY`), and the reader touches only slots
 /// below the `head` it loaded.
-struct Buffer {
+///
+/// The layout is a contract with the stubs of `arch::trace_record!`, which write records too:
+/// `head` at byte 0, `tail` at 8, the slots from byte 64 (checked below, with the record's).
+#[repr(C, align(64))]
+pub(crate) struct Buffer {
     head: AtomicUsize,
     tail: AtomicUsize,
+    /// The rest of the first cache line.
+    _pad: [u64; 6],
     slots: UnsafeCell<[TraceRecord; CAPACITY]>,
 }
+
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Buffer, head) == 0 && offset_of!(Buffer, tail) == 8 && offset_of!(Buffer, slots) == 64);
+    assert!(offset_of!(TraceRecord, timestamp_ns) == 0 && offset_of!(TraceRecord, cpu) == 8);
+    assert!(offset_of!(TraceRecord, kind) == 10 && offset_of!(TraceRecord, task) == 12);
+    assert!(offset_of!(TraceRecord, endpoint) == 16 && offset_of!(TraceRecord, opcode) == 20);
+    assert!(offset_of!(TraceRecord, tag) == 24 && offset_of!(TraceRecord, arg) == 32);
+    assert!(offset_of!(TraceRecord, arg2) == 40 && core::mem::size_of::<TraceRecord>() == 48);
+};
 
 // SAFETY: every access to `slots` follows the protocol above (one writer at `head`, one reader
 // below `head`, never interleaved on the one CPU that owns the buffer); the counters are atomics.
 unsafe impl Sync for Buffer {}
 
-const EMPTY: TraceRecord = TraceRecord::new(TraceKind::Wake, 0, 0, 0);
+/// All zeros, so that the buffer lives in `.bss`, not in the kernel image.
+const EMPTY: TraceRecord =
+    TraceRecord { timestamp_ns: 0, cpu: 0, kind: 0, task: 0, endpoint: 0, opcode: 0, tag: 0, arg: 0, arg2: 0 };
 
 impl Buffer {
     const fn new() -> Buffer {
-        Buffer { head: AtomicUsize::new(0), tail: AtomicUsize::new(0), slots: UnsafeCell::new([EMPTY; CAPACITY]) }
+        Buffer {
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+            _pad: [0; 6],
+            slots: UnsafeCell::new([EMPTY; CAPACITY]),
+        }
     }
 
     fn len(&self) -> usize {
@@ -191,7 +221,16 @@ macro_rules! trace {
         }
     };
     ($kind:ident, $($arg:expr),+) => {
-        $crate::trace::trace!(@hook $crate::trace::hook::<{ ipc::trace::TraceKind::$kind as u16 }>; $($arg),+)
+        if cfg!(feature = "notrace") {
+            let _ = ($($arg,)+);
+        } else {
+            arch::trace_record!(
+                ipc::trace::TraceKind::$kind as u16, $crate::trace::SLOT_MASK;
+                $crate::trace::RING, $crate::trace::LIMIT, $crate::trace::DROPPED,
+                $crate::trace::hook::<{ ipc::trace::TraceKind::$kind as u16 }>;
+                $($arg),+
+            );
+        }
     };
 }
 pub(crate) use trace;

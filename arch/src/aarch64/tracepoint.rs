@@ -164,3 +164,166 @@ macro_rules! __trace_site {
         }
     };
 }
+
+/// `trace_record!(KIND, MASK; BUFFER, LIMIT, DROPPED, HOOK; a [, b ..f])`: a trace point that
+/// writes its record itself. Off, a `nop` like [`trace_hook!`]; on, its stub appends the
+/// 48-byte record `{timestamp in ns, cpu (MPIDR Aff0), KIND, a as u32, b as u32, c as u32, d,
+/// e, f}` (arguments not given are 0) to the buffer in about 40 instructions, saving only the
+/// four registers it uses, and calls `HOOK(a, .. f)` with everything saved (as [`trace_hook!`]
+/// does) only when the buffer has no room or `DROPPED` is not zero.
+///
+/// The caller's side of the contract, checked by the nucleus at compile time: `BUFFER` is a
+/// static whose first word counts the records written (the stub adds one), whose second counts
+/// those taken, and whose record slots start at byte 64, `MASK + 1` of them; `LIMIT` and
+/// `DROPPED` are `usize`/`u64` statics (the room limit, the lost records not yet reported);
+/// the stub runs with interrupts masked and nothing else writes the buffer meanwhile. The
+/// timestamp is `timer::clock_ticks()` converted by `timer::ticks_to_ns`.
+#[macro_export]
+macro_rules! trace_record {
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, xzr, [sp, #32]\nstp xzr, xzr, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp xzr, xzr, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a, b = $b)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, xzr, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a, b = $b, c = $c)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, {d}, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a, b = $b, c = $c, d = $d)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, {d}, [sp, #48]\nstp {e}, xzr, [sp, #64]"; a = $a, b = $b, c = $c, d = $d, e = $e)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, {d}, [sp, #48]\nstp {e}, {f}, [sp, #64]"; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    };
+}
+
+/// The body of [`trace_record!`]: the stub's frame is 80 bytes, x9-x12 at 0..32 and the six
+/// record arguments at 32..80 (`$push` stores them, before x9-x12 are touched).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_record_site {
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $push:literal; $($name:ident = $val:expr),+) => {
+        // SAFETY: the stub restores every general register but the flags (declared clobbered)
+        // and SP; it writes only the slot the buffer's protocol gives the writer (the caller's
+        // contract, see `trace_record!`) and the buffer's write count; the slow path is
+        // `__trace_site!`'s call of `$hook`, an `extern "C" fn` of six `u64`s, with the vector
+        // registers the C ABI lets it clobber declared clobbered.
+        unsafe {
+            core::arch::asm!(
+                "6:",
+                "nop",
+                "7:",
+                ".pushsection .trace_sites, \"a\"",
+                ".balign 8",
+                ".quad 6b",
+                ".quad 8f",
+                ".popsection",
+                ".pushsection .text.trace_points, \"ax\"",
+                "8:",
+                "sub sp, sp, #80",
+                $push,
+                "stp x9, x10, [sp, #0]",
+                "stp x11, x12, [sp, #16]",
+                // Room: written - taken < limit, and no drop count waiting to be reported.
+                "adrp x9, {buf}",
+                "add x9, x9, :lo12:{buf}",
+                "ldp x10, x11, [x9]",
+                "sub x11, x10, x11",
+                "adrp x12, {limit}",
+                "ldr x12, [x12, :lo12:{limit}]",
+                "cmp x11, x12",
+                "b.hs 9f",
+                "adrp x12, {dropped}",
+                "ldr x12, [x12, :lo12:{dropped}]",
+                "cbnz x12, 9f",
+                // x10 = the slot - 64: buffer + (written & mask) * 48.
+                "and x10, x10, #{mask}",
+                "mov x11, #48",
+                "madd x10, x10, x11, x9",
+                // The timestamp: (counter - base, at least 0) * mult >> 32.
+                "mrs x11, cntvct_el0",
+                "adrp x9, {scale}",
+                "add x9, x9, :lo12:{scale}",
+                "ldp x9, x12, [x9]",
+                "subs x11, x11, x12",
+                "csel x11, xzr, x11, lo",
+                "mul x12, x11, x9",
+                "umulh x11, x11, x9",
+                "extr x11, x11, x12, #32",
+                "str x11, [x10, #64]",
+                "mrs x11, mpidr_el1",
+                "and x11, x11, #0xff",
+                "mov x12, #{kind}",
+                "bfi x11, x12, #16, #16",
+                "str w11, [x10, #72]",
+                "ldp x11, x12, [sp, #32]",
+                "stp w11, w12, [x10, #76]",
+                "ldr x11, [sp, #48]",
+                "str w11, [x10, #84]",
+                "ldr x11, [sp, #56]",
+                "str x11, [x10, #88]",
+                "ldp x11, x12, [sp, #64]",
+                "stp x11, x12, [x10, #96]",
+                "adrp x9, {buf}",
+                "ldr x11, [x9, :lo12:{buf}]",
+                "add x11, x11, #1",
+                "str x11, [x9, :lo12:{buf}]",
+                "ldp x11, x12, [sp, #16]",
+                "ldp x9, x10, [sp, #0]",
+                "add sp, sp, #80",
+                "b 7b",
+                // No room, or a drop count to report first: the hook, everything saved.
+                "9:",
+                "ldp x11, x12, [sp, #16]",
+                "ldp x9, x10, [sp, #0]",
+                "stp x29, x30, [sp, #-16]!",
+                "mov x29, sp",
+                "stp x0, x1, [sp, #-16]!",
+                "stp x2, x3, [sp, #-16]!",
+                "stp x4, x5, [sp, #-16]!",
+                "stp x6, x7, [sp, #-16]!",
+                "stp x8, x9, [sp, #-16]!",
+                "stp x10, x11, [sp, #-16]!",
+                "stp x12, x13, [sp, #-16]!",
+                "stp x14, x15, [sp, #-16]!",
+                "stp x16, x17, [sp, #-16]!",
+                "str x18, [sp, #-16]!",
+                "ldp x0, x1, [x29, #48]",
+                "ldp x2, x3, [x29, #64]",
+                "ldp x4, x5, [x29, #80]",
+                "bl {hook}",
+                "ldr x18, [sp], #16",
+                "ldp x16, x17, [sp], #16",
+                "ldp x14, x15, [sp], #16",
+                "ldp x12, x13, [sp], #16",
+                "ldp x10, x11, [sp], #16",
+                "ldp x8, x9, [sp], #16",
+                "ldp x6, x7, [sp], #16",
+                "ldp x4, x5, [sp], #16",
+                "ldp x2, x3, [sp], #16",
+                "ldp x0, x1, [sp], #16",
+                "ldp x29, x30, [sp], #16",
+                "add sp, sp, #80",
+                "b 7b",
+                ".popsection",
+                buf = sym $buf,
+                limit = sym $limit,
+                dropped = sym $dropped,
+                scale = sym $crate::current::timer::SCALE,
+                hook = sym $hook,
+                mask = const $mask,
+                kind = const $kind,
+                $($name = in(reg) ($val) as u64,)+
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+                out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+                out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+                out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+                out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            )
+        }
+    };
+}

@@ -28,7 +28,8 @@ fn calibrate_clock() {
     SCALE.set(hz.max(1), t0);
 }
 
-static SCALE: crate::clock::Scale = crate::clock::Scale::new();
+/// The counter-to-nanoseconds scale (public for the stubs of `trace_record!`).
+pub static SCALE: crate::clock::Scale = crate::clock::Scale::new();
 
 /// The clock as user mode computes it from the counter it may read (TSC / CNTVCT_EL0):
 /// the counter at boot and the 32.32 ns-per-tick multiplier (0 before calibration).

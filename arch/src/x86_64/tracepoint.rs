@@ -148,3 +148,139 @@ macro_rules! __trace_site {
         }
     };
 }
+
+/// `trace_record!(KIND; BUFFER, LIMIT, DROPPED, HOOK; a [, b ..f])`: a trace point that writes
+/// its record itself. Off, a `nop` like [`trace_hook!`]; on, its stub appends the 48-byte
+/// record `{timestamp in ns, cpu 0, KIND, a as u32, b as u32, c as u32, d, e, f}` (arguments
+/// not given are 0) to the buffer in about 40 instructions, saving only the three registers it
+/// uses, and calls `HOOK(a, .. f)` with everything saved (as [`trace_hook!`] does) only when
+/// the buffer has no room or `DROPPED` is not zero.
+///
+/// The caller's side of the contract, checked by the nucleus at compile time: `BUFFER` is a
+/// static whose first word counts the records written (the stub adds one), whose second counts
+/// those taken, and whose record slots start at byte 64, `KIND_MASK + 1` of them; `LIMIT` and
+/// `DROPPED` are `usize`/`u64` statics (the room limit, the lost records not yet reported);
+/// the stub runs with interrupts masked and nothing else writes the buffer meanwhile. The
+/// timestamp is `timer::clock_ticks()` converted by `timer::ticks_to_ns` (the same clock as
+/// every other record).
+#[macro_export]
+macro_rules! trace_record {
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush 0\npush 0\npush 0\npush 0\npush {a}"; a = $a)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush 0\npush 0\npush 0\npush {b}\npush {a}"; a = $a, b = $b)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush 0\npush 0\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush 0\npush {d}\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c, d = $d)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush {e}\npush {d}\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c, d = $d, e = $e)
+    };
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push {f}\npush {e}\npush {d}\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    };
+}
+
+/// The body of [`trace_record!`]: `$push` pushes the six record arguments (`a` last, so at the
+/// lowest address).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_record_site {
+    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $push:literal; $($name:ident = $val:expr),+) => {
+        // SAFETY: the stub restores every register but the flags (declared clobbered) and the
+        // stack pointer; it writes only the slot the buffer's protocol gives the writer (the
+        // caller's contract, see `trace_record!`) and the buffer's write count; the slow path
+        // is `__trace_site!`'s call of `$hook`, an `extern "C" fn` of six `u64`s.
+        unsafe {
+            core::arch::asm!(
+                "6:",
+                ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
+                "7:",
+                ".pushsection .trace_sites, \"a\"",
+                ".balign 8",
+                ".quad 6b",
+                ".quad 8f",
+                ".popsection",
+                ".pushsection .text.trace_points, \"ax\"",
+                "8:",
+                $push,
+                "push rax", "push rcx", "push rdx",
+                // Room: written - taken < limit, and no drop count waiting to be reported.
+                "mov rcx, qword ptr [rip + {buf}]",
+                "mov rax, rcx",
+                "sub rax, qword ptr [rip + {buf} + 8]",
+                "cmp rax, qword ptr [rip + {limit}]",
+                "jae 9f",
+                "cmp qword ptr [rip + {dropped}], 0",
+                "jne 9f",
+                // rcx = the slot: buffer + 64 + (written & mask) * 48.
+                "and ecx, {mask}",
+                "imul rcx, rcx, 48",
+                "lea rdx, [rip + {buf} + 64]",
+                "add rcx, rdx",
+                // The timestamp: (tsc - base, at least 0) * mult >> 32.
+                "rdtsc",
+                "shl rdx, 32",
+                "or rax, rdx",
+                "sub rax, qword ptr [rip + {scale} + 8]",
+                "jae 5f",
+                "xor eax, eax",
+                "5:",
+                "mul qword ptr [rip + {scale}]",
+                "shrd rax, rdx, 32",
+                "mov qword ptr [rcx], rax",
+                "mov dword ptr [rcx + 8], {kind_cpu}",
+                "mov rax, qword ptr [rsp + 24]",
+                "mov dword ptr [rcx + 12], eax",
+                "mov rax, qword ptr [rsp + 32]",
+                "mov dword ptr [rcx + 16], eax",
+                "mov rax, qword ptr [rsp + 40]",
+                "mov dword ptr [rcx + 20], eax",
+                "mov rax, qword ptr [rsp + 48]",
+                "mov qword ptr [rcx + 24], rax",
+                "mov rax, qword ptr [rsp + 56]",
+                "mov qword ptr [rcx + 32], rax",
+                "mov rax, qword ptr [rsp + 64]",
+                "mov qword ptr [rcx + 40], rax",
+                "add qword ptr [rip + {buf}], 1",
+                "pop rdx", "pop rcx", "pop rax",
+                "add rsp, 48",
+                "jmp 7b",
+                // No room, or a drop count to report first: the hook, everything saved.
+                "9:",
+                "pop rdx", "pop rcx", "pop rax",
+                "push rax", "push rcx", "push rdx", "push rsi", "push rdi",
+                "push r8", "push r9", "push r10", "push r11",
+                "push rbp",
+                "mov rbp, rsp",
+                "and rsp, -16",
+                "mov rdi, qword ptr [rbp + 80]",
+                "mov rsi, qword ptr [rbp + 88]",
+                "mov rdx, qword ptr [rbp + 96]",
+                "mov rcx, qword ptr [rbp + 104]",
+                "mov r8, qword ptr [rbp + 112]",
+                "mov r9, qword ptr [rbp + 120]",
+                "call {hook}",
+                "mov rsp, rbp",
+                "pop rbp",
+                "pop r11", "pop r10", "pop r9", "pop r8",
+                "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rax",
+                "add rsp, 48",
+                "jmp 7b",
+                ".popsection",
+                buf = sym $buf,
+                limit = sym $limit,
+                dropped = sym $dropped,
+                scale = sym $crate::current::timer::SCALE,
+                hook = sym $hook,
+                mask = const $mask,
+                kind_cpu = const ($kind as u32) << 16,
+                $($name = in(reg) ($val) as u64),+
+            )
+        }
+    };
+}
