@@ -84,8 +84,7 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// The attributes of `ino`.
     pub fn getattr(&mut self, ino: Ino) -> Result<Attr, Errno> {
-        let inode = self.inode(ino)?;
-        Ok(self.attr_of(ino, &inode))
+        self.with_inode(ino, |fs, inode| fs.attr_of(ino, inode))
     }
 
     /// Applies `changes` to `ino` and returns the new attributes.

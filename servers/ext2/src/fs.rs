@@ -311,39 +311,65 @@ impl<D: BlockDevice> Ext2<D> {
         Ok((blk, (byte % u64::from(self.geo.block_size)) as usize))
     }
 
-    /// Reads inode `ino`'s record, whatever its state.
-    pub(crate) fn read_inode(&mut self, ino: Ino) -> Result<Inode, Errno> {
+    /// Parses inode `ino`'s record (whatever its state) into [`Ext2::parsed`], unless it is
+    /// there and current; returns its slot there.
+    fn parse_inode(&mut self, ino: Ino) -> Result<usize, Errno> {
         let version = self.cache.version();
         let slot = ino as usize % PARSED_INODES;
-        if let Some(Some((_, _, inode))) =
-            self.parsed.get(slot).filter(|e| matches!(e, Some((i, v, _)) if *i == ino && *v == version))
-        {
-            return Ok(inode.clone());
+        if matches!(self.parsed.get(slot), Some(Some((i, v, _))) if *i == ino && *v == version) {
+            return Ok(slot);
         }
         let (blk, off) = self.inode_location(ino)?;
         let size = self.geo.inode_size as usize;
         let block = self.cache.read(blk)?;
         let inode = Inode::parse(block.get(off..off + size).ok_or(Errno::EUCLEAN)?);
-        if let Some(e) = self.parsed.get_mut(slot) {
-            *e = Some((ino, version, inode.clone()));
-        }
-        Ok(inode)
+        *self.parsed.get_mut(slot).ok_or(Errno::EIO)? = Some((ino, version, inode));
+        Ok(slot)
     }
 
-    /// Reads a live inode: `EUCLEAN` for a number that cannot name a file or a record with an
-    /// invalid type, `ESTALE` for a freed inode.
-    pub(crate) fn inode(&mut self, ino: Ino) -> Result<Inode, Errno> {
+    /// The inode parsed in `slot` (by [`Ext2::parse_inode`]), borrowed: the hot paths that only
+    /// look at an inode (open, close, getattr) copy none of its ~400 bytes.
+    fn parsed_inode(&self, slot: usize) -> Result<&Inode, Errno> {
+        match self.parsed.get(slot) {
+            Some(Some((_, _, inode))) => Ok(inode),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Reads inode `ino`'s record, whatever its state.
+    pub(crate) fn read_inode(&mut self, ino: Ino) -> Result<Inode, Errno> {
+        let slot = self.parse_inode(ino)?;
+        self.parsed_inode(slot).cloned()
+    }
+
+    /// Checks that `ino` is a live inode (see [`Ext2::inode`]) and returns its slot in
+    /// [`Ext2::parsed`].
+    pub(crate) fn live_inode(&mut self, ino: Ino) -> Result<usize, Errno> {
         if !self.geo.is_file_ino(ino) {
             return Err(Errno::EUCLEAN);
         }
-        let inode = self.read_inode(ino)?;
+        let slot = self.parse_inode(ino)?;
+        let inode = self.parsed_inode(slot)?;
         if inode.mode == 0 || (inode.links == 0 && !self.is_open(ino)) {
             return Err(Errno::ESTALE);
         }
         if inode.file_type() == FileType::Unknown {
             return Err(Errno::EUCLEAN);
         }
-        Ok(inode)
+        Ok(slot)
+    }
+
+    /// Reads a live inode: `EUCLEAN` for a number that cannot name a file or a record with an
+    /// invalid type, `ESTALE` for a freed inode.
+    pub(crate) fn inode(&mut self, ino: Ino) -> Result<Inode, Errno> {
+        let slot = self.live_inode(ino)?;
+        self.parsed_inode(slot).cloned()
+    }
+
+    /// Looks at live inode `ino` without copying it (checked as [`Ext2::inode`] does).
+    pub(crate) fn with_inode<R>(&mut self, ino: Ino, f: impl FnOnce(&Self, &Inode) -> R) -> Result<R, Errno> {
+        let slot = self.live_inode(ino)?;
+        Ok(f(self, self.parsed_inode(slot)?))
     }
 
     /// Writes inode `ino`'s record into its cached inode-table block.
@@ -363,7 +389,7 @@ impl<D: BlockDevice> Ext2<D> {
     /// restart the caller must re-take them ([`Ext2::set_open_count`]), or an inode unlinked
     /// while open before a crash is left for e2fsck to reclaim, as with Linux's ext2.
     pub fn open_ref(&mut self, ino: Ino) -> Result<(), Errno> {
-        self.inode(ino)?;
+        self.live_inode(ino)?;
         let count = self.open_count(ino).checked_add(1).ok_or(Errno::ENFILE)?;
         self.open.insert(ino, count);
         Ok(())
@@ -378,8 +404,10 @@ impl<D: BlockDevice> Ext2<D> {
             return Ok(());
         }
         self.open.remove(&ino);
-        let inode = self.read_inode(ino)?;
-        if inode.links == 0 && inode.mode != 0 && !self.read_only {
+        let slot = self.parse_inode(ino)?;
+        let unlinked = matches!(self.parsed_inode(slot)?, i if i.links == 0 && i.mode != 0);
+        if unlinked && !self.read_only {
+            let inode = self.parsed_inode(slot)?.clone();
             self.free_inode(ino, inode).map_err(|e| self.note_error(e))?;
         }
         Ok(())
@@ -461,7 +489,7 @@ impl<D: BlockDevice> Ext2<D> {
     /// the interface; the metadata a file's data depends on is always written.
     pub fn fsync(&mut self, ino: Ino, datasync: bool) -> Result<(), Errno> {
         let _ = datasync;
-        self.inode(ino)?;
+        self.live_inode(ino)?;
         self.cache.sync_matching(|_, owner| owner == Owner::Meta || owner == Owner::File(ino))
     }
 }

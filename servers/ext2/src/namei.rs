@@ -78,7 +78,10 @@ impl<D: BlockDevice> Ext2<D> {
             return Err(Errno::ENOTDIR);
         }
         let found = self.find_entry(&parent, name).map_err(|e| self.note_error(e))?.ok_or(Errno::ENOENT)?;
-        self.entry_inode(found.ino).map_err(|e| self.note_error(e))?;
+        // Checked, not copied: the caller takes the number.
+        self.live_inode(found.ino)
+            .map_err(|e| if e == Errno::ESTALE { Errno::EUCLEAN } else { e })
+            .map_err(|e| self.note_error(e))?;
         Ok(found.ino)
     }
 
