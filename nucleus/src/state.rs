@@ -195,7 +195,7 @@ pub fn commit(spec: usize, writes: &[StateWrite]) -> Result<(), IpcError> {
                 }
             }
         }
-        if need + new_leaves > frame::stats().free {
+        if need + new_leaves > 0 && need + new_leaves > frame::stats().free {
             return Err(IpcError::NoMemory);
         }
         // Apply in order, taking frames as pages are first written: at most what was counted

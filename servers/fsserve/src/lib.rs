@@ -124,11 +124,51 @@ pub struct Volume<D: BlockDevice> {
     /// Names looked up since the last change: (directory number, little-endian, then the
     /// name) -> inode. Big directories
     /// (`/bin`) are linear in ext2; path walks repeat the same lookups.
-    names: alloc::collections::BTreeMap<Vec<u8>, Ino>,
+    names: NameCache,
 }
 
-/// Names kept by the lookup cache before it starts over.
+/// Slots of the name cache.
 const NAMES: usize = 512;
+
+/// A direct-mapped cache of name lookups: a key (see [`Volume::names`]) lives in the slot its
+/// FNV-1a hash picks, replacing whatever was there; emptied at once by a new generation. A hit
+/// is a hash and one comparison (a B-tree of 512 names compared ~9 keys).
+struct NameCache {
+    slots: Vec<(u64, Vec<u8>, Ino)>,
+    /// Slots of older generations are empty.
+    generation: u64,
+}
+
+impl NameCache {
+    fn new() -> NameCache {
+        NameCache { slots: Vec::new(), generation: 1 }
+    }
+
+    fn slot(key: &[u8]) -> usize {
+        let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        (h ^ (h >> 32)) as usize % NAMES
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Ino> {
+        let (g, k, ino) = self.slots.get(Self::slot(key))?;
+        (*g == self.generation && k.as_slice() == key).then_some(*ino)
+    }
+
+    fn insert(&mut self, key: &[u8], ino: Ino) {
+        if self.slots.is_empty() {
+            self.slots.resize_with(NAMES, || (0, Vec::new(), 0));
+        }
+        let (g, k, i) = &mut self.slots[Self::slot(key)];
+        *g = self.generation;
+        k.clear();
+        k.extend_from_slice(key);
+        *i = ino;
+    }
+
+    fn clear(&mut self) {
+        self.generation += 1;
+    }
+}
 
 /// A regular file's layout on the device: its size and its extents in file order, each
 /// (file offset, device offset or `None` for a hole, length).
@@ -155,7 +195,7 @@ impl<D: BlockDevice> Volume<D> {
             undo_open: None,
             zeros: Vec::new(),
             maps: Default::default(),
-            names: Default::default(),
+            names: NameCache::new(),
         }
     }
 
@@ -320,13 +360,10 @@ impl<D: BlockDevice> Volume<D> {
                 req.read(NAMES_AT, &mut key[4..4 + len])?;
                 let key = &key[..4 + len];
                 let ino = match self.names.get(key) {
-                    Some(&ino) => ino,
+                    Some(ino) => ino,
                     None => {
                         let ino = self.fs.lookup(dir, &key[4..])?;
-                        if self.names.len() >= NAMES {
-                            self.names.clear();
-                        }
-                        self.names.insert(key.to_vec(), ino);
+                        self.names.insert(key, ino);
                         ino
                     }
                 };
