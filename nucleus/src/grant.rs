@@ -163,7 +163,7 @@ fn copy(tag: u64, offset: u64, buf: *mut u8, len: usize, write: bool) -> Result<
                 // `write` below), alive for this call.
                 let r = unsafe {
                     if write {
-                        crate::user::aspace_write(aspace, va + offset, core::slice::from_raw_parts(buf, len))
+                        crate::user::aspace_write_as_user(aspace, va + offset, core::slice::from_raw_parts(buf, len))
                     } else {
                         crate::user::aspace_read(aspace, va + offset, core::slice::from_raw_parts_mut(buf, len))
                     }
@@ -200,7 +200,9 @@ pub fn write_from_state(spec: usize, tag: u64, offset: u64, state_offset: u64, l
                     unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), (addr + at) as *mut u8, chunk.len()) };
                     Ok(())
                 }
-                Memory::User(aspace, va) => crate::user::aspace_write(aspace, va + at, chunk).map_err(user_error),
+                Memory::User(aspace, va) => {
+                    crate::user::aspace_write_as_user(aspace, va + at, chunk).map_err(user_error)
+                }
             }
         })
     })

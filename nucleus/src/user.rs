@@ -406,7 +406,7 @@ fn copy(
     a: AspaceRef,
     va: u64,
     len: usize,
-    write: bool,
+    write: Write,
     mut f: impl FnMut(*mut u8, usize, usize),
 ) -> Result<(), MemError> {
     let end = va.checked_add(len as u64).ok_or(MemError::Fault)?;
@@ -417,7 +417,10 @@ fn copy(
         let mut done = 0usize;
         while done < len {
             let addr = va + done as u64;
-            let pa = if write {
+            let pa = if write != Write::No {
+                if write == Write::AsUser && !space.translate(addr).is_some_and(|(_, fl)| fl.write || fl.cow) {
+                    return Err(MemError::Fault);
+                }
                 make_private(space, addr)?.ok_or(MemError::Fault)?
             } else {
                 space.translate(addr).ok_or(MemError::Fault)?.0
@@ -433,7 +436,7 @@ fn copy(
 
 pub fn aspace_read(a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError> {
     let dst = buf.as_mut_ptr();
-    copy(a, va, buf.len(), false, |user, at, n| {
+    copy(a, va, buf.len(), Write::No, |user, at, n| {
         // SAFETY: `user..user+n` is a mapped user frame seen through the direct map; `dst+at`
         // is inside `buf` (at + n <= buf.len()); they cannot overlap (kernel buffer vs frame).
         unsafe { core::ptr::copy_nonoverlapping(user, dst.add(at), n) }
@@ -442,10 +445,32 @@ pub fn aspace_read(a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError
 
 pub fn aspace_write(a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
     let src = buf.as_ptr();
-    copy(a, va, buf.len(), true, |user, at, n| {
+    copy(a, va, buf.len(), Write::AsKernel, |user, at, n| {
         // SAFETY: as in `aspace_read`, in the other direction.
         unsafe { core::ptr::copy_nonoverlapping(src.add(at), user, n) }
     })
+}
+
+/// [`aspace_write`] with the user's own rights: every page must be mapped writable (or
+/// copy-on-write), as a store of the thread itself would need, else `Fault` (the page may
+/// just not be there yet: the caller maps it and retries). What a grant of user memory
+/// writes (a `read` into a buffer), so that one over a read-only mapping fails as on Linux
+/// even when the `linux` server did not check the range first.
+pub fn aspace_write_as_user(a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
+    let src = buf.as_ptr();
+    copy(a, va, buf.len(), Write::AsUser, |user, at, n| {
+        // SAFETY: as in `aspace_read`, in the other direction.
+        unsafe { core::ptr::copy_nonoverlapping(src.add(at), user, n) }
+    })
+}
+
+/// How [`copy`] writes: not at all, with the kernel's rights (any mapped page: the loader
+/// fills read-only segments), or with the user's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    No,
+    AsKernel,
+    AsUser,
 }
 
 /// A copy-on-write copy of the address space (fork): the child maps the parent's frames, each

@@ -59,6 +59,16 @@ impl Linux {
         Ok(GrantRef::user(p.aspace.0, va, len as u64, rights))
     }
 
+    /// A user-memory grant of `[va, va + len)` for the server to write into, neither made
+    /// present nor checked here: the nucleus writes it with the user's rights (a page must be
+    /// mapped writable or copy-on-write), so the server's write fails with `EFAULT` where
+    /// [`Linux::user_grant`] would have mapped a page or refused the range. For requests that
+    /// can simply be sent again after that (a read at a given offset).
+    pub fn user_grant_unpopulated(&self, pid: Pid, va: u64, len: usize) -> Result<GrantRef, Errno> {
+        let p = self.procs.get(&pid).ok_or(Errno::ESRCH)?;
+        Ok(GrantRef::user(p.aspace.0, va, len as u64, GRANT_WRITE))
+    }
+
     /// Calls the server named `name` with `sqe` (retrying across its restarts).
     fn call(&mut self, name: &'static str, mut sqe: Sqe, changes: bool) -> Result<Cqe, Errno> {
         if changes {

@@ -38,13 +38,24 @@ run() {
     rm a/moved/c/seq.copy
     cd /
 }
-{
+workload() {
     for D in /tmp/wl /mnt/t/wl; do echo "== $D"; run "$D"; done
     echo "== listing"
     find /tmp/wl /mnt/t/wl | sort
     find /tmp/wl /mnt/t/wl -type f | sort | xargs md5sum
     find /tmp/wl /mnt/t/wl -type f -o -type l | sort | xargs stat -c '%n %s %a %h %F'
-} > $OUT 2>&1
+}
+restarts() { sed -n 's/^restarts: *//p' /sys/kernel/servers/ramfs/status; }
+workload > $OUT 2>&1
+# Under fault injection, again until ramfs has been killed at least 20 times (however fast the
+# machine runs the workload), each pass giving the same output as the first; without faults
+# (no restart in the first pass), once.
+pass=1
+while [ "$(restarts)" -gt 0 ] && [ "$(restarts)" -lt 20 ] && [ $pass -lt 50 ]; do
+    workload > $OUT.again 2>&1
+    cmp -s $OUT $OUT.again || echo "pass $pass differs" >> $OUT
+    pass=$((pass + 1))
+done
 # One write per line, so that console messages (a restart's) fall between lines.
 echo WORKLOAD-START
 while IFS= read -r line; do echo "$line"; done < $OUT

@@ -94,9 +94,14 @@ pub fn read_into(
         let mut done = 0;
         while done < len {
             let piece = (len - done).min(IO_MAX);
-            let read = l
-                .user_grant(c.pid, buf + done as u64, piece, true)
-                .and_then(|grant| l.fs(id, fsp::READ, [id.0, pos + done as u64, piece as u64, 0, 0, 0], grant));
+            let (va, args) = (buf + done as u64, [id.0, pos + done as u64, piece as u64, 0, 0, 0]);
+            // Straight into the buffer as it is mapped; only if that faults (a page not there
+            // yet, or not writable) is the range made present and checked, and the read (at an
+            // explicit offset, so the same read) sent again.
+            let mut read = l.user_grant_unpopulated(c.pid, va, piece).and_then(|g| l.fs(id, fsp::READ, args, g));
+            if read.as_ref().is_err_and(|e| *e == Errno::EFAULT) {
+                read = l.user_grant(c.pid, va, piece, true).and_then(|g| l.fs(id, fsp::READ, args, g));
+            }
             let n = match read {
                 Ok(r) => (r.result as usize).min(piece),
                 Err(e) if done == 0 => return Err(e),
