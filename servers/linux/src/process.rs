@@ -719,8 +719,14 @@ impl Process {
     }
 }
 
-/// Reads a NUL-terminated string from user memory (at most `max` bytes).
-pub fn read_cstr(l: &Linux, pid: Pid, mut va: u64, max: usize) -> Result<String, Errno> {
+/// Reads a NUL-terminated string from user memory (at most `max` bytes), as UTF-8.
+pub fn read_cstr(l: &Linux, pid: Pid, va: u64, max: usize) -> Result<String, Errno> {
+    String::from_utf8(read_cbytes(l, pid, va, max)?).map_err(|_| Errno::EINVAL)
+}
+
+/// Reads a NUL-terminated byte string from user memory (at most `max` bytes): a path, which
+/// Linux takes as bytes (any but NUL and, in its components, '/').
+pub fn read_cbytes(l: &Linux, pid: Pid, mut va: u64, max: usize) -> Result<Vec<u8>, Errno> {
     let p = l.procs.get(&pid).ok_or(Errno::ESRCH)?;
     let mut out = Vec::new();
     loop {
@@ -740,7 +746,7 @@ pub fn read_cstr(l: &Linux, pid: Pid, mut va: u64, max: usize) -> Result<String,
         }
         va += chunk as u64;
     }
-    String::from_utf8(out).map_err(|_| Errno::EINVAL)
+    Ok(out)
 }
 
 /// The little-endian word at `at` in bytes copied from user memory (0 past the end).

@@ -30,7 +30,6 @@ use abi::proto::{
     Attr, Cred, FileId, MAY_EXEC, MAY_READ, MAY_WRITE, NAMES_AT, PATH_MAX, S_IFDIR, S_IFMT, S_IFREG, S_ISVTX,
 };
 use abi::Errno;
-use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -66,9 +65,10 @@ struct Found {
     node: Option<Node>,
 }
 
-/// Where a walk ended.
+/// Where a walk ended. Not boxed: moving a `Found` costs less than allocating one per walk.
+#[allow(clippy::large_enum_variant)]
 enum Walked {
-    At(Box<Found>),
+    At(Found),
     /// The walk entered a pseudo file system the client serves: its root, and the rest.
     Redirect {
         root: FileId,
@@ -91,6 +91,8 @@ struct Vfs {
     /// this server, and the client sends [`proto::FORGET`] when it changes a mode or an owner
     /// behind it.
     dirs: RefCell<Vec<(FileId, Vec<u8>, Node)>>,
+    /// The path of the walk being served (see [`Vfs::walk_and_check`]).
+    path_buf: RefCell<Vec<u8>>,
     /// The buffer `fs_call` grants, allocated once.
     scratch: core::cell::Cell<Vec<u8>>,
 }
@@ -275,13 +277,14 @@ impl Vfs {
     /// followed if `follow` (or the path ends in '/').
     fn walk(&self, start: u64, path: &[u8], follow: bool, cred: Cred) -> Result<Walked, Errno> {
         let mut opened = None;
-        self.walk_opening(start, path, follow, cred, None, &mut opened)
+        self.walk_opening(start, path, follow, cred, None, true, &mut opened)
     }
 
     /// [`Vfs::walk`], and with `open` (a request id), the last lookup also takes an open
     /// reference on the file it finds (`fsp::LOOKUP_OPEN`): that node is left in `opened`
     /// when the walk ends there, for the caller to hand over or release. Released here when
     /// the walk goes on past it (a mount on it) or fails.
+    #[allow(clippy::too_many_arguments)]
     fn walk_opening(
         &self,
         start: u64,
@@ -289,9 +292,10 @@ impl Vfs {
         follow: bool,
         cred: Cred,
         open: Option<u64>,
+        keep_name: bool,
         opened: &mut Option<Node>,
     ) -> Result<Walked, Errno> {
-        let r = self.walk_inner(start, path, follow, cred, open, opened);
+        let r = self.walk_inner(start, path, follow, cred, open, keep_name, opened);
         if r.is_err() {
             if let Some(n) = opened.take() {
                 self.release_open(&n, open.unwrap_or(0));
@@ -315,6 +319,9 @@ impl Vfs {
         Ok((Node { id: attr.file_id(), attr, synthetic: false }, c.aux & fsp::LOOKUP_OPENED != 0))
     }
 
+    /// `keep_name`: the `Found` of an existing last component carries its name (else an empty
+    /// one, not allocated: the name of a component not found is always there).
+    #[allow(clippy::too_many_arguments)]
     fn walk_inner(
         &self,
         start: u64,
@@ -322,6 +329,7 @@ impl Vfs {
         follow: bool,
         cred: Cred,
         open: Option<u64>,
+        keep_name: bool,
         opened: &mut Option<Node>,
     ) -> Result<Walked, Errno> {
         if path.len() >= PATH_MAX {
@@ -380,7 +388,7 @@ impl Vfs {
                     down
                 }
                 Err(Errno::ENOENT) if is_last => {
-                    return Ok(Walked::At(Box::new(Found { parent: Some(cur), name: comp.to_vec(), node: None })));
+                    return Ok(Walked::At(Found { parent: Some(cur), name: comp.to_vec(), node: None }));
                 }
                 Err(e) => return Err(e),
             };
@@ -404,7 +412,7 @@ impl Vfs {
                 continue;
             }
             if is_last {
-                last = Some((cur, comp.to_vec()));
+                last = Some((cur, if keep_name { comp.to_vec() } else { Vec::new() }));
             }
             cur = child;
         }
@@ -412,10 +420,10 @@ impl Vfs {
         if trailing_slash && !cur.attr.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        Ok(Walked::At(Box::new(match last {
+        Ok(Walked::At(match last {
             Some((parent, name)) => Found { parent: Some(parent), name, node: Some(cur) },
             None => Found { parent: None, name: Vec::new(), node: Some(cur) },
-        })))
+        }))
     }
 
     /// A walk that must end in this VFS (no redirect), for operations on names.
@@ -424,7 +432,7 @@ impl Vfs {
             return Err(Errno::ENOENT);
         }
         match self.walk(start, path, follow, cred)? {
-            Walked::At(found) => Ok(*found),
+            Walked::At(found) => Ok(found),
             // Names inside /proc and /sys are the client's to create or remove: it has none.
             Walked::Redirect { .. } => Err(Errno::EPERM),
         }
@@ -477,6 +485,8 @@ impl Vfs {
         r
     }
 
+    /// [`Vfs::walk_and_check_path`] with the request's path read into [`Vfs::path_buf`]
+    /// (kept from request to request: a walk allocates no path).
     fn walk_and_check(
         &self,
         req: &Sqe,
@@ -484,9 +494,31 @@ impl Vfs {
         open: Option<u64>,
         opened: &mut Option<Node>,
     ) -> Result<i64, Errno> {
-        let [start, len, flags, mode, cred, umask] = req.args;
+        let len = req.args[1];
+        if len as usize >= PATH_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let mut path = self.path_buf.take();
+        path.clear();
+        path.resize(len as usize, 0);
+        let r = match self.k.grant_read(req.tag, NAMES_AT, &mut path) {
+            Ok(()) => self.walk_and_check_path(req, reply, open, opened, &path),
+            Err(_) => Err(Errno::EFAULT),
+        };
+        self.path_buf.replace(path);
+        r
+    }
+
+    fn walk_and_check_path(
+        &self,
+        req: &Sqe,
+        reply: &mut Cqe,
+        open: Option<u64>,
+        opened: &mut Option<Node>,
+        path: &[u8],
+    ) -> Result<i64, Errno> {
+        let [start, _, flags, mode, cred, umask] = req.args;
         let cred = Cred::from_word(cred);
-        let path = Self::path(req, 0, len)?;
         if path.is_empty() {
             if flags & proto::WALK_EMPTY == 0 || start == 0 {
                 return Err(Errno::ENOENT);
@@ -495,7 +527,10 @@ impl Vfs {
             return Self::put_attr(req, &n);
         }
         let follow = flags & proto::WALK_FOLLOW != 0;
-        let (parent, name, node) = match self.walk_opening(start, &path, follow, cred, open, opened)? {
+        // The name of an existing file is needed only for its full path (`WALK_PATH`); that
+        // of a missing one (to create it) is always kept.
+        let keep_name = flags & proto::WALK_PATH != 0;
+        let (parent, name, node) = match self.walk_opening(start, path, follow, cred, open, keep_name, opened)? {
             Walked::Redirect { root, rest } => {
                 self.k.grant_write(req.tag, NAMES_AT, &rest).map_err(|_| Errno::EFAULT)?;
                 reply.flags = proto::REDIRECT;
@@ -1046,6 +1081,7 @@ pub fn main() {
         client,
         endpoints: Default::default(),
         dirs: RefCell::new(Vec::new()),
+        path_buf: RefCell::new(Vec::new()),
         scratch: Default::default(),
     };
     // `root=/dev/vda`: the root file system is the disk's (the initramfs if it cannot be

@@ -5,7 +5,7 @@
 
 use crate::files::{new_pipe, Device, Fd, Object, OpenFile};
 use crate::fsclient::Resolved;
-use crate::process::{read_cstr, write_bytes};
+use crate::process::{read_cbytes, write_bytes};
 use crate::sys::fifo;
 use crate::sys::rw::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_RDWR, O_WRONLY};
 use crate::sys::AT_FDCWD;
@@ -121,12 +121,12 @@ fn do_open(l: &mut Linux, c: &Ctx, dirfd: u64, path_ptr: u64, flags: u32, mode: 
         fifo::Waiting::Still => return Outcome::Block,
         fifo::Waiting::Done(file, cloexec) => (file, cloexec),
         fifo::Waiting::No => {
-            let path = match read_cstr(l, c.pid, path_ptr, 4096) {
+            let path = match read_cbytes(l, c.pid, path_ptr, 4096) {
                 Ok(p) => p,
                 Err(e) => return e.into(),
             };
             let cloexec = flags & O_CLOEXEC != 0;
-            match open_path(l, c, dirfd, path.as_bytes(), flags, mode) {
+            match open_path(l, c, dirfd, &path, flags, mode) {
                 Ok((file, None)) => (file, cloexec),
                 Ok((file, Some(seen))) => {
                     fifo::wait(l, c.tag, c.thread.0, file, seen, cloexec);
