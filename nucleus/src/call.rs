@@ -56,7 +56,7 @@ pub fn call_user(e: usize, req: &Sqe, frame: *mut arch::trap::TrapFrame) -> (Res
         if arch::syscall::USER_WRITES_THREAD_POINTER {
             u.tp = arch::syscall::thread_pointer();
         }
-        let (r, mut st) = send(st, cur, e, req);
+        let (r, mut st) = send(st, cur, e, req, true);
         let u = st.task(cur).user.as_mut().expect("user thread");
         u.frame = core::ptr::null_mut();
         let exec = u.exec.is_some();
@@ -65,19 +65,22 @@ pub fn call_user(e: usize, req: &Sqe, frame: *mut arch::trap::TrapFrame) -> (Res
 }
 
 fn send_and_wait(st: MutexGuard<'static, State>, cur: usize, e: usize, req: &Sqe) -> Result<Cqe, IpcError> {
-    let (r, st) = send(st, cur, e, req);
+    let (r, st) = send(st, cur, e, req, false);
     r?;
     take_reply(st, cur)
 }
 
 /// Sends `req` on endpoint `e` and waits until the reply (or the server's death) is in the
-/// caller's `reply` slot; returns with the lock held again either way.
+/// caller's `reply` slot; returns with the lock held again either way. `user`: the caller is
+/// a user thread (its send is traced with the syscall's enter record, through a hook; a
+/// server's send is one record its trace point's stub writes).
 #[inline(always)]
 fn send(
     mut st: MutexGuard<'static, State>,
     cur: usize,
     e: usize,
     req: &Sqe,
+    user: bool,
 ) -> (Result<(), IpcError>, MutexGuard<'static, State>) {
     // Most calls lend nothing: keep the (large) checked grant off their path.
     if req.grant.is_none() {
@@ -95,7 +98,12 @@ fn send(
     let tag = st.task(cur).next_tag();
     st.task(cur).reply = None;
     let blocked = TaskState::BlockedReply { endpoint: e, tag };
-    crate::trace::trace!(@hook send_hook; &mut *st as *mut State, cur, e, req as *const Sqe, tag);
+    if user {
+        crate::trace::trace!(@hook send_hook; &mut *st as *mut State, cur, e, req as *const Sqe, tag);
+    } else {
+        let serving = st.task(cur).serving;
+        crate::trace::trace!(Send, cur, e, req.opcode, tag, SQE_BYTES, serving);
+    }
     // The fast path copies `req` once, straight into the server's request slot.
     match fastpath::call(st, cur, e, req, tag, blocked) {
         Ok(()) => (Ok(()), sched::lock()),
@@ -132,10 +140,14 @@ fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe, tag: u64) {
     let t = st.task(cur);
     if t.user.is_some() && sqe.flags == server_rt::user_request::SYSCALL {
         crate::trace::emit(TraceKind::SyscallEnter, cur, e as u32, sqe.opcode, tag, sqe.args[0], arch_id());
+        crate::trace::note_syscall_tag(cur, tag);
     }
     let serving = t.serving;
-    crate::trace::emit(TraceKind::Send, cur, e as u32, sqe.opcode, tag, core::mem::size_of::<Sqe>() as u64, serving);
+    crate::trace::emit(TraceKind::Send, cur, e as u32, sqe.opcode, tag, SQE_BYTES, serving);
 }
+
+/// What a send record carries as its size.
+const SQE_BYTES: u64 = core::mem::size_of::<Sqe>() as u64;
 
 /// The architecture id used in trace records (0 = x86_64, 1 = aarch64).
 pub(crate) fn arch_id() -> u64 {

@@ -116,10 +116,10 @@ extern "C" fn exit_hook(sqe: u64, result: u64, _: u64, _: u64, _: u64, _: u64) {
         Err(e) => e.code(),
     };
     let cur = sched::current();
-    // Interrupts masked for the record too (see `trace`: a writer preempted between claiming a
-    // ring slot and filling it, and killed meanwhile, would stall the ring for good).
+    // Interrupts masked for the record (see `trace`: the buffer has one writer at a time);
+    // the tag is the one the enter record noted, so no lock is taken.
     arch::cpu::without_interrupts(|| {
-        let tag = sched::lock().task(cur).last_tag();
+        let tag = crate::trace::syscall_tag(cur);
         crate::trace::emit(ipc::trace::TraceKind::SyscallExit, cur, 0, opcode, tag, v as u64, 0);
     });
 }

@@ -325,6 +325,22 @@ fn write_slow(timestamp_ns: u64, meta: u64, endpoint_opcode: u64, tag: u64, arg:
     }
 }
 
+/// The tag of each task's system call in progress, as its enter record gave it (written and
+/// read only with tracing on, so that the exit record needs no lock to find it).
+static SYSCALL_TAGS: [AtomicU64; crate::task::MAX_TASKS] = [const { AtomicU64::new(0) }; crate::task::MAX_TASKS];
+
+/// Notes the tag of task `task`'s system call (its enter record's).
+pub fn note_syscall_tag(task: usize, tag: u64) {
+    if let Some(t) = SYSCALL_TAGS.get(task) {
+        t.store(tag, Ordering::Relaxed);
+    }
+}
+
+/// The tag [`note_syscall_tag`] noted for `task` (0 if none).
+pub fn syscall_tag(task: usize) -> u64 {
+    SYSCALL_TAGS.get(task).map_or(0, |t| t.load(Ordering::Relaxed))
+}
+
 /// Records one event from a trace hook, where tracing is known to be on (no test, no call).
 #[inline(always)]
 pub fn emit(kind: TraceKind, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
