@@ -33,6 +33,20 @@ pub fn read_byte() -> Option<u8> {
 
 /// Lets the UART raise an interrupt when a byte arrives (ISA IRQ 4; the nucleus routes the
 /// line, see `dev::console_irq`). Output stays polled.
+/// Waits (at most ~a million status reads) until COM1 has sent everything written to it: QEMU
+/// holds bytes in the UART's FIFO while the host side of `-serial` cannot take them, and
+/// leaving QEMU then (power-off) would lose them, the `@@POWEROFF` line among them.
+pub fn wait_transmitted() {
+    /// Line status register bit: the FIFO and the shift register are empty.
+    const LSR_TEMT: u8 = 1 << 6;
+    for _ in 0..1_000_000 {
+        if super::io::inb(0x3f8 + 5) & LSR_TEMT != 0 {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
 pub fn enable_rx_interrupt() {
     with_port(|_| super::io::outb(0x3f8 + 1, 0x01));
 }

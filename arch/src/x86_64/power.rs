@@ -7,6 +7,7 @@ use super::io::{outl, outw};
 
 pub fn poweroff(code: u32) -> ! {
     super::cpu::disable_interrupts();
+    super::console::wait_transmitted();
     outl(0xf4, code);
     // PM1a_CNT: SLP_TYP = 5 (S5) | SLP_EN.
     for port in [0x604u16, 0xb004] {
