@@ -4,9 +4,9 @@
 //! formatting on the hot path: a timestamp, a room check and six stores. A [`trace!`] point of a
 //! kind whose record is its arguments has its stub write the record itself
 //! (`arch::trace_record!`, ~50 instructions in all); one with a hook of its own (`@hook`)
-//! saves the caller-saved registers and calls Rust (~85). The nucleus runs on one CPU, so the one buffer is
-//! that CPU's; records carry the CPU id. The drain hands the port the buffer's own memory, up
-//! to [`CHUNK`] records at a time, with no per-record work.
+//! saves the caller-saved registers and calls Rust (~85). The nucleus runs on one CPU, so the
+//! one buffer is that CPU's; records carry the CPU id. The drain hands the port the buffer's
+//! own memory, up to [`CHUNK`] records at a time, with no per-record work.
 //!
 //! Switchable at run time: `trace=1` on the command line or [`set_enabled`]. The hot trace
 //! points ([`trace!`]) are `nop`s patched into branches to their recording stubs when tracing
@@ -22,11 +22,11 @@
 //! carries whatever is still pending, so the `Dropped` records of a trace add up to exactly
 //! [`lost`], which the power-off line reports.
 //!
-//! **Transport.** Where the machine has a trace port (`arch::console::trace_port_*`: x86_64
-//! COM2, QEMU `-serial` given twice; AArch64 a virtio console taken at device discovery),
-//! records stream to it while the guest runs as one binary stream (a header, then records),
-//! drained in batches of [`BATCH`] records, always with interrupts masked (so a drain is never
-//! preempted half-way) and under a try-lock (a drain that finds another one running leaves):
+//! **Transport.** Where the machine has a trace port (`arch::console::trace_port_*`: a virtio
+//! console taken at device discovery; on x86_64 COM2 without one), records stream to it while
+//! the guest runs as one binary stream (a header, then records), drained always with
+//! interrupts masked (so a drain is never preempted half-way) and under a try-lock (a drain
+//! that finds another one running leaves):
 //!
 //! * by the idle loop, one batch at a time, looking for ready tasks between batches;
 //! * by every timer tick, for at most [`TICK_BUDGET_NS`] (or [`HIGH_BUDGET_NS`] once the ring
@@ -38,9 +38,8 @@
 //! analyzer (`ipc/analyzer`) reads both forms.
 //!
 //! Every record is written with interrupts masked (all trace points but the syscall exit run
-//! under the scheduler lock; that one masks them itself): a writer preempted between claiming a
-//! ring slot and filling it, and then killed, would leave the slot claimed and stall every
-//! drain behind it for good.
+//! under the scheduler lock; that one masks them itself): the buffer has one writer at a time,
+//! and a tick that wrote a record in the middle of another's would write the same slot.
 //!
 //! Record semantics are documented in `ipc/analyzer`; the fields filled here follow them.
 

@@ -99,6 +99,36 @@ macro_rules! trace_hook {
     };
 }
 
+/// The start of every trace site (both macros): the inline `nop` at `6:` with `7:` after it,
+/// the (site, stub) pair in `.trace_sites`, and the stub's label `8:` in `.text.trace_points`
+/// (the template goes on there, up to its `b 7b` and `.popsection`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_site_head {
+    () => {
+        "6:\nnop\n7:\n.pushsection .trace_sites, \"a\"\n.balign 8\n.quad 6b\n.quad 8f\n.popsection\n.pushsection .text.trace_points, \"ax\"\n8:"
+    };
+}
+
+/// A stub's saves around a call of a C hook: the frame record (x29 = the frame, what was
+/// below SP before at `x29 + 16`), then x0-x18, keeping SP 16-byte aligned.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_save_for_call {
+    () => {
+        "stp x29, x30, [sp, #-16]!\nmov x29, sp\nstp x0, x1, [sp, #-16]!\nstp x2, x3, [sp, #-16]!\nstp x4, x5, [sp, #-16]!\nstp x6, x7, [sp, #-16]!\nstp x8, x9, [sp, #-16]!\nstp x10, x11, [sp, #-16]!\nstp x12, x13, [sp, #-16]!\nstp x14, x15, [sp, #-16]!\nstp x16, x17, [sp, #-16]!\nstr x18, [sp, #-16]!"
+    };
+}
+
+/// Undoes [`__trace_save_for_call!`] after the call.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_restore_after_call {
+    () => {
+        "ldr x18, [sp], #16\nldp x16, x17, [sp], #16\nldp x14, x15, [sp], #16\nldp x12, x13, [sp], #16\nldp x10, x11, [sp], #16\nldp x8, x9, [sp], #16\nldp x6, x7, [sp], #16\nldp x4, x5, [sp], #16\nldp x2, x3, [sp], #16\nldp x0, x1, [sp], #16\nldp x29, x30, [sp], #16"
+    };
+}
+
 /// The body of [`trace_hook!`]: `$push` spills the given arguments into a 48-byte area, `$pop`
 /// loads them into x0.., `$zero` clears the other argument registers.
 #[doc(hidden)]
@@ -111,45 +141,15 @@ macro_rules! __trace_site {
         // `set_sites` makes it a branch.
         unsafe {
             core::arch::asm!(
-                "6:",
-                "nop",
-                "7:",
-                ".pushsection .trace_sites, \"a\"",
-                ".balign 8",
-                ".quad 6b",
-                ".quad 8f",
-                ".popsection",
-                ".pushsection .text.trace_points, \"ax\"",
-                "8:",
-                "stp x29, x30, [sp, #-16]!",
-                "mov x29, sp",
-                "stp x0, x1, [sp, #-16]!",
-                "stp x2, x3, [sp, #-16]!",
-                "stp x4, x5, [sp, #-16]!",
-                "stp x6, x7, [sp, #-16]!",
-                "stp x8, x9, [sp, #-16]!",
-                "stp x10, x11, [sp, #-16]!",
-                "stp x12, x13, [sp, #-16]!",
-                "stp x14, x15, [sp, #-16]!",
-                "stp x16, x17, [sp, #-16]!",
-                "str x18, [sp, #-16]!",
+                $crate::__trace_site_head!(),
+                $crate::__trace_save_for_call!(),
                 "sub sp, sp, #48",
                 $push,
                 $pop,
                 "add sp, sp, #48",
                 $zero,
                 "bl {hook}",
-                "ldr x18, [sp], #16",
-                "ldp x16, x17, [sp], #16",
-                "ldp x14, x15, [sp], #16",
-                "ldp x12, x13, [sp], #16",
-                "ldp x10, x11, [sp], #16",
-                "ldp x8, x9, [sp], #16",
-                "ldp x6, x7, [sp], #16",
-                "ldp x4, x5, [sp], #16",
-                "ldp x2, x3, [sp], #16",
-                "ldp x0, x1, [sp], #16",
-                "ldp x29, x30, [sp], #16",
+                $crate::__trace_restore_after_call!(),
                 "b 7b",
                 ".popsection",
                 hook = sym $hook,
@@ -213,16 +213,7 @@ macro_rules! __trace_record_site {
         // registers the C ABI lets it clobber declared clobbered.
         unsafe {
             core::arch::asm!(
-                "6:",
-                "nop",
-                "7:",
-                ".pushsection .trace_sites, \"a\"",
-                ".balign 8",
-                ".quad 6b",
-                ".quad 8f",
-                ".popsection",
-                ".pushsection .text.trace_points, \"ax\"",
-                "8:",
+                $crate::__trace_site_head!(),
                 "sub sp, sp, #80",
                 $push,
                 "stp x9, x10, [sp, #0]",
@@ -279,33 +270,12 @@ macro_rules! __trace_record_site {
                 "9:",
                 "ldp x11, x12, [sp, #16]",
                 "ldp x9, x10, [sp, #0]",
-                "stp x29, x30, [sp, #-16]!",
-                "mov x29, sp",
-                "stp x0, x1, [sp, #-16]!",
-                "stp x2, x3, [sp, #-16]!",
-                "stp x4, x5, [sp, #-16]!",
-                "stp x6, x7, [sp, #-16]!",
-                "stp x8, x9, [sp, #-16]!",
-                "stp x10, x11, [sp, #-16]!",
-                "stp x12, x13, [sp, #-16]!",
-                "stp x14, x15, [sp, #-16]!",
-                "stp x16, x17, [sp, #-16]!",
-                "str x18, [sp, #-16]!",
+                $crate::__trace_save_for_call!(),
                 "ldp x0, x1, [x29, #48]",
                 "ldp x2, x3, [x29, #64]",
                 "ldp x4, x5, [x29, #80]",
                 "bl {hook}",
-                "ldr x18, [sp], #16",
-                "ldp x16, x17, [sp], #16",
-                "ldp x14, x15, [sp], #16",
-                "ldp x12, x13, [sp], #16",
-                "ldp x10, x11, [sp], #16",
-                "ldp x8, x9, [sp], #16",
-                "ldp x6, x7, [sp], #16",
-                "ldp x4, x5, [sp], #16",
-                "ldp x2, x3, [sp], #16",
-                "ldp x0, x1, [sp], #16",
-                "ldp x29, x30, [sp], #16",
+                $crate::__trace_restore_after_call!(),
                 "add sp, sp, #80",
                 "b 7b",
                 ".popsection",

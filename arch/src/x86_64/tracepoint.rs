@@ -105,6 +105,36 @@ macro_rules! trace_hook {
     };
 }
 
+/// The start of every trace site (both macros): the inline 5-byte `nop` at `6:` with `7:`
+/// after it, the (site, stub) pair in `.trace_sites`, and the stub's label `8:` in
+/// `.text.trace_points` (the template goes on there, up to its `jmp 7b` and `.popsection`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_site_head {
+    () => {
+        "6:\n.byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n7:\n.pushsection .trace_sites, \"a\"\n.balign 8\n.quad 6b\n.quad 8f\n.popsection\n.pushsection .text.trace_points, \"ax\"\n8:"
+    };
+}
+
+/// A stub's saves around a call of a C hook: every caller-saved register, then a frame in
+/// `rbp` (the arguments pushed before sit at `rbp + 80`) and a 16-byte-aligned stack.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_save_for_call {
+    () => {
+        "push rax\npush rcx\npush rdx\npush rsi\npush rdi\npush r8\npush r9\npush r10\npush r11\npush rbp\nmov rbp, rsp\nand rsp, -16"
+    };
+}
+
+/// Undoes [`__trace_save_for_call!`] after the call.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_restore_after_call {
+    () => {
+        "mov rsp, rbp\npop rbp\npop r11\npop r10\npop r9\npop r8\npop rdi\npop rsi\npop rdx\npop rcx\npop rax"
+    };
+}
+
 /// The body of [`trace_hook!`]: `$push` spills the given arguments, `$pop` loads them into the
 /// argument registers in order, `$zero` clears the others.
 #[doc(hidden)]
@@ -117,29 +147,13 @@ macro_rules! __trace_site {
         // taking six `u64`s. The site is a 5-byte nop until `set_sites` makes it a `jmp`.
         unsafe {
             core::arch::asm!(
-                "6:",
-                ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
-                "7:",
-                ".pushsection .trace_sites, \"a\"",
-                ".balign 8",
-                ".quad 6b",
-                ".quad 8f",
-                ".popsection",
-                ".pushsection .text.trace_points, \"ax\"",
-                "8:",
-                "push rax", "push rcx", "push rdx", "push rsi", "push rdi",
-                "push r8", "push r9", "push r10", "push r11",
-                "push rbp",
-                "mov rbp, rsp",
-                "and rsp, -16",
+                $crate::__trace_site_head!(),
+                $crate::__trace_save_for_call!(),
                 $push,
                 $pop,
                 $zero,
                 "call {hook}",
-                "mov rsp, rbp",
-                "pop rbp",
-                "pop r11", "pop r10", "pop r9", "pop r8",
-                "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rax",
+                $crate::__trace_restore_after_call!(),
                 "jmp 7b",
                 ".popsection",
                 hook = sym $hook,
@@ -197,16 +211,7 @@ macro_rules! __trace_record_site {
         // is `__trace_site!`'s call of `$hook`, an `extern "C" fn` of six `u64`s.
         unsafe {
             core::arch::asm!(
-                "6:",
-                ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00",
-                "7:",
-                ".pushsection .trace_sites, \"a\"",
-                ".balign 8",
-                ".quad 6b",
-                ".quad 8f",
-                ".popsection",
-                ".pushsection .text.trace_points, \"ax\"",
-                "8:",
+                $crate::__trace_site_head!(),
                 $push,
                 "push rax", "push rcx", "push rdx",
                 // Room: written - taken < limit, and no drop count waiting to be reported.
@@ -253,11 +258,7 @@ macro_rules! __trace_record_site {
                 // No room, or a drop count to report first: the hook, everything saved.
                 "9:",
                 "pop rdx", "pop rcx", "pop rax",
-                "push rax", "push rcx", "push rdx", "push rsi", "push rdi",
-                "push r8", "push r9", "push r10", "push r11",
-                "push rbp",
-                "mov rbp, rsp",
-                "and rsp, -16",
+                $crate::__trace_save_for_call!(),
                 "mov rdi, qword ptr [rbp + 80]",
                 "mov rsi, qword ptr [rbp + 88]",
                 "mov rdx, qword ptr [rbp + 96]",
@@ -265,10 +266,7 @@ macro_rules! __trace_record_site {
                 "mov r8, qword ptr [rbp + 112]",
                 "mov r9, qword ptr [rbp + 120]",
                 "call {hook}",
-                "mov rsp, rbp",
-                "pop rbp",
-                "pop r11", "pop r10", "pop r9", "pop r8",
-                "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rax",
+                $crate::__trace_restore_after_call!(),
                 "add rsp, 48",
                 "jmp 7b",
                 ".popsection",
