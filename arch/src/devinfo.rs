@@ -67,3 +67,48 @@ pub mod pci {
     /// Status register bit (in the upper half of `STATUS_COMMAND`): a capability list exists.
     pub const STATUS_CAPABILITIES: u32 = 1 << 20;
 }
+
+/// A virtio-pci vendor capability (virtio 1.2 §4.1.4): where one of the function's structures
+/// lies, as the capability says (bounds unchecked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioPciCap {
+    /// Configuration-space offset of the capability itself (type-specific words follow it).
+    pub at: u16,
+    /// `cfg_type`: 1 common configuration, 2 notifications, 3 ISR, 4 device configuration.
+    pub cfg_type: u32,
+    pub bar: usize,
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// The first virtio vendor capability of PCI function `bus` that `want` accepts, walking its
+/// capability list through `arch::dev::config_read` (nothing off PCI: it reads all ones).
+pub fn virtio_pci_cap(bus: Bus, want: impl Fn(&VirtioPciCap) -> bool) -> Option<VirtioPciCap> {
+    let read = |off| crate::current::dev::config_read(bus, off);
+    if read(pci::STATUS_COMMAND) & pci::STATUS_CAPABILITIES == 0 {
+        return None;
+    }
+    let mut at = (read(pci::CAPABILITIES) & 0xfc) as u16;
+    // At most 48 capabilities fit in configuration space: a loop in the list ends here too.
+    for _ in 0..48 {
+        if at < 0x40 {
+            return None;
+        }
+        let head = read(at);
+        let (id, next) = (head & 0xff, ((head >> 8) & 0xfc) as u16);
+        if id == 0x09 {
+            let cap = VirtioPciCap {
+                at,
+                cfg_type: (head >> 24) & 0xff,
+                bar: (read(at + 4) & 0xff) as usize,
+                offset: read(at + 8) as u64,
+                length: read(at + 12) as u64,
+            };
+            if want(&cap) {
+                return Some(cap);
+            }
+        }
+        at = next;
+    }
+    None
+}

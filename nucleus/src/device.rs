@@ -125,25 +125,9 @@ fn map_window(t: &mut Table, pa: u64, len: u64) -> Option<u64> {
 /// The address of a virtio PCI function's `device_status`, from its common-configuration
 /// capability (virtio 1.x §4.1.4.3).
 fn virtio_pci_status(bus: Bus, d: &FoundDevice, va: &[u64; MAX_DEVICE_REGIONS]) -> Option<u64> {
-    if arch::dev::config_read(bus, pci::STATUS_COMMAND) & pci::STATUS_CAPABILITIES == 0 {
-        return None;
-    }
-    let mut at = (arch::dev::config_read(bus, pci::CAPABILITIES) & 0xfc) as u16;
-    for _ in 0..48 {
-        if at < 0x40 {
-            return None;
-        }
-        let head = arch::dev::config_read(bus, at);
-        let (id, next, cfg_type) = (head & 0xff, ((head >> 8) & 0xfc) as u16, (head >> 24) & 0xff);
-        if id == 0x09 && cfg_type == 1 {
-            let bar = (arch::dev::config_read(bus, at + 4) & 0xff) as usize;
-            let offset = arch::dev::config_read(bus, at + 8) as u64;
-            let (_, len) = *d.regions.get(bar)?;
-            return (va[bar] != 0 && offset + 0x15 <= len).then(|| va[bar] + offset + 0x14);
-        }
-        at = next;
-    }
-    None
+    let cap = arch::devinfo::virtio_pci_cap(bus, |c| c.cfg_type == 1)?;
+    let (_, len) = *d.regions.get(cap.bar)?;
+    (va[cap.bar] != 0 && cap.offset + 0x15 <= len).then(|| va[cap.bar] + cap.offset + 0x14)
 }
 
 fn describe(d: &FoundDevice) -> &'static str {

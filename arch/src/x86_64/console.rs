@@ -117,7 +117,7 @@ pub fn trace_port_offer(
     if dev.virtio_type != 3 || crate::virtcon::present() {
         return false;
     }
-    let Some(caps) = super::pci::virtio_caps(bus, device, function, dev, regs) else { return false };
+    let Some(caps) = super::pci::virtio_caps(dev, regs) else { return false };
     let cmd = super::pci::read(bus, device, function, crate::devinfo::pci::STATUS_COMMAND) & 0xffff;
     let on =
         crate::devinfo::pci::CMD_MEMORY | crate::devinfo::pci::CMD_BUS_MASTER | crate::devinfo::pci::CMD_INTX_DISABLE;

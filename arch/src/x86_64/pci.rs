@@ -138,40 +138,25 @@ pub struct VirtioCaps {
 /// Finds a function's common configuration (capability type 1) and notification (type 2)
 /// structures in its vendor capabilities, each inside a mapped memory BAR (`va`, by BAR index,
 /// 0 = not mapped) and within its length. None if either is missing or out of bounds.
-pub fn virtio_caps(bus: u8, device: u8, function: u8, dev: &FoundDevice, va: &[u64; 6]) -> Option<VirtioCaps> {
-    if read(bus, device, function, pci::STATUS_COMMAND) & pci::STATUS_CAPABILITIES == 0 {
-        return None;
-    }
+pub fn virtio_caps(dev: &FoundDevice, va: &[u64; 6]) -> Option<VirtioCaps> {
     // A structure's mapped address, if `len` bytes of it lie inside its mapped BAR.
     let place = |bar: usize, offset: u64, len: u64| {
         let (_, bar_len) = *dev.regions.get(bar)?;
         let base = *va.get(bar)?;
         (base != 0 && offset.checked_add(len)? <= bar_len).then_some(base + offset)
     };
-    let (mut common, mut notify) = (None, None);
-    let mut at = (read(bus, device, function, pci::CAPABILITIES) & 0xfc) as u16;
-    // At most 48 capabilities fit in configuration space: a loop in the list ends here too.
-    for _ in 0..48 {
-        if at < 0x40 {
-            break;
-        }
-        let head = read(bus, device, function, at);
-        let (id, next, cfg_type) = (head & 0xff, ((head >> 8) & 0xfc) as u16, (head >> 24) & 0xff);
-        if id == 0x09 {
-            let bar = (read(bus, device, function, at + 4) & 0xff) as usize;
-            let offset = read(bus, device, function, at + 8) as u64;
-            let length = read(bus, device, function, at + 12) as u64;
-            match cfg_type {
-                1 if common.is_none() && length >= 0x38 => common = place(bar, offset, 0x38),
-                2 if notify.is_none() => {
-                    let multiplier = read(bus, device, function, at + 16);
-                    notify = place(bar, offset, length.max(2)).map(|a| (a, multiplier, length));
-                }
-                _ => {}
-            }
-        }
-        at = next;
-    }
-    let (notify, notify_multiplier, notify_len) = notify?;
-    Some(VirtioCaps { common: common?, notify, notify_multiplier, notify_len: notify_len.max(2) })
+    // The first of each type that fits (the spec lets a device offer several).
+    let common = crate::devinfo::virtio_pci_cap(dev.bus, |c| {
+        c.cfg_type == 1 && c.length >= 0x38 && place(c.bar, c.offset, 0x38).is_some()
+    })?;
+    let notify = crate::devinfo::virtio_pci_cap(dev.bus, |c| {
+        c.cfg_type == 2 && place(c.bar, c.offset, c.length.max(2)).is_some()
+    })?;
+    let notify_multiplier = crate::current::dev::config_read(dev.bus, notify.at + 16);
+    Some(VirtioCaps {
+        common: place(common.bar, common.offset, 0x38)?,
+        notify: place(notify.bar, notify.offset, notify.length.max(2))?,
+        notify_multiplier,
+        notify_len: notify.length.max(2),
+    })
 }
