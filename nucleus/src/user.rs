@@ -347,10 +347,14 @@ pub fn aspace_query(a: AspaceRef, va: u64) -> Option<Prot> {
 /// Makes mapped page `va` private to `space` before a write: a frame that other address
 /// spaces share is copied (the copy keeps the page's rights, writable if it was
 /// copy-on-write); a copy-on-write page whose frame is no longer shared just becomes writable.
-/// Returns the frame now mapped, `None` if nothing is mapped at `va`.
-fn make_private(space: &AddressSpace, va: u64) -> Result<Option<u64>, MemError> {
+/// Returns the frame now mapped, `None` if nothing is mapped at `va` (or, `as_user`, nothing
+/// the user could write: neither writable nor copy-on-write).
+fn make_private(space: &AddressSpace, va: u64, as_user: bool) -> Result<Option<u64>, MemError> {
     let va = va & !(PAGE_SIZE - 1);
     let Some((pa, fl)) = space.translate(va) else { return Ok(None) };
+    if as_user && !(fl.write || fl.cow) {
+        return Ok(None);
+    }
     let own = PageFlags { write: fl.write || fl.cow, cow: false, ..fl };
     if fl.shared || frame::refs(pa) <= 1 {
         if fl.cow {
@@ -396,7 +400,7 @@ pub fn resolve_write_fault(addr: u64) -> bool {
         if !space.translate(addr & !(PAGE_SIZE - 1)).is_some_and(|(_, fl)| fl.cow) {
             return false;
         }
-        make_private(space, addr).is_ok_and(|p| p.is_some())
+        make_private(space, addr, false).is_ok_and(|p| p.is_some())
     })
 }
 
@@ -418,10 +422,7 @@ fn copy(
         while done < len {
             let addr = va + done as u64;
             let pa = if write != Write::No {
-                if write == Write::AsUser && !space.translate(addr).is_some_and(|(_, fl)| fl.write || fl.cow) {
-                    return Err(MemError::Fault);
-                }
-                make_private(space, addr)?.ok_or(MemError::Fault)?
+                make_private(space, addr, write == Write::AsUser)?.ok_or(MemError::Fault)?
             } else {
                 space.translate(addr).ok_or(MemError::Fault)?.0
             };
