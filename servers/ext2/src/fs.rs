@@ -329,7 +329,7 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// The inode parsed in `slot` (by [`Ext2::parse_inode`]), borrowed: the hot paths that only
     /// look at an inode (open, close, getattr) copy none of its ~400 bytes.
-    fn parsed_inode(&self, slot: usize) -> Result<&Inode, Errno> {
+    pub(crate) fn parsed_inode(&self, slot: usize) -> Result<&Inode, Errno> {
         match self.parsed.get(slot) {
             Some(Some((_, _, inode))) => Ok(inode),
             _ => Err(Errno::EIO),
@@ -405,9 +405,9 @@ impl<D: BlockDevice> Ext2<D> {
         }
         self.open.remove(&ino);
         let slot = self.parse_inode(ino)?;
-        let unlinked = matches!(self.parsed_inode(slot)?, i if i.links == 0 && i.mode != 0);
-        if unlinked && !self.read_only {
-            let inode = self.parsed_inode(slot)?.clone();
+        let inode = self.parsed_inode(slot)?;
+        if inode.links == 0 && inode.mode != 0 && !self.read_only {
+            let inode = inode.clone();
             self.free_inode(ino, inode).map_err(|e| self.note_error(e))?;
         }
         Ok(())

@@ -67,7 +67,13 @@ impl<D: BlockDevice> Ext2<D> {
 
     /// The inode a directory entry names, which must be alive (else the entry is corrupt).
     pub(crate) fn entry_inode(&mut self, ino: Ino) -> Result<Inode, Errno> {
-        self.inode(ino).map_err(|e| if e == Errno::ESTALE { Errno::EUCLEAN } else { e })
+        let slot = self.live_entry(ino)?;
+        self.parsed_inode(slot).cloned()
+    }
+
+    /// [`Ext2::entry_inode`]'s check alone: its slot in the parsed inodes, nothing copied.
+    fn live_entry(&mut self, ino: Ino) -> Result<usize, Errno> {
+        self.live_inode(ino).map_err(|e| if e == Errno::ESTALE { Errno::EUCLEAN } else { e })
     }
 
     /// The inode named `name` in directory `dir`.
@@ -79,9 +85,7 @@ impl<D: BlockDevice> Ext2<D> {
         }
         let found = self.find_entry(&parent, name).map_err(|e| self.note_error(e))?.ok_or(Errno::ENOENT)?;
         // Checked, not copied: the caller takes the number.
-        self.live_inode(found.ino)
-            .map_err(|e| if e == Errno::ESTALE { Errno::EUCLEAN } else { e })
-            .map_err(|e| self.note_error(e))?;
+        self.live_entry(found.ino).map_err(|e| self.note_error(e))?;
         Ok(found.ino)
     }
 
