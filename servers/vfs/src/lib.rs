@@ -35,7 +35,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 use mounts::{Mount, Mounts};
-use server_rt::{grant_bytes, grant_put, kernel, log, Cqe, Kernel, Sqe, StateWrite, GRANT_READ, GRANT_WRITE};
+use server_rt::{grant_put, kernel, log, Cqe, Kernel, Sqe, StateWrite, GRANT_READ, GRANT_WRITE};
 use zerocopy::FromBytes;
 
 /// Directories remembered from earlier walks (see [`Vfs::dirs`]).
@@ -461,10 +461,19 @@ impl Vfs {
 
     /// The path of a request (at NAMES_AT of its grant).
     fn path(req: &Sqe, at: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        let mut path = Vec::new();
+        Self::path_into(req, at, len, &mut path)?;
+        Ok(path)
+    }
+
+    /// [`Vfs::path`] into `path` (its buffer reused).
+    fn path_into(req: &Sqe, at: u64, len: u64, path: &mut Vec<u8>) -> Result<(), Errno> {
         if len as usize >= PATH_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
-        grant_bytes(req.tag, NAMES_AT + at, len as usize).map_err(|_| Errno::EFAULT)
+        path.clear();
+        path.resize(len as usize, 0);
+        kernel().grant_read(req.tag, NAMES_AT + at, path).map_err(|_| Errno::EFAULT)
     }
 
     fn put_attr(req: &Sqe, n: &Node) -> Result<i64, Errno> {
@@ -494,17 +503,9 @@ impl Vfs {
         open: Option<u64>,
         opened: &mut Option<Node>,
     ) -> Result<i64, Errno> {
-        let len = req.args[1];
-        if len as usize >= PATH_MAX {
-            return Err(Errno::ENAMETOOLONG);
-        }
         let mut path = self.path_buf.take();
-        path.clear();
-        path.resize(len as usize, 0);
-        let r = match self.k.grant_read(req.tag, NAMES_AT, &mut path) {
-            Ok(()) => self.walk_and_check_path(req, reply, open, opened, &path),
-            Err(_) => Err(Errno::EFAULT),
-        };
+        let r = Self::path_into(req, 0, req.args[1], &mut path)
+            .and_then(|()| self.walk_and_check_path(req, reply, open, opened, &path));
         self.path_buf.replace(path);
         r
     }
