@@ -21,7 +21,9 @@
 //! always posted except while [`read`] copies one out; the host's bytes wait in QEMU while
 //! none is posted.
 //! [`write`] copies bytes into the current buffer; a full buffer is put on the available ring
-//! and the device notified. [`flush`] does the same for a partly filled one. Buffers come back
+//! and the device notified. [`flush`] does the same for a partly filled one. [`send_in_place`]
+//! copies nothing: a free descriptor points at the caller's bytes (the trace buffer's records)
+//! until the device gives it back, which it waits for. Buffers come back
 //! through the used ring, which is polled whenever a buffer is needed (QEMU under TCG completes
 //! a transmit before the notifying write returns, so in practice one is always free). The
 //! device's interrupt is never enabled (the nucleus does not route its line) and is also
@@ -30,7 +32,8 @@
 //! # Invariants
 //!
 //! * A buffer is either the current one, free, or owned by the device (its bit in `in_flight`);
-//!   it is written only while it is the current one.
+//!   it is written only while it is the current one. A descriptor points at its own buffer
+//!   except while [`send_in_place`] holds it, which restores it before returning (or wedges).
 //! * [`write`] is all-or-nothing: it takes the bytes only when they fit in the current buffer
 //!   and the free ones, so records are never cut by a refusal and the stream stays aligned.
 //! * Every access happens under one lock with interrupts masked.
@@ -52,6 +55,10 @@ pub const QUEUE_SIZE: usize = 8;
 const BUF_SIZE: usize = 4096;
 /// Polls of the used ring before a write that needs a buffer gives up.
 pub const RECLAIM_SPINS: u32 = 10_000;
+/// Polls of the used ring before [`send_in_place`] gives up on the device reading its bytes
+/// (QEMU under TCG has read them before the notifying write returns, unless `ioeventfd` is on;
+/// then its main loop does, within microseconds).
+pub const IN_PLACE_SPINS: u32 = 1_000_000;
 
 /// Virtio-mmio registers (virtio 1.2 §4.2.2; legacy §4.2.4).
 mod reg {
@@ -271,6 +278,9 @@ struct Port {
     rx_used_seen: u16,
     /// Receive available-ring index published so far.
     rx_avail_idx: u16,
+    /// A [`send_in_place`] whose bytes the device never gave back: its descriptor still points
+    /// at the caller's memory, so nothing is sent any more.
+    wedged: bool,
 }
 
 static PORT: Mutex<Option<Port>> = Mutex::new(None);
@@ -430,6 +440,7 @@ fn attach(t: Transport, alloc: &mut dyn FnMut(usize) -> Option<u64>) -> bool {
             rx_bufs,
             rx_used_seen: 0,
             rx_avail_idx: QUEUE_SIZE as u16,
+            wedged: false,
         })
     });
     ATTACHED.store(true, Ordering::Release);
@@ -534,8 +545,17 @@ impl Port {
         if self.fill == 0 {
             return;
         }
+        self.post(i, self.buf_pa(i), self.fill);
+        self.current = None;
+        self.fill = 0;
+        self.reclaim();
+    }
+
+    /// Points descriptor `i` (not the device's) at `len` bytes at `pa` and hands it over.
+    fn post(&mut self, i: usize, pa: u64, len: usize) {
         let desc = self.queue + DESC_OFFSET + 16 * i as u64;
-        mem_write::<u32>(desc + 8, self.fill as u32);
+        mem_write::<u64>(desc, pa);
+        mem_write::<u32>(desc + 8, len as u32);
         mem_write::<u16>(desc + 12, 0);
         let slot = (self.avail_idx as usize) % QUEUE_SIZE;
         mem_write::<u16>(self.queue + AVAIL_OFFSET + 4 + 2 * slot as u64, i as u16);
@@ -545,12 +565,45 @@ impl Port {
         store_barrier();
         self.in_flight |= 1 << i;
         self.transport.notify(TX_QUEUE);
-        self.current = None;
-        self.fill = 0;
-        self.reclaim();
+    }
+
+    /// [`send_in_place`]'s work: what [`write`] queued goes first, then a free descriptor
+    /// points at `bytes` until the device gives it back.
+    fn send_in_place(&mut self, bytes: &[u8]) -> bool {
+        if self.wedged || bytes.len() > u32::MAX as usize {
+            return false;
+        }
+        self.submit();
+        let mut spins = 0;
+        let i = loop {
+            self.reclaim();
+            if let Some(i) = self.free_buffer() {
+                break i;
+            }
+            if spins == RECLAIM_SPINS {
+                return false;
+            }
+            spins += 1;
+        };
+        self.post(i, crate::current::mm::virt_to_phys(bytes.as_ptr() as u64), bytes.len());
+        let mut spins = 0;
+        while self.in_flight & (1 << i) != 0 {
+            if spins == IN_PLACE_SPINS {
+                self.wedged = true;
+                return false;
+            }
+            self.reclaim();
+            spins += 1;
+        }
+        // Buffer i's own page again, for `submit`.
+        mem_write::<u64>(self.queue + DESC_OFFSET + 16 * i as u64, self.buf_pa(i));
+        true
     }
 
     fn write(&mut self, mut bytes: &[u8]) -> bool {
+        if self.wedged {
+            return false;
+        }
         let mut spins = 0;
         while self.room() < bytes.len() {
             if spins == RECLAIM_SPINS || bytes.len() > QUEUE_SIZE * BUF_SIZE {
@@ -587,6 +640,17 @@ pub fn present() -> bool {
 /// [`RECLAIM_SPINS`] polls of the device).
 pub fn write(bytes: &[u8]) -> bool {
     crate::current::cpu::without_interrupts(|| PORT.lock().as_mut().is_some_and(|p| p.write(bytes)))
+}
+
+/// Sends `bytes`, all or nothing, straight from where they are (no copy): returns once the
+/// device has read them, so the caller may change them after. They must be one physically
+/// contiguous range of the direct map or the kernel image (the trace buffer is). What
+/// [`write`] queued before goes first. False without a port, when no descriptor came back
+/// within [`RECLAIM_SPINS`] polls, or when the device kept these bytes past
+/// [`IN_PLACE_SPINS`] polls: then the port is *wedged* (its descriptor still points at the
+/// bytes) and refuses every write after.
+pub fn send_in_place(bytes: &[u8]) -> bool {
+    crate::current::cpu::without_interrupts(|| PORT.lock().as_mut().is_some_and(|p| p.send_in_place(bytes)))
 }
 
 /// Takes what the host has sent into `buf` (0 without a port or when nothing came).

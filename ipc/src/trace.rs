@@ -132,8 +132,11 @@ impl fmt::Display for TraceKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct TraceRecord {
-    /// Nanoseconds since boot, from the writing CPU's clock.
-    pub timestamp_ns: u64,
+    /// When. As written, the writing CPU's clock counter as read (TSC, CNTVCT_EL0): the kernel
+    /// does no arithmetic for it. A reader converts it with its stream's header
+    /// ([`StreamHeader::ns`]; [`parse_stream`] and the analyzer do), after which it is
+    /// nanoseconds since boot.
+    pub timestamp: u64,
     /// The CPU that wrote the record.
     pub cpu: u16,
     /// A [`TraceKind`] value, kept raw so unknown kinds still decode.
@@ -157,9 +160,9 @@ pub const RECORD_SIZE: usize = core::mem::size_of::<TraceRecord>();
 const _: () = assert!(RECORD_SIZE == 48);
 
 impl TraceRecord {
-    /// A record of `kind` at `timestamp_ns` on `cpu` about `task`, other fields 0.
-    pub const fn new(kind: TraceKind, timestamp_ns: u64, cpu: u16, task: u32) -> TraceRecord {
-        TraceRecord { timestamp_ns, cpu, kind: kind as u16, task, endpoint: 0, opcode: 0, tag: 0, arg: 0, arg2: 0 }
+    /// A record of `kind` at `timestamp` on `cpu` about `task`, other fields 0.
+    pub const fn new(kind: TraceKind, timestamp: u64, cpu: u16, task: u32) -> TraceRecord {
+        TraceRecord { timestamp, cpu, kind: kind as u16, task, endpoint: 0, opcode: 0, tag: 0, arg: 0, arg2: 0 }
     }
 
     /// The record's bytes, as written to a trace buffer.
@@ -186,7 +189,8 @@ impl TraceRecord {
 /// Magic bytes that open a trace stream.
 pub const TRACE_MAGIC: [u8; 8] = *b"CAIRNTRC";
 /// Version of the stream and record layout described by this module.
-pub const TRACE_VERSION: u32 = 1;
+/// (2: records carry the raw clock counter, the header how to convert it.)
+pub const TRACE_VERSION: u32 = 2;
 
 /// The architecture that wrote a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -221,7 +225,7 @@ impl TraceArch {
 }
 
 /// Opens a trace stream, so a reader can tell a trace from noise on the serial line and refuse
-/// a layout it does not know. 24 bytes.
+/// a layout it does not know, and says how its records' clock converts to nanoseconds. 40 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct StreamHeader {
@@ -235,11 +239,15 @@ pub struct StreamHeader {
     pub arch: u32,
     /// Number of CPUs whose records follow.
     pub cpus: u32,
+    /// The clock counter at boot (nanosecond 0).
+    pub clock_base: u64,
+    /// Nanoseconds per counter tick, as a 32.32 fixed-point number.
+    pub clock_mult: u64,
 }
 
 /// Size of an encoded [`StreamHeader`].
 pub const HEADER_SIZE: usize = core::mem::size_of::<StreamHeader>();
-const _: () = assert!(HEADER_SIZE == 24);
+const _: () = assert!(HEADER_SIZE == 40);
 
 /// Why a byte string is not a trace stream this reader understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,7 +276,8 @@ impl fmt::Display for TraceError {
 impl core::error::Error for TraceError {}
 
 impl StreamHeader {
-    /// The header for a stream written on `cpus` CPUs of architecture `arch`.
+    /// The header for a stream written on `cpus` CPUs of architecture `arch`, whose records'
+    /// timestamps are nanoseconds already (a clock of base 0 and one nanosecond per tick).
     pub const fn new(cpus: u32, arch: TraceArch) -> StreamHeader {
         StreamHeader {
             magic: TRACE_MAGIC,
@@ -276,7 +285,20 @@ impl StreamHeader {
             record_size: RECORD_SIZE as u32,
             arch: arch as u32,
             cpus,
+            clock_base: 0,
+            clock_mult: 1 << 32,
         }
+    }
+
+    /// The same header for records stamped with a counter that reads `base` at boot and
+    /// advances `mult` / 2^32 nanoseconds per tick.
+    pub const fn with_clock(self, base: u64, mult: u64) -> StreamHeader {
+        StreamHeader { clock_base: base, clock_mult: mult, ..self }
+    }
+
+    /// Nanoseconds since boot of the counter value `timestamp` (0 before boot).
+    pub const fn ns(&self, timestamp: u64) -> u64 {
+        ((timestamp.saturating_sub(self.clock_base) as u128 * self.clock_mult as u128) >> 32) as u64
     }
 
     /// The header's bytes.
@@ -308,7 +330,7 @@ impl StreamHeader {
 /// Splits a whole trace stream into its validated header and an iterator over its records.
 pub fn parse_stream(bytes: &[u8]) -> Result<(StreamHeader, Records<'_>), TraceError> {
     let header = StreamHeader::decode(bytes)?;
-    Ok((header, Records::new(&bytes[HEADER_SIZE..])))
+    Ok((header, Records::new(&bytes[HEADER_SIZE..]).with_clock(header)))
 }
 
 /// The records in a byte string of back-to-back records (a stream after its header). Stops
@@ -317,12 +339,19 @@ pub fn parse_stream(bytes: &[u8]) -> Result<(StreamHeader, Records<'_>), TraceEr
 #[derive(Clone, Debug)]
 pub struct Records<'a> {
     chunks: core::slice::ChunksExact<'a, u8>,
+    /// Converts the timestamps (none by default).
+    clock: StreamHeader,
 }
 
 impl<'a> Records<'a> {
-    /// Records of `bytes`, from its first byte.
+    /// Records of `bytes`, from its first byte, timestamps as they are.
     pub fn new(bytes: &'a [u8]) -> Records<'a> {
-        Records { chunks: bytes.chunks_exact(RECORD_SIZE) }
+        Records { chunks: bytes.chunks_exact(RECORD_SIZE), clock: StreamHeader::new(0, TraceArch::Unknown) }
+    }
+
+    /// The same records with their timestamps converted to nanoseconds by `header`'s clock.
+    pub fn with_clock(self, header: StreamHeader) -> Records<'a> {
+        Records { clock: header, ..self }
     }
 
     /// The bytes after the last whole record.
@@ -335,7 +364,9 @@ impl Iterator for Records<'_> {
     type Item = TraceRecord;
 
     fn next(&mut self) -> Option<TraceRecord> {
-        self.chunks.next().and_then(TraceRecord::decode)
+        let mut r = TraceRecord::decode(self.chunks.next()?)?;
+        r.timestamp = self.clock.ns(r.timestamp);
+        Some(r)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -351,7 +382,7 @@ mod tests {
 
     fn sample(i: u64) -> TraceRecord {
         TraceRecord {
-            timestamp_ns: 1_000 + i,
+            timestamp: 1_000 + i,
             cpu: (i % 4) as u16,
             kind: TraceKind::ALL[(i % TraceKind::ALL.len() as u64) as usize] as u16,
             task: 7 + i as u32,
@@ -377,7 +408,7 @@ mod tests {
     fn record_layout_is_fixed() {
         let r = TraceRecord { opcode: 0x0102_0304, ..TraceRecord::new(TraceKind::Send, 0x1122, 5, 9) };
         let b = r.encode();
-        assert_eq!(&b[0..8], &0x1122u64.to_le_bytes(), "timestamp_ns at 0");
+        assert_eq!(&b[0..8], &0x1122u64.to_le_bytes(), "timestamp at 0");
         assert_eq!(&b[8..10], &5u16.to_le_bytes(), "cpu at 8");
         assert_eq!(&b[10..12], &3u16.to_le_bytes(), "kind at 10");
         assert_eq!(&b[12..16], &9u32.to_le_bytes(), "task at 12");
@@ -427,14 +458,26 @@ mod tests {
     }
 
     #[test]
+    fn stream_timestamps_convert_by_the_header_clock() {
+        // A 250 MHz counter (4 ns per tick) that read 1,000 at boot.
+        let header = StreamHeader::new(1, TraceArch::X86_64).with_clock(1_000, 4 << 32);
+        assert_eq!((header.ns(1_000), header.ns(1_250), header.ns(999)), (0, 1_000, 0));
+        let mut stream = header.encode().to_vec();
+        stream.extend_from_slice(&TraceRecord::new(TraceKind::Wake, 3_000, 0, 1).encode());
+        let (got, mut records) = parse_stream(&stream).unwrap();
+        assert_eq!((got.clock_base, got.clock_mult), (1_000, 4 << 32));
+        assert_eq!(records.next().map(|r| r.timestamp), Some(8_000));
+    }
+
+    #[test]
     fn stream_header_is_validated() {
         let good = StreamHeader::new(1, TraceArch::X86_64).encode();
         assert_eq!(StreamHeader::decode(&good[..HEADER_SIZE - 1]), Err(TraceError::TooShort));
         let mut bad = good;
         bad[0] = b'X';
         assert_eq!(StreamHeader::decode(&bad), Err(TraceError::BadMagic));
-        let bumped = StreamHeader { version: 2, ..StreamHeader::new(1, TraceArch::X86_64) };
-        assert_eq!(StreamHeader::decode(&bumped.encode()), Err(TraceError::UnsupportedVersion(2)));
+        let bumped = StreamHeader { version: TRACE_VERSION + 1, ..StreamHeader::new(1, TraceArch::X86_64) };
+        assert_eq!(StreamHeader::decode(&bumped.encode()), Err(TraceError::UnsupportedVersion(TRACE_VERSION + 1)));
         let resized = StreamHeader { record_size: 40, ..StreamHeader::new(1, TraceArch::X86_64) };
         assert_eq!(StreamHeader::decode(&resized.encode()), Err(TraceError::BadRecordSize(40)));
         assert!(!TraceError::BadRecordSize(40).to_string().is_empty());

@@ -139,7 +139,7 @@ fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe, tag: u64) {
     use ipc::trace::TraceKind;
     let t = st.task(cur);
     if t.user.is_some() && sqe.flags == server_rt::user_request::SYSCALL {
-        crate::trace::emit(TraceKind::SyscallEnter, cur, e as u32, sqe.opcode, tag, sqe.args[0], arch_id());
+        crate::trace::emit(TraceKind::SyscallEnter, cur, e as u32, sqe.opcode, tag, sqe.args[0], ARCH_ID);
         crate::trace::note_syscall_tag(cur, tag);
     }
     let serving = t.serving;
@@ -150,12 +150,10 @@ fn trace_send(st: &mut State, cur: usize, e: usize, sqe: &Sqe, tag: u64) {
 const SQE_BYTES: u64 = core::mem::size_of::<Sqe>() as u64;
 
 /// The architecture id used in trace records (0 = x86_64, 1 = aarch64).
-pub(crate) fn arch_id() -> u64 {
-    match arch::ARCH_NAME {
-        "aarch64" => 1,
-        _ => 0,
-    }
-}
+pub(crate) const ARCH_ID: u64 = match arch::ARCH_NAME.as_bytes() {
+    b"aarch64" => 1,
+    _ => 0,
+};
 
 /// Notes that the current task took request `sqe` (causality). The trace point is the
 /// returned [`Received`]'s, to be fired once the request has been moved to where it goes: a

@@ -134,7 +134,8 @@ impl State {
 }
 
 pub static STATE: Mutex<State> = Mutex::new(State::new());
-static CURRENT: AtomicUsize = AtomicUsize::new(IDLE);
+/// The running task's slot (read by the `SyscallAnswered` trace stub too).
+pub(crate) static CURRENT: AtomicUsize = AtomicUsize::new(IDLE);
 
 /// Slot of the running task.
 pub fn current() -> usize {

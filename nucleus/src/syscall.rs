@@ -76,8 +76,10 @@ pub fn on_syscall(frame: &mut TrapFrame) {
     // A result the server published for this thread (getpid, getuid...): answered here, with
     // no request. Pending signals still reach the thread: `on_user_return` runs next.
     if let Some(v) = crate::user::published_answer(sched::current(), nr) {
-        // The frame and the value are in registers already: nothing to set up for the point.
-        crate::trace::trace!(@hook answered_hook; frame as *mut TrapFrame, v);
+        // The number and the value are in registers already, and the scratch registers are
+        // free: the stub writes the record from them (and reads the task itself). Interrupts
+        // are masked (the system-call entry masks them), as a record's writer needs.
+        crate::trace::trace!(@scratch SyscallAnswered, sched::CURRENT, nr, v; endpoint = u32::MAX, arg2 = crate::call::ARCH_ID);
         frame.set_return(v);
         return;
     }
@@ -121,18 +123,6 @@ extern "C" fn exit_hook(sqe: u64, result: u64, _: u64, _: u64, _: u64, _: u64) {
     arch::cpu::without_interrupts(|| {
         let tag = crate::trace::syscall_tag(cur);
         crate::trace::emit(ipc::trace::TraceKind::SyscallExit, cur, 0, opcode, tag, v as u64, 0);
-    });
-}
-
-/// The trace hook of a call the nucleus answered itself: one `SyscallAnswered` record.
-extern "C" fn answered_hook(frame: u64, value: u64, _: u64, _: u64, _: u64, _: u64) {
-    // SAFETY: `on_syscall` passes its own trap frame, which it does not touch until this
-    // returns (the result is stored after).
-    let nr = unsafe { &*(frame as *const TrapFrame) }.syscall_nr();
-    let cur = sched::current();
-    arch::cpu::without_interrupts(|| {
-        let kind = ipc::trace::TraceKind::SyscallAnswered;
-        crate::trace::emit(kind, cur, u32::MAX, nr as u32, 0, value, crate::call::arch_id());
     });
 }
 

@@ -6,7 +6,8 @@
 //! (`arch::trace_record!`, ~50 instructions in all); one with a hook of its own (`@hook`)
 //! saves the caller-saved registers and calls Rust (~85). The nucleus runs on one CPU, so the
 //! one buffer is that CPU's; records carry the CPU id. The drain hands the port the buffer's
-//! own memory, up to [`CHUNK`] records at a time, with no per-record work.
+//! own memory, up to a burst (`arch::console::trace_port_burst`, 1,365 records on a virtio
+//! console) at a time, which the device reads in place: no copy, no per-record work.
 //!
 //! Switchable at run time: `trace=1` on the command line or [`set_enabled`]. The hot trace
 //! points ([`trace!`]) are `nop`s patched into branches to their recording stubs when tracing
@@ -53,7 +54,7 @@ use spin::Mutex;
 const CAPACITY: usize = 65536;
 /// Records the idle loop streams before it looks for ready tasks again.
 pub const BATCH: usize = 16;
-/// Most records handed to the port at once (about a page: the virtio console's buffer).
+/// Most records put on one `@@TRACE` line group of the power-off dump (about a page).
 const CHUNK: usize = 85;
 /// Longest a timer tick streams for (5% of a 10 ms tick).
 pub const TICK_BUDGET_NS: u64 = 500_000;
@@ -64,11 +65,11 @@ pub const HIGH_BUDGET_NS: u64 = 2_000_000;
 /// (`arch::tracepoint::set_sites`).
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Records lost and not yet reported by a `Dropped` record.
-pub(crate) static DROPPED: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Records lost since boot.
 static LOST: AtomicU64 = AtomicU64::new(0);
 /// Usable capacity of the ring (`tracebuf=`).
-pub(crate) static LIMIT: AtomicUsize = AtomicUsize::new(CAPACITY);
+static LIMIT: AtomicUsize = AtomicUsize::new(CAPACITY);
 pub(crate) static RING: Buffer = Buffer::new();
 /// The slot index mask of [`RING`] (what `arch::trace_record!` stubs take).
 pub(crate) const SLOT_MASK: usize = CAPACITY - 1;
@@ -85,21 +86,29 @@ const _: () = assert!(CAPACITY.is_power_of_two());
 /// `head - tail` is under the limit (at most `CAPACITY`), and the reader touches only slots
 /// below the `head` it loaded.
 ///
+/// `room` is what a writer compares the waiting records with, the one test of its fast path:
+/// [`LIMIT`] while no drop count waits, 0 while one does (so that the next record takes the
+/// slow path, which reports the count first). It changes only where [`DROPPED`] does, with
+/// interrupts masked, like the records.
+///
 /// The layout is a contract with the stubs of `arch::trace_record!`, which write records too:
-/// `head` at byte 0, `tail` at 8, the slots from byte 64 (checked below, with the record's).
+/// `head` at byte 0, `tail` at 8, `room` at 16, the slots from byte 64 (checked below, with
+/// the record's).
 #[repr(C, align(64))]
 pub(crate) struct Buffer {
     head: AtomicUsize,
     tail: AtomicUsize,
+    room: AtomicUsize,
     /// The rest of the first cache line.
-    _pad: [u64; 6],
+    _pad: [u64; 5],
     slots: UnsafeCell<[TraceRecord; CAPACITY]>,
 }
 
 const _: () = {
     use core::mem::offset_of;
-    assert!(offset_of!(Buffer, head) == 0 && offset_of!(Buffer, tail) == 8 && offset_of!(Buffer, slots) == 64);
-    assert!(offset_of!(TraceRecord, timestamp_ns) == 0 && offset_of!(TraceRecord, cpu) == 8);
+    assert!(offset_of!(Buffer, head) == 0 && offset_of!(Buffer, tail) == 8 && offset_of!(Buffer, room) == 16);
+    assert!(offset_of!(Buffer, slots) == 64);
+    assert!(offset_of!(TraceRecord, timestamp) == 0 && offset_of!(TraceRecord, cpu) == 8);
     assert!(offset_of!(TraceRecord, kind) == 10 && offset_of!(TraceRecord, task) == 12);
     assert!(offset_of!(TraceRecord, endpoint) == 16 && offset_of!(TraceRecord, opcode) == 20);
     assert!(offset_of!(TraceRecord, tag) == 24 && offset_of!(TraceRecord, arg) == 32);
@@ -112,14 +121,15 @@ unsafe impl Sync for Buffer {}
 
 /// All zeros, so that the buffer lives in `.bss`, not in the kernel image.
 const EMPTY: TraceRecord =
-    TraceRecord { timestamp_ns: 0, cpu: 0, kind: 0, task: 0, endpoint: 0, opcode: 0, tag: 0, arg: 0, arg2: 0 };
+    TraceRecord { timestamp: 0, cpu: 0, kind: 0, task: 0, endpoint: 0, opcode: 0, tag: 0, arg: 0, arg2: 0 };
 
 impl Buffer {
     const fn new() -> Buffer {
         Buffer {
             head: AtomicUsize::new(0),
             tail: AtomicUsize::new(0),
-            _pad: [0; 6],
+            room: AtomicUsize::new(CAPACITY),
+            _pad: [0; 5],
             slots: UnsafeCell::new([EMPTY; CAPACITY]),
         }
     }
@@ -130,6 +140,12 @@ impl Buffer {
 
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Appends `r`, unless `room` records are already waiting.
+    #[inline(always)]
+    fn push_within_room(&self, r: TraceRecord) -> bool {
+        self.push(r, self.room.load(Ordering::Relaxed))
     }
 
     /// Appends `r`, unless `limit` records are already waiting.
@@ -190,6 +206,22 @@ pub fn enabled() -> bool {
 /// Caps the ring at `records` (at least 2, at most its capacity).
 pub fn set_limit(records: usize) {
     LIMIT.store(records.clamp(2, CAPACITY), Ordering::Relaxed);
+    arch::cpu::without_interrupts(open_room);
+}
+
+/// Gives writers the room of [`LIMIT`] again if no drop count waits.
+fn open_room() {
+    let room = if DROPPED.load(Ordering::Relaxed) == 0 { LIMIT.load(Ordering::Relaxed) } else { 0 };
+    RING.room.store(room, Ordering::Relaxed);
+}
+
+/// Makes `n` lost records wait for a `Dropped` record: writers find no room until one is
+/// written.
+fn pend(n: u64) {
+    if n != 0 {
+        DROPPED.fetch_add(n, Ordering::Relaxed);
+        RING.room.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Records lost since boot (every one of them reported by `Dropped` records, or pending).
@@ -219,13 +251,27 @@ macro_rules! trace {
             arch::trace_hook!($hook; $($arg),+);
         }
     };
+    // A `SyscallAnswered`-shaped record (opcode and arg vary, the task is the `usize` static
+    // named; endpoint and arg2 are constants, tag 0) at a site whose scratch registers are
+    // free: `arch::trace_record_scratch!`.
+    (@scratch $kind:ident, $task:path, $opcode:expr, $arg:expr; endpoint = $endpoint:expr, arg2 = $arg2:expr) => {
+        if cfg!(feature = "notrace") {
+            let _ = ($opcode, $arg);
+        } else {
+            arch::trace_record_scratch!(
+                ipc::trace::TraceKind::$kind as u16, $crate::trace::SLOT_MASK;
+                $crate::trace::RING, $crate::trace::hook::<{ ipc::trace::TraceKind::$kind as u16 }>;
+                $task, $opcode, $arg; endpoint = $endpoint, arg2 = $arg2
+            );
+        }
+    };
     ($kind:ident, $($arg:expr),+) => {
         if cfg!(feature = "notrace") {
             let _ = ($($arg,)+);
         } else {
             arch::trace_record!(
                 ipc::trace::TraceKind::$kind as u16, $crate::trace::SLOT_MASK;
-                $crate::trace::RING, $crate::trace::LIMIT, $crate::trace::DROPPED,
+                $crate::trace::RING,
                 $crate::trace::hook::<{ ipc::trace::TraceKind::$kind as u16 }>;
                 $($arg),+
             );
@@ -239,14 +285,14 @@ pub extern "C" fn hook<const K: u16>(task: u64, endpoint: u64, opcode: u64, tag:
     write_record(K, task as usize, endpoint as u32, opcode as u32, tag, arg, arg2);
 }
 
-#[inline(always)]
+/// Appends `r` if the ring has room under [`LIMIT`] (ignoring a waiting drop count).
 fn push(r: TraceRecord) -> bool {
     RING.push(r, LIMIT.load(Ordering::Relaxed))
 }
 
 /// Counts `n` records as lost, to be reported by the next `Dropped` record.
 fn lose(n: u64) {
-    DROPPED.fetch_add(n, Ordering::Relaxed);
+    pend(n);
     LOST.fetch_add(n, Ordering::Relaxed);
 }
 
@@ -255,27 +301,26 @@ fn lose(n: u64) {
 #[cold]
 #[inline(never)]
 fn report_dropped(timestamp: u64, cpu: u16, task: u32) -> bool {
-    if DROPPED.load(Ordering::Relaxed) == 0 {
-        return true;
-    }
     let claimed = DROPPED.swap(0, Ordering::Relaxed);
     if claimed == 0 {
+        open_room();
         return true;
     }
     let mut d = TraceRecord::new(TraceKind::Dropped, timestamp, cpu, task);
     d.arg = claimed;
     if push(d) {
+        open_room();
         true
     } else {
-        DROPPED.fetch_add(claimed, Ordering::Relaxed);
+        pend(claimed);
         false
     }
 }
 
-/// A record's timestamp: nanoseconds since boot (a counter read, a multiply and a shift).
+/// A record's timestamp: the clock counter as read (the stream header says how it converts).
 #[inline(always)]
 fn stamp() -> u64 {
-    arch::timer::ticks_to_ns(arch::timer::clock_ticks())
+    arch::timer::clock_counter()
 }
 
 /// The recording itself, out of line for [`record`].
@@ -286,16 +331,16 @@ fn record_on(kind: u16, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: 
 }
 
 /// The fast path of every record: a timestamp, a room check, six stores. Anything else (a
-/// drop count to report first, a full ring) goes to [`write_slow`], a tail call, so that this
-/// path saves no registers.
+/// drop count to report first, a full ring: no room (see [`Buffer`])) goes to [`write_slow`], a tail call,
+/// so that this path saves no registers.
 #[inline(always)]
 fn write_record(kind: u16, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
     let cpu = arch::cpu::current_cpu_id() as u16;
-    let timestamp_ns = stamp();
-    let r = TraceRecord { timestamp_ns, cpu, kind, task: task as u32, endpoint, opcode, tag, arg, arg2 };
-    if DROPPED.load(Ordering::Relaxed) != 0 || !push(r) {
+    let timestamp = stamp();
+    let r = TraceRecord { timestamp, cpu, kind, task: task as u32, endpoint, opcode, tag, arg, arg2 };
+    if !RING.push_within_room(r) {
         let meta = cpu as u64 | (kind as u64) << 16 | (task as u64) << 32;
-        write_slow(timestamp_ns, meta, endpoint as u64 | (opcode as u64) << 32, tag, arg, arg2);
+        write_slow(timestamp, meta, endpoint as u64 | (opcode as u64) << 32, tag, arg, arg2);
     }
 }
 
@@ -304,10 +349,10 @@ fn write_record(kind: u16, task: usize, endpoint: u32, opcode: u32, tag: u64, ar
 /// record that finds no room is counted as lost.
 #[cold]
 #[inline(never)]
-fn write_slow(timestamp_ns: u64, meta: u64, endpoint_opcode: u64, tag: u64, arg: u64, arg2: u64) {
+fn write_slow(timestamp: u64, meta: u64, endpoint_opcode: u64, tag: u64, arg: u64, arg2: u64) {
     let (cpu, task) = (meta as u16, (meta >> 32) as u32);
     let r = TraceRecord {
-        timestamp_ns,
+        timestamp,
         cpu,
         kind: (meta >> 16) as u16,
         task,
@@ -319,7 +364,7 @@ fn write_slow(timestamp_ns: u64, meta: u64, endpoint_opcode: u64, tag: u64, arg:
     };
     // No room at all: neither the drop report nor the record fits (the common case while a
     // flood outruns the port), so skip straight to counting it.
-    if RING.len() >= LIMIT.load(Ordering::Relaxed) || !report_dropped(timestamp_ns, cpu, task) || !push(r) {
+    if RING.len() >= LIMIT.load(Ordering::Relaxed) || !report_dropped(timestamp, cpu, task) || !push(r) {
         lose(1);
     }
 }
@@ -344,6 +389,13 @@ pub fn syscall_tag(task: usize) -> u64 {
 #[inline(always)]
 pub fn emit(kind: TraceKind, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
     write_record(kind as u16, task, endpoint, opcode, tag, arg, arg2);
+}
+
+/// The header of this kernel's streams: one CPU, its architecture, and the clock that turns
+/// the records' counter values into nanoseconds since boot.
+fn stream_header() -> StreamHeader {
+    let (base, mult) = arch::timer::user_clock();
+    StreamHeader::new(1, ipc::trace::TraceArch::from_name(arch::ARCH_NAME)).with_clock(base, mult)
 }
 
 /// Whether the stream header has gone out.
@@ -377,18 +429,17 @@ fn drain(max: usize, deadline_ns: Option<u64>) -> usize {
 
 fn drain_locked(max: usize, deadline_ns: Option<u64>) -> usize {
     if !STREAM_STARTED.load(Ordering::Relaxed) {
-        if !arch::console::trace_port_write(
-            &StreamHeader::new(1, ipc::trace::TraceArch::from_name(arch::ARCH_NAME)).encode(),
-        ) {
+        if !arch::console::trace_port_write(&stream_header().encode()) {
             return 0;
         }
         STREAM_STARTED.store(true, Ordering::Relaxed);
     }
     let mut moved = 0;
+    let burst = (arch::console::trace_port_burst() / ipc::trace::RECORD_SIZE).max(1);
     while moved < max {
         let (mut sent, mut carried) = (true, 0u64);
-        let n = RING.take((max - moved).min(CHUNK), |records| {
-            sent = arch::console::trace_port_write(TraceRecord::slice_bytes(records));
+        let n = RING.take((max - moved).min(burst), |records| {
+            sent = arch::console::trace_port_send(TraceRecord::slice_bytes(records));
             if !sent {
                 carried = records.iter().filter(|r| r.kind == TraceKind::Dropped as u16).map(|r| r.arg).sum();
             }
@@ -401,7 +452,7 @@ fn drain_locked(max: usize, deadline_ns: Option<u64>) -> usize {
         } else {
             // Lost on the way out: counted, and the counts they carried are pending again.
             lose(n as u64);
-            DROPPED.fetch_add(carried, Ordering::Relaxed);
+            pend(carried);
         }
         moved += n;
         if deadline_ns.is_some_and(|d| arch::timer::now_ns() >= d) {
@@ -485,6 +536,7 @@ pub fn self_bench() -> Bench {
     let full = timed(&|| (0..N).for_each(point));
     DROPPED.store(0, Ordering::Relaxed);
     LOST.store(0, Ordering::Relaxed);
+    open_room();
     DRAINING.store(false, Ordering::Release);
     let (mut drained, mut drain_ns) = (0, 0);
     if port_present() {
@@ -500,6 +552,7 @@ pub fn self_bench() -> Bench {
     empty();
     DROPPED.store(0, Ordering::Relaxed);
     LOST.store(0, Ordering::Relaxed);
+    open_room();
     Bench { off_ns10: per(off, N), on_ns10: per(on, N * rounds), full_ns10: per(full, N), drained, drain_ns }
 }
 
@@ -581,7 +634,7 @@ pub fn dump() {
             }
         }
     };
-    emit(&StreamHeader::new(1, ipc::trace::TraceArch::from_name(arch::ARCH_NAME)).encode(), &mut pending, &mut len);
+    emit(&stream_header().encode(), &mut pending, &mut len);
     let mut count = 0u64;
     let mut reported = false;
     loop {

@@ -121,6 +121,18 @@ pub fn trace_port_write(bytes: &[u8]) -> bool {
     crate::virtcon::write(bytes)
 }
 
+/// Writes raw bytes to the trace port like [`trace_port_write`], but from where they are
+/// (`virtcon::send_in_place`: returns once the device has read them; physically contiguous
+/// kernel memory only).
+pub fn trace_port_send(bytes: &[u8]) -> bool {
+    crate::virtcon::send_in_place(bytes)
+}
+
+/// The most bytes one [`trace_port_send`] should carry (one notification's worth).
+pub fn trace_port_burst() -> usize {
+    64 << 10
+}
+
 /// Sends the bytes queued by [`trace_port_write`] now.
 pub fn trace_port_flush() {
     crate::virtcon::flush()

@@ -68,8 +68,8 @@ pub fn now_ns() -> u64 {
     SCALE.to_ns(SCALE.ticks(counter()))
 }
 
-/// The counter-to-nanoseconds scale (public for the stubs of `trace_record!`).
-pub static SCALE: crate::clock::Scale = crate::clock::Scale::new();
+/// The counter-to-nanoseconds scale.
+static SCALE: crate::clock::Scale = crate::clock::Scale::new();
 
 /// The clock as user mode computes it from the counter it may read (TSC / CNTVCT_EL0):
 /// the counter at boot and the 32.32 ns-per-tick multiplier (0 before calibration).
@@ -77,15 +77,11 @@ pub fn user_clock() -> (u64, u64) {
     SCALE.params()
 }
 
-/// Raw clock ticks since boot (cheap; convert with [`ticks_to_ns`]).
+/// The clock counter as read, with no arithmetic (what trace records carry; [`user_clock`]
+/// converts it).
 #[inline]
-pub fn clock_ticks() -> u64 {
-    SCALE.ticks(counter())
-}
-
-#[inline]
-pub fn ticks_to_ns(ticks: u64) -> u64 {
-    SCALE.to_ns(ticks)
+pub fn clock_counter() -> u64 {
+    counter()
 }
 
 /// Clock-source frequency in Hz (`CNTFRQ_EL0`).

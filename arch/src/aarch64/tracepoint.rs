@@ -165,38 +165,57 @@ macro_rules! __trace_site {
     };
 }
 
-/// `trace_record!(KIND, MASK; BUFFER, LIMIT, DROPPED, HOOK; a [, b ..f])`: a trace point that
-/// writes its record itself. Off, a `nop` like [`trace_hook!`]; on, its stub appends the
-/// 48-byte record `{timestamp in ns, cpu (MPIDR Aff0), KIND, a as u32, b as u32, c as u32, d,
-/// e, f}` (arguments not given are 0) to the buffer in about 40 instructions, saving only the
-/// four registers it uses, and calls `HOOK(a, .. f)` with everything saved (as [`trace_hook!`]
-/// does) only when the buffer has no room or `DROPPED` is not zero.
+/// `trace_record!(KIND, MASK; BUFFER, HOOK; a [, b ..f])`: a trace point that writes its
+/// record itself. Off, a `nop` like [`trace_hook!`]; on, its stub appends the 48-byte record
+/// `{CNTVCT_EL0, cpu (MPIDR Aff0), KIND, a as u32, b as u32, c as u32, d, e, f}` (arguments
+/// not given are 0) to the buffer in about 35 instructions, saving only the four registers it
+/// uses, and calls `HOOK(a, .. f)` with everything saved (as [`trace_hook!`] does) only when
+/// the buffer has no room.
 ///
 /// The caller's side of the contract, checked by the nucleus at compile time: `BUFFER` is a
 /// static whose first word counts the records written (the stub adds one), whose second counts
-/// those taken, and whose record slots start at byte 64, `MASK + 1` of them; `LIMIT` and
-/// `DROPPED` are `usize`/`u64` statics (the room limit, the lost records not yet reported);
-/// the stub runs with interrupts masked and nothing else writes the buffer meanwhile. The
-/// timestamp is `timer::clock_ticks()` converted by `timer::ticks_to_ns`.
+/// those taken, whose third is the most records that may wait (0 makes every record take the
+/// hook), and whose record slots start at byte 64, `MASK + 1` of them; the stub runs with interrupts masked and nothing else writes the buffer meanwhile. The
+/// timestamp is `timer::clock_counter()`, the clock of every other record.
 #[macro_export]
 macro_rules! trace_record {
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, xzr, [sp, #32]\nstp xzr, xzr, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "stp {a}, xzr, [sp, #32]\nstp xzr, xzr, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp xzr, xzr, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a, b = $b)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "stp {a}, {b}, [sp, #32]\nstp xzr, xzr, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a, b = $b)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, xzr, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a, b = $b, c = $c)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr, $c:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, xzr, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a, b = $b, c = $c)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, {d}, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a, b = $b, c = $c, d = $d)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, {d}, [sp, #48]\nstp xzr, xzr, [sp, #64]"; a = $a, b = $b, c = $c, d = $d)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, {d}, [sp, #48]\nstp {e}, xzr, [sp, #64]"; a = $a, b = $b, c = $c, d = $d, e = $e)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, {d}, [sp, #48]\nstp {e}, xzr, [sp, #64]"; a = $a, b = $b, c = $c, d = $d, e = $e)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, {d}, [sp, #48]\nstp {e}, {f}, [sp, #64]"; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "stp {a}, {b}, [sp, #32]\nstp {c}, {d}, [sp, #48]\nstp {e}, {f}, [sp, #64]"; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    };
+}
+
+/// The room test of a record stub: to `9:` unless written - taken < the buffer's room; then
+/// `x9` is the buffer, `x10` the written count and `$slot` (`x10` or `x12`) the slot - 64:
+/// buffer + (written & `{mask}`) * 48. Uses x9-x12.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_record_room {
+    ($slot:literal) => {
+        concat!(
+            "adrp x9, {buf}\nadd x9, x9, :lo12:{buf}\nldp x10, x11, [x9]\nsub x11, x10, x11\nldr x12, [x9, #16]\n",
+            "cmp x11, x12\nb.hs 9f\nand ",
+            $slot,
+            ", x10, #{mask}\nmov x11, #48\nmadd ",
+            $slot,
+            ", ",
+            $slot,
+            ", x11, x9"
+        )
     };
 }
 
@@ -205,7 +224,7 @@ macro_rules! trace_record {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __trace_record_site {
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $push:literal; $($name:ident = $val:expr),+) => {
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $push:literal; $($name:ident = $val:expr),+) => {
         // SAFETY: the stub restores every general register but the flags (declared clobbered)
         // and SP; it writes only the slot the buffer's protocol gives the writer (the caller's
         // contract, see `trace_record!`) and the buffer's write count; the slow path is
@@ -218,32 +237,8 @@ macro_rules! __trace_record_site {
                 $push,
                 "stp x9, x10, [sp, #0]",
                 "stp x11, x12, [sp, #16]",
-                // Room: written - taken < limit, and no drop count waiting to be reported.
-                "adrp x9, {buf}",
-                "add x9, x9, :lo12:{buf}",
-                "ldp x10, x11, [x9]",
-                "sub x11, x10, x11",
-                "adrp x12, {limit}",
-                "ldr x12, [x12, :lo12:{limit}]",
-                "cmp x11, x12",
-                "b.hs 9f",
-                "adrp x12, {dropped}",
-                "ldr x12, [x12, :lo12:{dropped}]",
-                "cbnz x12, 9f",
-                // x10 = the slot - 64: buffer + (written & mask) * 48.
-                "and x10, x10, #{mask}",
-                "mov x11, #48",
-                "madd x10, x10, x11, x9",
-                // The timestamp: (counter - base, at least 0) * mult >> 32.
+                $crate::__trace_record_room!("x10"),
                 "mrs x11, cntvct_el0",
-                "adrp x9, {scale}",
-                "add x9, x9, :lo12:{scale}",
-                "ldp x9, x12, [x9]",
-                "subs x11, x11, x12",
-                "csel x11, xzr, x11, lo",
-                "mul x12, x11, x9",
-                "umulh x11, x11, x9",
-                "extr x11, x11, x12, #32",
                 "str x11, [x10, #64]",
                 "mrs x11, mpidr_el1",
                 "and x11, x11, #0xff",
@@ -258,10 +253,9 @@ macro_rules! __trace_record_site {
                 "str x11, [x10, #88]",
                 "ldp x11, x12, [sp, #64]",
                 "stp x11, x12, [x10, #96]",
-                "adrp x9, {buf}",
-                "ldr x11, [x9, :lo12:{buf}]",
+                "ldr x11, [x9]",
                 "add x11, x11, #1",
-                "str x11, [x9, :lo12:{buf}]",
+                "str x11, [x9]",
                 "ldp x11, x12, [sp, #16]",
                 "ldp x9, x10, [sp, #0]",
                 "add sp, sp, #80",
@@ -280,13 +274,81 @@ macro_rules! __trace_record_site {
                 "b 7b",
                 ".popsection",
                 buf = sym $buf,
-                limit = sym $limit,
-                dropped = sym $dropped,
-                scale = sym $crate::current::timer::SCALE,
                 hook = sym $hook,
                 mask = const $mask,
                 kind = const $kind,
                 $($name = in(reg) ($val) as u64,)+
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+                out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+                out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+                out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+                out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            )
+        }
+    };
+}
+
+/// `trace_record_scratch!(KIND, MASK; BUFFER, HOOK; TASK, opcode, arg; endpoint = E, arg2 = F)`:
+/// [`trace_record!`] for a record with two fields that vary, one read from memory and three
+/// that do not (`{CNTVCT_EL0, cpu (MPIDR Aff0), KIND, TASK as u32, E, opcode, tag 0, arg, F}`),
+/// at a site where the scratch registers are free anyway (the end of a function): the block
+/// declares x9-x13 clobbered instead of saving them and stores the fields from the registers
+/// they are in, ~27 instructions in all. `TASK` is a `usize` static, read by the stub (so that
+/// the site keeps no register alive for it); `E` and `F` are constants a single `mov` loads.
+/// The slow path calls `HOOK(TASK, E, opcode, 0, arg, F)`. Same contract as [`trace_record!`].
+#[macro_export]
+macro_rules! trace_record_scratch {
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $task:path, $opcode:expr, $arg:expr; endpoint = $endpoint:expr, arg2 = $arg2:expr) => {
+        // SAFETY: as `__trace_record_site!`'s, except that the stub clobbers x9-x13, declared
+        // so, instead of restoring them; the slow path saves the rest around the hook and
+        // takes its two register arguments from the stack.
+        unsafe {
+            core::arch::asm!(
+                $crate::__trace_site_head!(),
+                $crate::__trace_record_room!("x12"),
+                "mrs x11, cntvct_el0",
+                "str x11, [x12, #64]",
+                "mrs x11, mpidr_el1",
+                "movz w13, #{kind}, lsl #16",
+                "bfxil w13, w11, #0, #8",
+                "str w13, [x12, #72]",
+                "adrp x11, {task}",
+                "ldr w11, [x11, :lo12:{task}]",
+                "mov w13, #{endpoint}",
+                "stp w11, w13, [x12, #76]",
+                "str {opcode:w}, [x12, #84]",
+                "stp xzr, {arg}, [x12, #88]",
+                "mov x11, #{arg2}",
+                "str x11, [x12, #104]",
+                "add x10, x10, #1",
+                "str x10, [x9]",
+                "b 7b",
+                "9:",
+                "stp {opcode}, {arg}, [sp, #-16]!",
+                $crate::__trace_save_for_call!(),
+                "adrp x0, {task}",
+                "ldr x0, [x0, :lo12:{task}]",
+                "mov x1, #{endpoint}",
+                "ldr x2, [x29, #16]",
+                "mov x3, xzr",
+                "ldr x4, [x29, #24]",
+                "mov x5, #{arg2}",
+                "bl {hook}",
+                $crate::__trace_restore_after_call!(),
+                "add sp, sp, #16",
+                "b 7b",
+                ".popsection",
+                buf = sym $buf,
+                hook = sym $hook,
+                mask = const $mask,
+                kind = const $kind,
+                endpoint = const $endpoint,
+                arg2 = const $arg2,
+                task = sym $task,
+                opcode = in(reg) ($opcode) as u64,
+                arg = in(reg) ($arg) as u64,
+                out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _,
                 out("v4") _, out("v5") _, out("v6") _, out("v7") _,
                 out("v16") _, out("v17") _, out("v18") _, out("v19") _,

@@ -180,6 +180,27 @@ pub fn trace_port_write(bytes: &[u8]) -> bool {
     })
 }
 
+/// Writes raw bytes to the trace port like [`trace_port_write`], but from where they are: the
+/// virtio console reads them in place (`virtcon::send_in_place`, which returns once it has, and
+/// needs physically contiguous kernel memory); COM2 writes them out before returning anyway.
+pub fn trace_port_send(bytes: &[u8]) -> bool {
+    if crate::virtcon::present() {
+        return crate::virtcon::send_in_place(bytes);
+    }
+    trace_port_write(bytes)
+}
+
+/// The most bytes one [`trace_port_send`] should carry, so that a caller with a time budget
+/// checks the clock often enough: 64 KiB to the virtio console (one notification), a page to
+/// COM2 (about 30 ms of it).
+pub fn trace_port_burst() -> usize {
+    if crate::virtcon::present() {
+        64 << 10
+    } else {
+        4 << 10
+    }
+}
+
 /// Sends what the virtio console has queued (nothing is buffered on the way to COM2).
 pub fn trace_port_flush() {
     crate::virtcon::flush()

@@ -28,8 +28,8 @@ fn calibrate_clock() {
     SCALE.set(hz.max(1), t0);
 }
 
-/// The counter-to-nanoseconds scale (public for the stubs of `trace_record!`).
-pub static SCALE: crate::clock::Scale = crate::clock::Scale::new();
+/// The counter-to-nanoseconds scale.
+static SCALE: crate::clock::Scale = crate::clock::Scale::new();
 
 /// The clock as user mode computes it from the counter it may read (TSC / CNTVCT_EL0):
 /// the counter at boot and the 32.32 ns-per-tick multiplier (0 before calibration).
@@ -37,15 +37,11 @@ pub fn user_clock() -> (u64, u64) {
     SCALE.params()
 }
 
-/// Raw clock ticks since boot (cheap; convert with [`ticks_to_ns`]).
+/// The clock counter as read, with no arithmetic (what trace records carry; [`user_clock`]
+/// converts it).
 #[inline]
-pub fn clock_ticks() -> u64 {
-    SCALE.ticks(rdtsc())
-}
-
-#[inline]
-pub fn ticks_to_ns(ticks: u64) -> u64 {
-    SCALE.to_ns(ticks)
+pub fn clock_counter() -> u64 {
+    rdtsc()
 }
 
 /// Monotonic nanoseconds since the clock was calibrated (0 before).

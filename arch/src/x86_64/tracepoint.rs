@@ -163,48 +163,57 @@ macro_rules! __trace_site {
     };
 }
 
-/// `trace_record!(KIND; BUFFER, LIMIT, DROPPED, HOOK; a [, b ..f])`: a trace point that writes
-/// its record itself. Off, a `nop` like [`trace_hook!`]; on, its stub appends the 48-byte
-/// record `{timestamp in ns, cpu 0, KIND, a as u32, b as u32, c as u32, d, e, f}` (arguments
-/// not given are 0) to the buffer in about 40 instructions, saving only the three registers it
-/// uses, and calls `HOOK(a, .. f)` with everything saved (as [`trace_hook!`] does) only when
-/// the buffer has no room or `DROPPED` is not zero.
+/// `trace_record!(KIND, MASK; BUFFER, HOOK; a [, b ..f])`: a trace point that writes its
+/// record itself. Off, a `nop` like [`trace_hook!`]; on, its stub appends the 48-byte record
+/// `{TSC, cpu 0, KIND, a as u32, b as u32, c as u32, d, e, f}` (arguments not given are 0) to
+/// the buffer in about 35 instructions, saving only the three registers it uses, and calls
+/// `HOOK(a, .. f)` with everything saved (as [`trace_hook!`] does) only when the buffer has no
+/// room.
 ///
 /// The caller's side of the contract, checked by the nucleus at compile time: `BUFFER` is a
 /// static whose first word counts the records written (the stub adds one), whose second counts
-/// those taken, and whose record slots start at byte 64, `KIND_MASK + 1` of them; `LIMIT` and
-/// `DROPPED` are `usize`/`u64` statics (the room limit, the lost records not yet reported);
-/// the stub runs with interrupts masked and nothing else writes the buffer meanwhile. The
-/// timestamp is `timer::clock_ticks()` converted by `timer::ticks_to_ns` (the same clock as
-/// every other record).
+/// those taken, whose third is the most records that may wait (0 makes every record take the
+/// hook), and whose record slots start at byte 64, `MASK + 1` of them; the stub runs with interrupts masked and nothing else writes the buffer meanwhile. The
+/// timestamp is `timer::clock_counter()`, the clock of every other record.
 #[macro_export]
 macro_rules! trace_record {
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush 0\npush 0\npush 0\npush 0\npush {a}"; a = $a)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "push 0\npush 0\npush 0\npush 0\npush 0\npush {a}"; a = $a)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush 0\npush 0\npush 0\npush {b}\npush {a}"; a = $a, b = $b)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "push 0\npush 0\npush 0\npush 0\npush {b}\npush {a}"; a = $a, b = $b)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush 0\npush 0\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr, $c:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "push 0\npush 0\npush 0\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush 0\npush {d}\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c, d = $d)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "push 0\npush 0\npush {d}\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c, d = $d)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push 0\npush {e}\npush {d}\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c, d = $d, e = $e)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "push 0\npush {e}\npush {d}\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c, d = $d, e = $e)
     };
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
-        $crate::__trace_record_site!($kind, $mask; $buf, $limit, $dropped, $hook; "push {f}\npush {e}\npush {d}\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        $crate::__trace_record_site!($kind, $mask; $buf, $hook; "push {f}\npush {e}\npush {d}\npush {c}\npush {b}\npush {a}"; a = $a, b = $b, c = $c, d = $d, e = $e, f = $f)
+    };
+}
+
+/// The room test of a record stub: to `9:` unless written - taken < the buffer's room; then
+/// `rcx` is the slot's offset from the buffer's slots, (written & `{mask}`) * 48. Uses `rax` and `rcx`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_record_room {
+    () => {
+        "mov rcx, qword ptr [rip + {buf}]\nmov rax, rcx\nsub rax, qword ptr [rip + {buf} + 8]\ncmp rax, qword ptr [rip + {buf} + 16]\njae 9f\nand ecx, {mask}\nimul ecx, ecx, 48"
     };
 }
 
 /// The body of [`trace_record!`]: `$push` pushes the six record arguments (`a` last, so at the
-/// lowest address).
+/// lowest address). The slot is addressed as `[rcx + BUFFER + 64]`, an absolute 32-bit
+/// displacement (the kernel code model puts every symbol in the top 2 GiB).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __trace_record_site {
-    ($kind:expr, $mask:expr; $buf:path, $limit:path, $dropped:path, $hook:path; $push:literal; $($name:ident = $val:expr),+) => {
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $push:literal; $($name:ident = $val:expr),+) => {
         // SAFETY: the stub restores every register but the flags (declared clobbered) and the
         // stack pointer; it writes only the slot the buffer's protocol gives the writer (the
         // caller's contract, see `trace_record!`) and the buffer's write count; the slow path
@@ -214,43 +223,23 @@ macro_rules! __trace_record_site {
                 $crate::__trace_site_head!(),
                 $push,
                 "push rax", "push rcx", "push rdx",
-                // Room: written - taken < limit, and no drop count waiting to be reported.
-                "mov rcx, qword ptr [rip + {buf}]",
-                "mov rax, rcx",
-                "sub rax, qword ptr [rip + {buf} + 8]",
-                "cmp rax, qword ptr [rip + {limit}]",
-                "jae 9f",
-                "cmp qword ptr [rip + {dropped}], 0",
-                "jne 9f",
-                // rcx = the slot: buffer + 64 + (written & mask) * 48.
-                "and ecx, {mask}",
-                "imul rcx, rcx, 48",
-                "lea rdx, [rip + {buf} + 64]",
-                "add rcx, rdx",
-                // The timestamp: (tsc - base, at least 0) * mult >> 32.
+                $crate::__trace_record_room!(),
                 "rdtsc",
-                "shl rdx, 32",
-                "or rax, rdx",
-                "sub rax, qword ptr [rip + {scale} + 8]",
-                "jae 5f",
-                "xor eax, eax",
-                "5:",
-                "mul qword ptr [rip + {scale}]",
-                "shrd rax, rdx, 32",
-                "mov qword ptr [rcx], rax",
-                "mov dword ptr [rcx + 8], {kind_cpu}",
+                "mov dword ptr [rcx + {buf} + 64], eax",
+                "mov dword ptr [rcx + {buf} + 68], edx",
+                "mov dword ptr [rcx + {buf} + 72], {kind_cpu}",
                 "mov rax, qword ptr [rsp + 24]",
-                "mov dword ptr [rcx + 12], eax",
+                "mov dword ptr [rcx + {buf} + 76], eax",
                 "mov rax, qword ptr [rsp + 32]",
-                "mov dword ptr [rcx + 16], eax",
+                "mov dword ptr [rcx + {buf} + 80], eax",
                 "mov rax, qword ptr [rsp + 40]",
-                "mov dword ptr [rcx + 20], eax",
+                "mov dword ptr [rcx + {buf} + 84], eax",
                 "mov rax, qword ptr [rsp + 48]",
-                "mov qword ptr [rcx + 24], rax",
+                "mov qword ptr [rcx + {buf} + 88], rax",
                 "mov rax, qword ptr [rsp + 56]",
-                "mov qword ptr [rcx + 32], rax",
+                "mov qword ptr [rcx + {buf} + 96], rax",
                 "mov rax, qword ptr [rsp + 64]",
-                "mov qword ptr [rcx + 40], rax",
+                "mov qword ptr [rcx + {buf} + 104], rax",
                 "add qword ptr [rip + {buf}], 1",
                 "pop rdx", "pop rcx", "pop rax",
                 "add rsp, 48",
@@ -271,13 +260,72 @@ macro_rules! __trace_record_site {
                 "jmp 7b",
                 ".popsection",
                 buf = sym $buf,
-                limit = sym $limit,
-                dropped = sym $dropped,
-                scale = sym $crate::current::timer::SCALE,
                 hook = sym $hook,
                 mask = const $mask,
                 kind_cpu = const ($kind as u32) << 16,
                 $($name = in(reg) ($val) as u64),+
+            )
+        }
+    };
+}
+
+/// `trace_record_scratch!(KIND, MASK; BUFFER, HOOK; TASK, opcode, arg; endpoint = E, arg2 = F)`:
+/// [`trace_record!`] for a record with two fields that vary, one read from memory and three
+/// that do not (`{TSC, cpu 0, KIND, TASK as u32, E, opcode, tag 0, arg, F}`), at a site where
+/// the scratch registers are free anyway (the end of a function): the block declares `rax`,
+/// `rcx` and `rdx` clobbered instead of saving them and stores the fields from the registers
+/// they are in, ~21 instructions in all. `TASK` is a `usize` static, read by the stub (so that
+/// the site keeps no register alive for it); `E` and `F` are constants that fit a 32-bit
+/// immediate. The slow path calls `HOOK(TASK, E, opcode, 0, arg, F)`. Same contract as
+/// [`trace_record!`].
+#[macro_export]
+macro_rules! trace_record_scratch {
+    ($kind:expr, $mask:expr; $buf:path, $hook:path; $task:path, $opcode:expr, $arg:expr; endpoint = $endpoint:expr, arg2 = $arg2:expr) => {
+        // SAFETY: as `__trace_record_site!`'s, except that the stub clobbers `rax`, `rcx` and
+        // `rdx`, declared so, instead of restoring them; the slow path saves the rest around
+        // the hook and takes its two register arguments from the stack.
+        unsafe {
+            core::arch::asm!(
+                $crate::__trace_site_head!(),
+                $crate::__trace_record_room!(),
+                "rdtsc",
+                "mov dword ptr [rcx + {buf} + 64], eax",
+                "mov dword ptr [rcx + {buf} + 68], edx",
+                "mov dword ptr [rcx + {buf} + 72], {kind_cpu}",
+                "mov eax, dword ptr [rip + {task}]",
+                "mov dword ptr [rcx + {buf} + 76], eax",
+                "mov dword ptr [rcx + {buf} + 80], {endpoint}",
+                "mov dword ptr [rcx + {buf} + 84], {opcode:e}",
+                "mov qword ptr [rcx + {buf} + 88], 0",
+                "mov qword ptr [rcx + {buf} + 96], {arg}",
+                "mov qword ptr [rcx + {buf} + 104], {arg2}",
+                "add qword ptr [rip + {buf}], 1",
+                "jmp 7b",
+                "9:",
+                "push {arg}",
+                "push {opcode}",
+                $crate::__trace_save_for_call!(),
+                "mov rdi, qword ptr [rip + {task}]",
+                "mov esi, {endpoint}",
+                "mov rdx, qword ptr [rbp + 80]",
+                "xor ecx, ecx",
+                "mov r8, qword ptr [rbp + 88]",
+                "mov r9, {arg2}",
+                "call {hook}",
+                $crate::__trace_restore_after_call!(),
+                "add rsp, 16",
+                "jmp 7b",
+                ".popsection",
+                buf = sym $buf,
+                hook = sym $hook,
+                mask = const $mask,
+                kind_cpu = const ($kind as u32) << 16,
+                endpoint = const $endpoint,
+                arg2 = const $arg2,
+                task = sym $task,
+                opcode = in(reg) ($opcode) as u64,
+                arg = in(reg) ($arg) as u64,
+                out("rax") _, out("rcx") _, out("rdx") _,
             )
         }
     };

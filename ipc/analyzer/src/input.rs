@@ -5,8 +5,9 @@
 //! * **Binary**: the file starts with [`TRACE_MAGIC`]. It is one or more trace streams back to
 //!   back: a [`StreamHeader`], then 48-byte records, then possibly another header (a dump of
 //!   the next CPU's buffer, or a later dump). A header is recognised at any record boundary
-//!   by its magic; a record's first 8 bytes are its timestamp, which would have to be about
-//!   150 years of uptime to spell `CAIRNTRC`.
+//!   by its magic; a record's first 8 bytes are its clock counter, which would have to read
+//!   4.8 * 10^18 (decades of uptime at GHz rates) to spell `CAIRNTRC`. Each header's clock
+//!   converts the timestamps of the records after it to nanoseconds.
 //! * **Transcript**: anything else is read as text (lossily, so serial-line noise is fine).
 //!   Lines containing `@@TRACE <base64>` carry stream bytes: the payloads of all such lines,
 //!   in order, are concatenated and parsed as a binary input. Lines containing
@@ -35,7 +36,7 @@ pub struct Trace {
     pub cpus: u32,
     /// Number of stream headers read.
     pub streams: usize,
-    /// Every record, stably sorted by `timestamp_ns`.
+    /// Every record, stably sorted by `timestamp`.
     pub records: Vec<TraceRecord>,
     /// Names given by `@@TRACE-NAME` lines (empty for a binary input).
     pub names: Names,
@@ -63,7 +64,7 @@ pub fn load(bytes: &[u8]) -> Result<Trace, String> {
         let data = read_transcript(bytes, &mut trace)?;
         parse_streams(&data, &mut trace)?;
     }
-    trace.records.sort_by_key(|r| r.timestamp_ns);
+    trace.records.sort_by_key(|r| r.timestamp);
     Ok(trace)
 }
 
@@ -119,6 +120,8 @@ fn parse_streams(bytes: &[u8], trace: &mut Trace) -> Result<(), String> {
         }
         None => return Err("no trace stream header (magic CAIRNTRC) in the input".to_string()),
     };
+    // The clock of the stream being read (set by its header, which always comes first).
+    let mut clock = StreamHeader::new(0, TraceArch::Unknown);
     while pos < bytes.len() {
         let rest = &bytes[pos..];
         if rest.starts_with(&TRACE_MAGIC) {
@@ -133,6 +136,7 @@ fn parse_streams(bytes: &[u8], trace: &mut Trace) -> Result<(), String> {
                 ));
             }
             trace.cpus = trace.cpus.max(header.cpus);
+            clock = header;
             trace.streams += 1;
             pos += HEADER_SIZE;
             continue;
@@ -141,7 +145,8 @@ fn parse_streams(bytes: &[u8], trace: &mut Trace) -> Result<(), String> {
             trace.warnings.push(format!("{} trailing bytes (a partial record) ignored", rest.len()));
             break;
         }
-        if let Some(record) = TraceRecord::decode(&rest[..RECORD_SIZE]) {
+        if let Some(mut record) = TraceRecord::decode(&rest[..RECORD_SIZE]) {
+            record.timestamp = clock.ns(record.timestamp);
             trace.records.push(record);
         }
         pos += RECORD_SIZE;
@@ -178,7 +183,7 @@ mod tests {
         let t = load(&bytes).unwrap();
         assert_eq!(t.streams, 2);
         assert_eq!(t.arch, TraceArch::Aarch64);
-        let order: Vec<(u64, u16)> = t.records.iter().map(|r| (r.timestamp_ns, r.cpu)).collect();
+        let order: Vec<(u64, u16)> = t.records.iter().map(|r| (r.timestamp, r.cpu)).collect();
         assert_eq!(order, [(10, 0), (20, 1), (30, 0), (30, 1)], "stable: cpu 0's 30 came first in the stream");
         assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
         assert!(!t.transcript);

@@ -10,8 +10,9 @@
 //! # The record contract
 //!
 //! [`ipc::trace`] fixes the bytes; this section fixes what the nucleus puts in them, and the
-//! analyzer relies on exactly this. Every record carries `timestamp_ns` (nanoseconds since
-//! boot; the CPUs' clocks are assumed to be in step), `cpu` (the CPU that wrote it), `task`
+//! analyzer relies on exactly this. Every record carries `timestamp` (the clock counter
+//! as read, which the input converts to nanoseconds since boot with its stream header's clock;
+//! the CPUs' clocks are assumed to be in step), `cpu` (the CPU that wrote it), `task`
 //! (a nucleus task slot) and `kind`. Fields a kind does not list are 0 and are ignored.
 //!
 //! | kind | `task` | `endpoint` | `opcode` | `tag` | `arg` | `arg2` |
@@ -31,7 +32,7 @@
 //!
 //! How the analyzer reads them:
 //!
-//! * **Order.** Records are stably sorted by `timestamp_ns`; records with equal timestamps
+//! * **Order.** Records are stably sorted by `timestamp`; records with equal timestamps
 //!   keep their order in the stream, so one CPU's records (written in order) stay in order.
 //! * **Tags.** A tag names one outstanding request. The tag of a syscall is the tag of the
 //!   request the nucleus sends for it to `linux`, so `SyscallEnter(tag T)`, `Send(tag T)`,

@@ -449,8 +449,8 @@ pub fn analyze(trace: &Trace, options: &Options) -> Analysis {
             trace_arch: trace.arch,
             cpus: trace.cpus,
             record_count: records.len(),
-            start_ns: records.first().map_or(0, |r| r.timestamp_ns),
-            end_ns: records.last().map_or(0, |r| r.timestamp_ns),
+            start_ns: records.first().map_or(0, |r| r.timestamp),
+            end_ns: records.last().map_or(0, |r| r.timestamp),
             kind_counts: BTreeMap::new(),
             syscalls: Vec::new(),
             requests: Vec::new(),
@@ -473,8 +473,8 @@ pub fn analyze(trace: &Trace, options: &Options) -> Analysis {
         running: BTreeMap::new(),
     };
     for r in records {
-        let w = b.a.cpu_window.entry(r.cpu).or_insert((r.timestamp_ns, r.timestamp_ns));
-        w.1 = r.timestamp_ns;
+        let w = b.a.cpu_window.entry(r.cpu).or_insert((r.timestamp, r.timestamp));
+        w.1 = r.timestamp;
     }
     for r in records {
         *b.a.kind_counts.entry(r.kind).or_default() += 1;
@@ -490,9 +490,9 @@ pub fn analyze(trace: &Trace, options: &Options) -> Analysis {
             Some(TraceKind::Death) => b.death(r),
             Some(TraceKind::Restart) => b.restart(r),
             Some(TraceKind::FaultInject) => {
-                b.a.faults.push(Fault { ns: r.timestamp_ns, cpu: r.cpu, task: r.task, kind: r.opcode })
+                b.a.faults.push(Fault { ns: r.timestamp, cpu: r.cpu, task: r.task, kind: r.opcode })
             }
-            Some(TraceKind::Dropped) => b.a.dropped.push(Dropped { ns: r.timestamp_ns, cpu: r.cpu, lost: r.arg }),
+            Some(TraceKind::Dropped) => b.a.dropped.push(Dropped { ns: r.timestamp, cpu: r.cpu, lost: r.arg }),
             None => b.a.anomalies.unknown_kind += 1,
         }
     }
@@ -517,7 +517,7 @@ impl Builder<'_> {
             arch,
             tag: r.tag,
             arg: r.arg,
-            enter_ns: r.timestamp_ns,
+            enter_ns: r.timestamp,
             exit: None,
             died_ns: None,
             requests: Vec::new(),
@@ -536,8 +536,8 @@ impl Builder<'_> {
             arch,
             tag: 0,
             arg: 0,
-            enter_ns: r.timestamp_ns,
-            exit: Some((r.timestamp_ns, r.arg)),
+            enter_ns: r.timestamp,
+            exit: Some((r.timestamp, r.arg)),
             died_ns: None,
             requests: Vec::new(),
         });
@@ -557,7 +557,7 @@ impl Builder<'_> {
         match pick {
             Some(pos) => {
                 let s = open.remove(pos);
-                self.a.syscalls[s].exit = Some((r.timestamp_ns, r.arg));
+                self.a.syscalls[s].exit = Some((r.timestamp, r.arg));
             }
             None => self.a.anomalies.exit_without_enter += 1,
         }
@@ -611,7 +611,7 @@ impl Builder<'_> {
             size: r.arg,
             serving: r.arg2,
             parent,
-            send_ns: r.timestamp_ns,
+            send_ns: r.timestamp,
             receive: None,
             outcome: Outcome::Unanswered,
             to_dead: self.dead.get(&r.endpoint).copied(),
@@ -645,7 +645,7 @@ impl Builder<'_> {
         match self.find_open(r, true) {
             Some(pos) => {
                 let i = self.open[&r.tag][pos];
-                self.a.requests[i].receive = Some((r.timestamp_ns, r.task));
+                self.a.requests[i].receive = Some((r.timestamp, r.task));
             }
             None => self.a.anomalies.receive_without_send += 1,
         }
@@ -655,7 +655,7 @@ impl Builder<'_> {
         match self.find_open(r, false) {
             Some(pos) => {
                 let i = self.open.get_mut(&r.tag).map(|v| v.remove(pos)).unwrap_or_default();
-                self.a.requests[i].outcome = Outcome::Replied { ns: r.timestamp_ns, result: r.arg, task: r.task };
+                self.a.requests[i].outcome = Outcome::Replied { ns: r.timestamp, result: r.arg, task: r.task };
             }
             None => self.a.anomalies.reply_without_send += 1,
         }
@@ -677,7 +677,7 @@ impl Builder<'_> {
         }
         failed.sort_unstable();
         for &i in &failed {
-            self.a.requests[i].outcome = Outcome::Died { ns: r.timestamp_ns, death: index };
+            self.a.requests[i].outcome = Outcome::Died { ns: r.timestamp, death: index };
         }
         for list in self.open.values() {
             for &i in list {
@@ -689,7 +689,7 @@ impl Builder<'_> {
         for list in self.open_syscalls.values() {
             for &s in list {
                 if self.a.syscalls[s].task == r.task {
-                    self.a.syscalls[s].died_ns = Some(r.timestamp_ns);
+                    self.a.syscalls[s].died_ns = Some(r.timestamp);
                 }
             }
         }
@@ -700,7 +700,7 @@ impl Builder<'_> {
             self.dead.insert(ep, index);
         }
         self.a.deaths.push(Death {
-            ns: r.timestamp_ns,
+            ns: r.timestamp,
             cpu: r.cpu,
             task: r.task,
             endpoint,
@@ -723,7 +723,7 @@ impl Builder<'_> {
             i
         });
         self.a.restarts.push(Restart {
-            ns: r.timestamp_ns,
+            ns: r.timestamp,
             cpu: r.cpu,
             task: r.task,
             endpoint: r.endpoint,
@@ -734,21 +734,15 @@ impl Builder<'_> {
     }
 
     fn switch(&mut self, r: &TraceRecord) {
-        let first = self.a.cpu_window.get(&r.cpu).map_or(r.timestamp_ns, |w| w.0);
+        let first = self.a.cpu_window.get(&r.cpu).map_or(r.timestamp, |w| w.0);
         let (current, since) = self.running.get(&r.cpu).copied().unwrap_or((r.task, first));
         if current != r.task {
             self.a.anomalies.switch_mismatch += 1;
         }
-        if r.timestamp_ns > since {
-            self.a.runs.push(Run {
-                cpu: r.cpu,
-                task: r.task,
-                start: since,
-                end: r.timestamp_ns,
-                end_reason: Some(r.arg),
-            });
+        if r.timestamp > since {
+            self.a.runs.push(Run { cpu: r.cpu, task: r.task, start: since, end: r.timestamp, end_reason: Some(r.arg) });
         }
-        self.running.insert(r.cpu, (r.endpoint, r.timestamp_ns));
+        self.running.insert(r.cpu, (r.endpoint, r.timestamp));
     }
 
     fn finish(mut self) -> Analysis {

@@ -377,7 +377,7 @@ fn garbage_never_panics_and_exports_stay_valid() {
         for _ in 0..500 {
             t += rng.next(100);
             let r = TraceRecord {
-                timestamp_ns: t,
+                timestamp: t,
                 cpu: rng.next(4) as u16,
                 kind: rng.next(14) as u16,
                 task: if rng.next(10) == 0 { u32::MAX } else { rng.next(8) as u32 },

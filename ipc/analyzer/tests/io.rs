@@ -21,7 +21,7 @@ use trace_analyzer::{chrome, html, load, Options};
 fn sample_records(n: u64) -> Vec<TraceRecord> {
     (0..n)
         .map(|i| TraceRecord {
-            timestamp_ns: 1_000 + i * 7,
+            timestamp: 1_000 + i * 7,
             cpu: (i % 3) as u16,
             kind: TraceKind::ALL[(i % 12) as usize] as u16,
             task: i as u32 * 3,

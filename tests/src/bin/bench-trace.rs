@@ -290,8 +290,8 @@ fn machinery(arch: Arch, rounds: usize) {
 /// Records in a stream file and the span of their timestamps in ns.
 fn stream_span(bytes: &[u8]) -> Option<(usize, u64)> {
     let trace = trace_analyzer::load(bytes).ok()?;
-    let first = trace.records.first()?.timestamp_ns;
-    let last = trace.records.last()?.timestamp_ns;
+    let first = trace.records.first()?.timestamp;
+    let last = trace.records.last()?.timestamp;
     Some((trace.records.len(), last.saturating_sub(first)))
 }
 
