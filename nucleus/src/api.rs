@@ -156,6 +156,10 @@ impl Kernel for NucleusApi {
         crate::cmdline::Cmdline(crate::boot_info().cmdline()).get(key)
     }
 
+    fn cmdline_init_args(&self) -> &'static str {
+        crate::cmdline::Cmdline(crate::boot_info().cmdline()).init_args()
+    }
+
     fn fault_self(&self, kind: FaultKind) -> ! {
         match kind {
             FaultKind::Kill => death::kill_current(server_rt::DeathCause::Killed),

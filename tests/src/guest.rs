@@ -290,6 +290,16 @@ pub static TESTS: &[GuestTest] = &[
         ..GuestTest::DEFAULT
     },
     GuestTest {
+        // As on Linux: the words after `--` are init's arguments, and the kernel reads none
+        // of them (a `key=value` there is an argument, not a parameter).
+        name: "init-arguments",
+        append: "-- alpha strace=1",
+        overlay: &[("init", "#!/bin/sh\necho \"init args: $# [$1] [$2]\"\n", true)],
+        expect: &["init args: 2 [alpha] [strace=1]", "@@POWEROFF 0"],
+        forbid: &["[1] write("],
+        ..GuestTest::DEFAULT
+    },
+    GuestTest {
         name: "page-fault-report",
         append: "test=pagefault",
         expect: &[

@@ -419,7 +419,9 @@ pub fn main() {
             .find(|p| exists(&mut l, p))
             .unwrap_or("/bin/sh"),
     };
-    match process::spawn_init(&mut l, init) {
+    // Words after `--` on the command line are init's arguments, as on Linux.
+    let args: alloc::vec::Vec<&str> = l.k.cmdline_init_args().split_ascii_whitespace().collect();
+    match process::spawn_init(&mut l, init, &args) {
         Ok(pid) => log!("linux: started {init} as pid {pid}"),
         Err(e) => {
             log!("linux: cannot start {init}: errno {}", e.0);

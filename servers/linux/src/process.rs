@@ -376,10 +376,11 @@ fn comm_of(path: &str) -> [u8; 16] {
     name
 }
 
-pub fn spawn_init(l: &mut Linux, path: &str) -> Result<Pid, Errno> {
+/// Starts pid 1: `path` with `args` after its name, the console on descriptors 0-2.
+pub fn spawn_init(l: &mut Linux, path: &str, args: &[&str]) -> Result<Pid, Errno> {
     let pid = l.next_pid;
     l.next_pid += 1;
-    let argv = alloc::vec![String::from(path)];
+    let argv: Vec<String> = core::iter::once(path).chain(args.iter().copied()).map(String::from).collect();
     let envp = alloc::vec![
         String::from("HOME=/"),
         String::from("PATH=/bin:/sbin:/usr/bin:/usr/sbin"),

@@ -409,8 +409,10 @@ pub trait Kernel: Sync {
     /// The vDSO for user processes and the words of its data page.
     fn vdso(&self) -> Vdso;
     fn log(&self, args: fmt::Arguments);
-    /// A word of the kernel command line (`key=value`).
+    /// A word of the kernel command line (`key=value`, before any `--`).
     fn cmdline_get(&self, key: &str) -> Option<&'static str>;
+    /// The kernel command line after its first `--` word: init's arguments (empty if none).
+    fn cmdline_init_args(&self) -> &'static str;
     /// Makes this task suffer `kind` now.
     fn fault_self(&self, kind: FaultKind) -> !;
     /// Arranges for server `name` to suffer `kind` after `after_ns` (fault injection).
