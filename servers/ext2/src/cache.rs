@@ -221,6 +221,10 @@ impl<D: BlockDevice> BlockCache<D> {
 
     /// Forgets that anything is dirty or freed: the caller made the whole set durable.
     pub fn mark_all_clean(&mut self) {
+        // Most requests dirty nothing: no set to take apart then.
+        if self.dirty.is_empty() && self.freed.is_empty() {
+            return;
+        }
         for b in core::mem::take(&mut self.dirty) {
             if let Some(e) = self.entries.get_mut(&b) {
                 e.dirty = false;
