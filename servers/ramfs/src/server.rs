@@ -106,9 +106,47 @@ pub struct Ramfs<S: StateArea> {
     replies: Replies<RECORDS>,
 }
 
+/// Writes held on the stack while there are few.
+const FEW_WRITES: usize = 4;
+
+/// The writes of one commit: on the stack while they are few (a request that changes no block
+/// commits an open count and its reply record, three writes), in a `Vec` past that, so that
+/// the common request allocates nothing for its commit.
+struct Writes<'a> {
+    few: [StateWrite<'a>; FEW_WRITES],
+    len: usize,
+    many: Vec<StateWrite<'a>>,
+}
+
+impl<'a> Writes<'a> {
+    fn new() -> Writes<'a> {
+        Writes { few: [StateWrite::Zero { offset: 0, len: 0 }; FEW_WRITES], len: 0, many: Vec::new() }
+    }
+
+    fn push(&mut self, w: StateWrite<'a>) {
+        if self.many.is_empty() && self.len < FEW_WRITES {
+            self.few[self.len] = w;
+            self.len += 1;
+            return;
+        }
+        if self.many.is_empty() {
+            self.many.extend_from_slice(&self.few[..self.len]);
+        }
+        self.many.push(w);
+    }
+
+    fn as_slice(&self) -> &[StateWrite<'a>] {
+        if self.many.is_empty() {
+            &self.few[..self.len]
+        } else {
+            &self.many
+        }
+    }
+}
+
 /// Appends the writes that make `vol`'s pending changes durable (region at `base`); returns
 /// the bytes of pages they may allocate.
-fn volume_writes<'a, S: StateArea>(vol: &'a Volume<Region<S>>, base: u64, out: &mut Vec<StateWrite<'a>>) -> u64 {
+fn volume_writes<'a, S: StateArea>(vol: &'a Volume<Region<S>>, base: u64, out: &mut Writes<'a>) -> u64 {
     let mut grow = 0;
     for (offset, len) in vol.freed() {
         out.push(StateWrite::Zero { offset: base + offset, len });
@@ -192,13 +230,13 @@ impl<S: StateArea> Ramfs<S> {
         let mut header = Header::new();
         header.set(0, VolumeEntry::Loading { next: 0 });
         let bytes = header.encode();
-        let mut writes = Vec::new();
+        let mut writes = Writes::new();
         if foreign {
             writes.push(StateWrite::Zero { offset: 0, len: STATE_BYTES });
         }
         let grow = staging_writes(&staging, region_at(0), &mut writes);
         writes.push(StateWrite::Bytes { offset: 0, data: &bytes });
-        commit(&self.state, &writes, grow)?;
+        commit(&self.state, writes.as_slice(), grow)?;
         self.header = header;
         Ok(())
     }
@@ -270,14 +308,14 @@ impl<S: StateArea> Ramfs<S> {
 
     /// Commits whatever the volumes hold that no request does (mount-time superblock writes).
     fn commit_idle(&mut self) -> Result<(), Errno> {
-        let mut writes = Vec::new();
+        let mut writes = Writes::new();
         let mut grow = 0;
         for (v, vol) in self.volumes.iter().enumerate() {
             if let Some(vol) = vol {
                 grow += volume_writes(vol, region_at(v), &mut writes);
             }
         }
-        commit(&self.state, &writes, grow)?;
+        commit(&self.state, writes.as_slice(), grow)?;
         for vol in self.volumes.iter_mut().flatten() {
             vol.committed();
         }
@@ -305,10 +343,10 @@ impl<S: StateArea> Ramfs<S> {
             let mut header = self.header.clone();
             header.set(0, after);
             let bytes = header.encode();
-            let mut writes = Vec::new();
+            let mut writes = Writes::new();
             let grow = volume_writes(vol, region_at(0), &mut writes);
             writes.push(StateWrite::Bytes { offset: 0, data: &bytes });
-            if commit(&self.state, &writes, grow).is_err() {
+            if commit(&self.state, writes.as_slice(), grow).is_err() {
                 // No memory for this entry: skip it, keep going.
                 vol.abort()?;
                 commit(&self.state, &[StateWrite::Bytes { offset: 0, data: &bytes }], 0)?;
@@ -371,7 +409,7 @@ impl<S: StateArea> Ramfs<S> {
         }
         let record = self.replies.change_for(rid, done.result, done.aux);
         let open = done.open.map(|(ino, count)| (ino, count.to_le_bytes()));
-        let mut writes = Vec::new();
+        let mut writes = Writes::new();
         let grow = volume_writes(vol, region_at(v), &mut writes);
         if let Some((ino, bytes)) = &open {
             let index = u64::from(*ino).checked_sub(1).filter(|i| *i < OPENS_BYTES / 4).ok_or(Errno::EIO)?;
@@ -383,7 +421,7 @@ impl<S: StateArea> Ramfs<S> {
             writes.push(StateWrite::Bytes { offset: REPLIES_AT + *head_at as u64, data: &head[..8] });
             writes.push(StateWrite::Bytes { offset: REPLIES_AT + *entry_at as u64, data: &entry[..] });
         }
-        match commit(&self.state, &writes, grow) {
+        match commit(&self.state, writes.as_slice(), grow) {
             Ok(()) => {
                 vol.committed();
                 self.replies.record(rid, done.result, done.aux);
@@ -439,16 +477,15 @@ impl<S: StateArea> Ramfs<S> {
                 replies.record(req.rid(), root as i64, 0);
                 let mut record = [0u8; Replies::<RECORDS>::BYTES];
                 replies.encode(&mut record);
-                let mut writes = alloc::vec![
-                    StateWrite::Zero { offset: region_at(v), len: VOLUME_BYTES },
-                    StateWrite::Zero { offset: opens_at(v), len: OPENS_BYTES },
-                ];
+                let mut writes = Writes::new();
+                writes.push(StateWrite::Zero { offset: region_at(v), len: VOLUME_BYTES });
+                writes.push(StateWrite::Zero { offset: opens_at(v), len: OPENS_BYTES });
                 let grow = staging_writes(&staging, region_at(v), &mut writes);
                 writes.push(StateWrite::Bytes { offset: 0, data: &head });
                 if req.rid() != 0 {
                     writes.push(StateWrite::Bytes { offset: REPLIES_AT, data: &record });
                 }
-                commit(&self.state, &writes, grow)?;
+                commit(&self.state, writes.as_slice(), grow)?;
                 self.header = header;
                 self.replies = replies;
                 let vol = self.mount(v)?;
@@ -475,15 +512,14 @@ impl<S: StateArea> Ramfs<S> {
         replies.record(req.rid(), 0, 0);
         let mut record = [0u8; Replies::<RECORDS>::BYTES];
         replies.encode(&mut record);
-        let mut writes = alloc::vec![
-            StateWrite::Bytes { offset: 0, data: &head },
-            StateWrite::Zero { offset: region_at(v), len: VOLUME_BYTES },
-            StateWrite::Zero { offset: opens_at(v), len: OPENS_BYTES },
-        ];
+        let mut writes = Writes::new();
+        writes.push(StateWrite::Bytes { offset: 0, data: &head });
+        writes.push(StateWrite::Zero { offset: region_at(v), len: VOLUME_BYTES });
+        writes.push(StateWrite::Zero { offset: opens_at(v), len: OPENS_BYTES });
         if req.rid() != 0 {
             writes.push(StateWrite::Bytes { offset: REPLIES_AT, data: &record });
         }
-        commit(&self.state, &writes, 0)?;
+        commit(&self.state, writes.as_slice(), 0)?;
         self.header = header;
         self.replies = replies;
         self.volumes[v] = None;
@@ -515,7 +551,7 @@ impl<S: StateArea> Ramfs<S> {
 }
 
 /// Appends the writes of a staged format; returns the bytes they may allocate.
-fn staging_writes<'a>(staging: &'a Staging, base: u64, out: &mut Vec<StateWrite<'a>>) -> u64 {
+fn staging_writes<'a>(staging: &'a Staging, base: u64, out: &mut Writes<'a>) -> u64 {
     for (offset, data) in &staging.blocks {
         out.push(StateWrite::Bytes { offset: base + offset, data });
     }
