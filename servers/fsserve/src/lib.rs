@@ -117,6 +117,8 @@ pub struct Volume<D: BlockDevice> {
     undo_open: Option<(Ino, u32)>,
     /// A zero-filled buffer for holes read by direct copies.
     zeros: Vec<u8>,
+    /// The spans of the direct read being served, kept between reads (a read allocates none).
+    spans: Vec<ext2::Span>,
     /// Where recently read files are on the device (size and extents), so that reading a file
     /// again (every exec reads its binary) maps nothing. Valid while the device is unchanged:
     /// emptied by every commit that changed anything.
@@ -194,6 +196,7 @@ impl<D: BlockDevice> Volume<D> {
             fs_type,
             undo_open: None,
             zeros: Vec::new(),
+            spans: Vec::new(),
             maps: Default::default(),
             names: NameCache::new(),
         }
@@ -555,14 +558,16 @@ impl<D: BlockDevice> Volume<D> {
         Ok(Done::result(n as i64))
     }
 
-    /// The device spans of a read of `len` bytes at `offset` of `ino`, from the file's cached
-    /// layout (made on first use, for files of few extents).
-    fn spans(&mut self, ino: Ino, offset: u64, len: usize) -> Result<Vec<ext2::Span>, Errno> {
+    /// The device spans of a read of `len` bytes at `offset` of `ino` into `spans` (emptied
+    /// first), from the file's cached layout (made on first use, for files of few extents).
+    fn spans(&mut self, ino: Ino, offset: u64, len: usize, spans: &mut Vec<ext2::Span>) -> Result<(), Errno> {
+        spans.clear();
         if !self.maps.contains_key(&ino) {
             let size = self.fs.getattr(ino)?.size;
             let whole = self.fs.read_map(ino, 0, usize::try_from(size).unwrap_or(usize::MAX))?;
             if whole.len() > MAP_EXTENTS {
-                return self.fs.read_map(ino, offset, len);
+                *spans = self.fs.read_map(ino, offset, len)?;
+                return Ok(());
             }
             if self.maps.len() >= MAPS {
                 self.maps.clear();
@@ -580,9 +585,8 @@ impl<D: BlockDevice> Volume<D> {
         }
         let m = self.maps.get(&ino).ok_or(Errno::EIO)?;
         let end = offset.saturating_add(len as u64).min(m.size);
-        let mut spans = Vec::new();
         if offset >= end {
-            return Ok(spans);
+            return Ok(());
         }
         let first = m.extents.partition_point(|&(at, _, n)| at + n <= offset);
         for &(at, dev, n) in m.extents.get(first..).unwrap_or(&[]) {
@@ -593,13 +597,28 @@ impl<D: BlockDevice> Volume<D> {
             let hi = end.min(at + n);
             spans.push(ext2::Span { device_offset: dev.map(|d| d + (lo - at)), len: (hi - lo) as usize });
         }
-        Ok(spans)
+        Ok(())
     }
 
     /// A read copied from the device into the grant span by span, if the transport can;
     /// `None` if it cannot (nothing was copied).
     fn read_direct(&mut self, req: &dyn Request, ino: Ino, offset: u64, len: usize) -> Result<Option<usize>, Errno> {
-        let spans = self.spans(ino, offset, len)?;
+        let mut spans = core::mem::take(&mut self.spans);
+        let r = self.read_spans(req, ino, offset, len, &mut spans);
+        self.spans = spans;
+        r
+    }
+
+    /// [`Volume::read_direct`] with its span buffer.
+    fn read_spans(
+        &mut self,
+        req: &dyn Request,
+        ino: Ino,
+        offset: u64,
+        len: usize,
+        spans: &mut Vec<ext2::Span>,
+    ) -> Result<Option<usize>, Errno> {
+        self.spans(ino, offset, len, spans)?;
         let mut done = 0u64;
         for (i, s) in spans.iter().enumerate() {
             match s.device_offset {
