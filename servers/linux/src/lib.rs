@@ -79,6 +79,8 @@ pub struct Linux {
     pub me: usize,
     pub procs: BTreeMap<Pid, process::Process>,
     pub threads: BTreeMap<u64, Pid>,
+    /// The path of the open(2) being served, kept between calls (`sys::open`).
+    pub path_buf: alloc::vec::Vec<u8>,
     pub next_pid: Pid,
     /// Request ids for calls that change something in another server.
     pub rids: server_rt::RequestIds,
@@ -137,6 +139,7 @@ impl Linux {
             k,
             me: k.whoami().0,
             procs: BTreeMap::new(),
+            path_buf: alloc::vec::Vec::new(),
             threads: BTreeMap::new(),
             next_pid: 1,
             rids: server_rt::RequestIds::new(),

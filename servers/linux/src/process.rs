@@ -727,9 +727,17 @@ pub fn read_cstr(l: &Linux, pid: Pid, va: u64, max: usize) -> Result<String, Err
 
 /// Reads a NUL-terminated byte string from user memory (at most `max` bytes): a path, which
 /// Linux takes as bytes (any but NUL and, in its components, '/').
-pub fn read_cbytes(l: &Linux, pid: Pid, mut va: u64, max: usize) -> Result<Vec<u8>, Errno> {
-    let p = l.procs.get(&pid).ok_or(Errno::ESRCH)?;
+pub fn read_cbytes(l: &Linux, pid: Pid, va: u64, max: usize) -> Result<Vec<u8>, Errno> {
     let mut out = Vec::new();
+    read_cbytes_into(l, pid, va, max, &mut out)?;
+    Ok(out)
+}
+
+/// [`read_cbytes`] into `out` (emptied first), so that a caller that keeps one buffer
+/// allocates nothing once it is large enough.
+pub fn read_cbytes_into(l: &Linux, pid: Pid, mut va: u64, max: usize, out: &mut Vec<u8>) -> Result<(), Errno> {
+    out.clear();
+    let p = l.procs.get(&pid).ok_or(Errno::ESRCH)?;
     loop {
         let chunk = (PAGE - va % PAGE).min(64) as usize;
         let mut buf = [0u8; 64];
@@ -739,7 +747,7 @@ pub fn read_cbytes(l: &Linux, pid: Pid, mut va: u64, max: usize) -> Result<Vec<u
         }
         if let Some(z) = buf[..chunk].iter().position(|&b| b == 0) {
             out.extend_from_slice(&buf[..z]);
-            break;
+            return Ok(());
         }
         out.extend_from_slice(&buf[..chunk]);
         if out.len() > max {
@@ -747,7 +755,6 @@ pub fn read_cbytes(l: &Linux, pid: Pid, mut va: u64, max: usize) -> Result<Vec<u
         }
         va += chunk as u64;
     }
-    Ok(out)
 }
 
 /// The little-endian word at `at` in bytes copied from user memory (0 past the end).

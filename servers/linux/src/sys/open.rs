@@ -5,12 +5,12 @@
 
 use crate::files::{new_pipe, Device, Fd, Object, OpenFile};
 use crate::fsclient::Resolved;
-use crate::process::{read_cbytes, write_bytes};
+use crate::process::{read_cbytes_into, write_bytes};
 use crate::sys::fifo;
 use crate::sys::rw::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_RDWR, O_WRONLY};
 use crate::sys::AT_FDCWD;
 use crate::{Ctx, Linux, Outcome};
-use abi::proto::{vfs as vfsp, FileId, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK};
+use abi::proto::{vfs as vfsp, FileId, PATH_MAX, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK};
 use abi::Errno;
 
 pub const O_CREAT: u32 = 0o100;
@@ -121,12 +121,13 @@ fn do_open(l: &mut Linux, c: &Ctx, dirfd: u64, path_ptr: u64, flags: u32, mode: 
         fifo::Waiting::Still => return Outcome::Block,
         fifo::Waiting::Done(file, cloexec) => (file, cloexec),
         fifo::Waiting::No => {
-            let path = match read_cbytes(l, c.pid, path_ptr, 4096) {
-                Ok(p) => p,
-                Err(e) => return e.into(),
-            };
+            // The path goes into a buffer kept between calls: an open allocates nothing for it.
+            let mut path = core::mem::take(&mut l.path_buf);
+            let opened = read_cbytes_into(l, c.pid, path_ptr, PATH_MAX, &mut path)
+                .and_then(|()| open_path(l, c, dirfd, &path, flags, mode));
+            l.path_buf = path;
             let cloexec = flags & O_CLOEXEC != 0;
-            match open_path(l, c, dirfd, &path, flags, mode) {
+            match opened {
                 Ok((file, None)) => (file, cloexec),
                 Ok((file, Some(seen))) => {
                     fifo::wait(l, c.tag, c.thread.0, file, seen, cloexec);
