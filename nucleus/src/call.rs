@@ -295,7 +295,7 @@ pub fn poll_receive() -> Option<Sqe> {
     })
 }
 
-pub(crate) fn caller_waiting(st: &mut State, e: usize, tag: u64) -> bool {
+pub(crate) fn caller_waiting(st: &State, e: usize, tag: u64) -> bool {
     let (i, generation) = tag_caller(tag);
     st.tasks.get(i).and_then(|t| t.as_ref()).is_some_and(|t| {
         (t.id.generation & 0xff_ffff) == generation && t.state == (TaskState::BlockedReply { endpoint: e, tag })

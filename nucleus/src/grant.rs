@@ -52,7 +52,7 @@ impl Grant {
     }
 
     /// Whether every request this grant was forwarded through is still outstanding.
-    fn chain_alive(&self, st: &mut State) -> bool {
+    fn chain_alive(&self, st: &State) -> bool {
         self.via[..self.via_len].iter().all(|&(e, tag)| caller_waiting(st, e, tag))
     }
 }
@@ -116,31 +116,31 @@ pub fn check_grant(st: &mut State, cur: usize, g: &GrantRef) -> Result<Option<Gr
     }
 }
 
-/// The grant of request `tag` (which the current task must be serving), checked for `need`
-/// rights over `[offset, offset + len)`.
-fn usable(st: &mut State, tag: u64, offset: u64, len: u64, need: u32) -> Result<Grant, IpcError> {
-    let cur = sched::current();
-    let e = st.task(cur).endpoint.ok_or(IpcError::BadGrant)?;
+/// The memory of the grant of request `tag` (which the current task must be serving), checked
+/// for `need` rights over `[offset, offset + len)`. The grant is read in place (it is ~110
+/// bytes: a copy would cost more than the checks).
+fn usable(st: &State, tag: u64, offset: u64, len: u64, need: u32) -> Result<Memory, IpcError> {
+    let task = |i: usize| st.tasks.get(i).and_then(|t| t.as_ref()).ok_or(IpcError::BadGrant);
+    let e = task(sched::current())?.endpoint.ok_or(IpcError::BadGrant)?;
     if !caller_waiting(st, e, tag) {
         return Err(IpcError::BadGrant); // answered, abandoned, or never ours: revoked
     }
     let (caller, _) = tag_caller(tag);
-    let g = st.task(caller).grant.ok_or(IpcError::BadGrant)?;
+    let g = task(caller)?.grant.as_ref().ok_or(IpcError::BadGrant)?;
     let end = offset.checked_add(len).ok_or(IpcError::BadGrant)?;
     if g.rights & need == 0 || end > g.len || !g.chain_alive(st) {
         return Err(IpcError::BadGrant);
     }
-    Ok(g)
+    Ok(g.memory)
 }
 
 /// Copies between the grant of request `tag` (which the current task must be serving) and a
 /// buffer of the current task: into the grant when `write`, out of it otherwise.
 fn copy(tag: u64, offset: u64, buf: *mut u8, len: usize, write: bool) -> Result<(), IpcError> {
     arch::cpu::without_interrupts(|| {
-        let mut st = sched::lock();
+        let st = sched::lock();
         let need = if write { GRANT_WRITE } else { GRANT_READ };
-        let g = usable(&mut st, tag, offset, len as u64, need)?;
-        match g.memory {
+        match usable(&st, tag, offset, len as u64, need)? {
             Memory::Kernel(addr) => {
                 let at = (addr + offset) as *mut u8;
                 // SAFETY: the range was checked at send time to lie in the arena or stack of the
@@ -186,13 +186,13 @@ fn user_error(e: MemError) -> IpcError {
 /// a read straight from the pages that hold the file.
 pub fn write_from_state(spec: usize, tag: u64, offset: u64, state_offset: u64, len: u64) -> Result<(), IpcError> {
     arch::cpu::without_interrupts(|| {
-        let mut st = sched::lock();
-        let g = usable(&mut st, tag, offset, len, GRANT_WRITE)?;
+        let st = sched::lock();
+        let memory = usable(&st, tag, offset, len, GRANT_WRITE)?;
         let mut done = 0u64;
         crate::state::with_chunks(spec, state_offset, len, |chunk| {
             let at = offset + done;
             done += chunk.len() as u64;
-            match g.memory {
+            match memory {
                 Memory::Kernel(addr) => {
                     // SAFETY: as in `copy`: the granted range (checked by `usable` to hold
                     // `offset + len`) belongs to a task blocked in this request; `chunk` is a
