@@ -233,6 +233,12 @@ impl<D: BlockDevice> BlockCache<D> {
         self.freed.clear();
     }
 
+    /// Whether [`freed_blocks`](Self::freed_blocks) has any (without making the iterator when
+    /// nothing was freed, the common case).
+    pub fn has_freed_blocks(&self) -> bool {
+        !self.freed.is_empty() && self.freed_blocks().next().is_some()
+    }
+
     /// Blocks the file system freed since the last [`mark_all_clean`](Self::mark_all_clean)
     /// and has not reused (they are not dirty), in block order. Tracked only while
     /// [`WriteBack::Hold`]; their contents no longer matter, so a committer may discard them.

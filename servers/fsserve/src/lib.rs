@@ -263,7 +263,7 @@ impl<D: BlockDevice> Volume<D> {
 
     /// Whether anything awaits a commit.
     pub fn has_changes(&self) -> bool {
-        self.fs.cache().dirty_count() > 0 || self.fs.cache().freed_blocks().next().is_some()
+        self.fs.cache().dirty_count() > 0 || self.fs.cache().has_freed_blocks()
     }
 
     /// The caller made [`dirty`](Self::dirty) and [`freed`](Self::freed) durable.

@@ -123,12 +123,20 @@ impl<'a> Writes<'a> {
         Writes { few: [StateWrite::Zero { offset: 0, len: 0 }; FEW_WRITES], len: 0, many: Vec::new() }
     }
 
+    #[inline]
     fn push(&mut self, w: StateWrite<'a>) {
-        if self.many.is_empty() && self.len < FEW_WRITES {
-            self.few[self.len] = w;
-            self.len += 1;
-            return;
+        match self.few.get_mut(self.len) {
+            Some(slot) if self.many.is_empty() => {
+                *slot = w;
+                self.len += 1;
+            }
+            _ => self.spill(w),
         }
+    }
+
+    /// The push that finds the stack part full: everything moves to the `Vec`.
+    #[cold]
+    fn spill(&mut self, w: StateWrite<'a>) {
         if self.many.is_empty() {
             self.many.extend_from_slice(&self.few[..self.len]);
         }
