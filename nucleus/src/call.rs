@@ -255,7 +255,7 @@ fn receive_locked(mut st: MutexGuard<'static, State>, until_ns: u64, out: &mut S
         }
         if let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
             // A queued request whose caller died meanwhile is dropped here.
-            if caller_waiting(&mut st, e, sqe.tag) {
+            if caller_waiting(&st, e, sqe.tag) {
                 let r = received(&mut st, cur, e, &sqe);
                 *out = sqe;
                 r.trace();
@@ -286,7 +286,7 @@ pub fn poll_receive() -> Option<Sqe> {
             return Some(sqe);
         }
         while let Some(sqe) = st.endpoints[e].as_mut().and_then(|ep| ep.queue.try_pop()) {
-            if caller_waiting(&mut st, e, sqe.tag) {
+            if caller_waiting(&st, e, sqe.tag) {
                 received(&mut st, cur, e, &sqe).trace();
                 return Some(sqe);
             }
