@@ -17,8 +17,7 @@ pub struct NucleusApi;
 pub static API: NucleusApi = NucleusApi;
 
 fn current_spec_index() -> Option<usize> {
-    let cur = sched::current();
-    arch::cpu::without_interrupts(|| sched::lock().tasks[cur].as_ref().and_then(|t| t.spec))
+    sched::current_spec()
 }
 
 fn current_spec() -> Option<&'static ServerSpec> {

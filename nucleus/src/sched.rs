@@ -137,9 +137,19 @@ pub static STATE: Mutex<State> = Mutex::new(State::new());
 /// The running task's slot (read by the `SyscallAnswered` trace stub too).
 pub(crate) static CURRENT: AtomicUsize = AtomicUsize::new(IDLE);
 
+/// The server spec of the running task (`usize::MAX`: none), set with [`CURRENT`] by every
+/// switch, so that the API calls that act on the caller's own server (its state area) need no
+/// lock to find it. A task's spec never changes once it is in the table.
+static CURRENT_SPEC: AtomicUsize = AtomicUsize::new(usize::MAX);
+
 /// Slot of the running task.
 pub fn current() -> usize {
     CURRENT.load(Ordering::Relaxed)
+}
+
+/// The server spec index of the running task, if it is a server.
+pub fn current_spec() -> Option<usize> {
+    Some(CURRENT_SPEC.load(Ordering::Relaxed)).filter(|&s| s != usize::MAX)
 }
 
 /// Locks the nucleus state. Interrupts must be masked (asserted in debug builds).
@@ -165,10 +175,12 @@ pub fn switch_to(mut st: MutexGuard<'static, State>, next: usize) {
     t.state = TaskState::Running;
     t.slice = SLICE_TICKS;
     arena::set_current(t.arena.unwrap_or(NUCLEUS_ARENA));
+    let spec = t.spec.unwrap_or(usize::MAX);
     crate::user::on_switch_to(t);
     let to: *const arch::context::Context = &t.context;
     let from: *mut arch::context::Context = &mut st.task(cur).context;
     CURRENT.store(next, Ordering::Relaxed);
+    CURRENT_SPEC.store(spec, Ordering::Relaxed);
     drop(st);
     // SAFETY: both contexts live in the static task table; `to` was saved by a previous switch
     // or built by `Context::new` on a stack that its task still owns (stacks are only freed by
