@@ -638,9 +638,15 @@ impl Endpoints {
     }
 
     fn cap(&self, name: &'static str) -> Result<CapRef, IpcError> {
-        if let Some(&(_, cap)) = self.caps.borrow().iter().find(|(n, _)| Self::same(n, name)) {
+        // By address first: callers name endpoints with the same `'static` strings call after
+        // call, so the common lookup compares no bytes (names of equal length would each
+        // cost a `memcmp`).
+        let caps = self.caps.borrow();
+        let hit = caps.iter().find(|(n, _)| core::ptr::eq(*n, name)).or_else(|| caps.iter().find(|(n, _)| *n == name));
+        if let Some(&(_, cap)) = hit {
             return Ok(cap);
         }
+        drop(caps);
         let cap = kernel().lookup(name)?;
         self.caps.borrow_mut().push((name, cap));
         Ok(cap)
