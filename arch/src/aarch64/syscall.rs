@@ -40,10 +40,14 @@ pub fn set_kernel_stack(top: u64) {
 /// writable at EL0, so a system call reads it back ([`thread_pointer`]).
 pub const USER_WRITES_THREAD_POINTER: bool = true;
 
-/// The user thread-pointer register (TPIDR_EL0).
+/// The user thread-pointer register (TPIDR_EL0). Written only when it changes: under TCG a
+/// system-register write ends the translation block (a switch between two servers and back
+/// to the same thread keeps it).
 pub fn set_thread_pointer(v: u64) {
-    // SAFETY: TPIDR_EL0 is a plain register the kernel does not use itself.
-    unsafe { asm!("msr tpidr_el0, {}", in(reg) v, options(nomem, nostack, preserves_flags)) }
+    if thread_pointer() != v {
+        // SAFETY: TPIDR_EL0 is a plain register the kernel does not use itself.
+        unsafe { asm!("msr tpidr_el0, {}", in(reg) v, options(nomem, nostack, preserves_flags)) }
+    }
 }
 
 pub fn thread_pointer() -> u64 {

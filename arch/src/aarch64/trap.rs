@@ -230,17 +230,38 @@ arch_trap_return:
     ldp q26, q27, [x10, #416]
     ldp q28, q29, [x10, #448]
     ldp q30, q31, [x10, #480]
+    // Each system register is written only if the frame's value differs from the one it
+    // holds (a read is cheap): under TCG every `msr` to one ends the translation block and
+    // returns to QEMU's loop, and after most traps none of them changed.
     ldp x8, x9, [sp, #304]
+    mrs x10, fpcr
+    cmp x10, x8
+    b.eq 21f
     msr fpcr, x8
+21: mrs x10, fpsr
+    cmp x10, x9
+    b.eq 22f
     msr fpsr, x9
-    ldp x2, x3, [sp, #256]
+22: ldp x2, x3, [sp, #256]
+    mrs x10, elr_el1
+    cmp x10, x2
+    b.eq 23f
     msr elr_el1, x2
+23: mrs x10, spsr_el1
+    cmp x10, x3
+    b.eq 24f
     msr spsr_el1, x3
-    and x7, x3, #0xf
+24: and x7, x3, #0xf
     cbnz x7, 1f
     ldr x4, [sp, #248]
+    mrs x10, sp_el0
+    cmp x10, x4
+    b.eq 25f
     msr sp_el0, x4
-    ldr x5, [sp, #272]
+25: ldr x5, [sp, #272]
+    mrs x10, tpidr_el0
+    cmp x10, x5
+    b.eq 1f
     msr tpidr_el0, x5
 1:
     ldp x0, x1, [sp, #0]
