@@ -3,8 +3,9 @@
 //! fault injection, into a per-CPU [`Buffer`] with no lock, no read-modify-write and no
 //! formatting on the hot path: a timestamp, a room check and six stores. A [`trace!`] point of a
 //! kind whose record is its arguments has its stub write the record itself
-//! (`arch::trace_record!`, ~50 instructions in all); one with a hook of its own (`@hook`)
-//! saves the caller-saved registers and calls Rust (~85). The nucleus runs on one CPU, so the
+//! (`arch::trace_record!`, ~44 instructions in all; `arch::trace_record_scratch!` for the
+//! nucleus's own answers, ~21); one with a hook of its own (`@hook`) saves the caller-saved
+//! registers and calls Rust (~80). The nucleus runs on one CPU, so the
 //! one buffer is that CPU's; records carry the CPU id. The drain hands the port the buffer's
 //! own memory, up to a burst (`arch::console::trace_port_burst`, 1,365 records on a virtio
 //! console) at a time, which the device reads in place: no copy, no per-record work.
@@ -224,6 +225,13 @@ fn pend(n: u64) {
     }
 }
 
+/// Forgets every record counted as lost (the self-test's own), and gives writers their room.
+fn forget_losses() {
+    DROPPED.store(0, Ordering::Relaxed);
+    LOST.store(0, Ordering::Relaxed);
+    open_room();
+}
+
 /// Records lost since boot (every one of them reported by `Dropped` records, or pending).
 pub fn lost() -> u64 {
     LOST.load(Ordering::Relaxed)
@@ -330,9 +338,9 @@ fn record_on(kind: u16, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: 
     write_record(kind, task, endpoint, opcode, tag, arg, arg2);
 }
 
-/// The fast path of every record: a timestamp, a room check, six stores. Anything else (a
-/// drop count to report first, a full ring: no room (see [`Buffer`])) goes to [`write_slow`], a tail call,
-/// so that this path saves no registers.
+/// The fast path of every record: a timestamp, a room check, six stores. Anything else (no
+/// room: a drop count to report first, or a full ring; see [`Buffer`]) goes to
+/// [`write_slow`], a tail call, so that this path saves no registers.
 #[inline(always)]
 fn write_record(kind: u16, task: usize, endpoint: u32, opcode: u32, tag: u64, arg: u64, arg2: u64) {
     let cpu = arch::cpu::current_cpu_id() as u16;
@@ -534,9 +542,7 @@ pub fn self_bench() -> Bench {
     empty();
     while push(TraceRecord::new(TraceKind::Wake, stamp(), 0, 1)) {}
     let full = timed(&|| (0..N).for_each(point));
-    DROPPED.store(0, Ordering::Relaxed);
-    LOST.store(0, Ordering::Relaxed);
-    open_room();
+    forget_losses();
     DRAINING.store(false, Ordering::Release);
     let (mut drained, mut drain_ns) = (0, 0);
     if port_present() {
@@ -550,9 +556,7 @@ pub fn self_bench() -> Bench {
     }
     set_enabled(false);
     empty();
-    DROPPED.store(0, Ordering::Relaxed);
-    LOST.store(0, Ordering::Relaxed);
-    open_room();
+    forget_losses();
     Bench { off_ns10: per(off, N), on_ns10: per(on, N * rounds), full_ns10: per(full, N), drained, drain_ns }
 }
 

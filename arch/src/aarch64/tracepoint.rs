@@ -175,8 +175,9 @@ macro_rules! __trace_site {
 /// The caller's side of the contract, checked by the nucleus at compile time: `BUFFER` is a
 /// static whose first word counts the records written (the stub adds one), whose second counts
 /// those taken, whose third is the most records that may wait (0 makes every record take the
-/// hook), and whose record slots start at byte 64, `MASK + 1` of them; the stub runs with interrupts masked and nothing else writes the buffer meanwhile. The
-/// timestamp is `timer::clock_counter()`, the clock of every other record.
+/// hook), and whose record slots start at byte 64, `MASK + 1` of them; the stub runs with
+/// interrupts masked and nothing else writes the buffer meanwhile. The timestamp is
+/// `timer::clock_counter()`, the clock of every other record.
 #[macro_export]
 macro_rules! trace_record {
     ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr) => {
@@ -219,6 +220,29 @@ macro_rules! __trace_record_room {
     };
 }
 
+/// The first words of a record, after [`__trace_record_room!`]: CNTVCT_EL0 at byte 0 of the
+/// slot (`$slot` + 64), then the CPU (MPIDR Aff0) and `{kind}`, built in `$word` (a 32-bit
+/// register other than `$slot`'s). Uses x11.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_record_stamp {
+    ($slot:literal, $word:literal) => {
+        concat!(
+            "mrs x11, cntvct_el0\nstr x11, [",
+            $slot,
+            ", #64]\nmrs x11, mpidr_el1\nmovz ",
+            $word,
+            ", #{kind}, lsl #16\nbfxil ",
+            $word,
+            ", w11, #0, #8\nstr ",
+            $word,
+            ", [",
+            $slot,
+            ", #72]"
+        )
+    };
+}
+
 /// The body of [`trace_record!`]: the stub's frame is 80 bytes, x9-x12 at 0..32 and the six
 /// record arguments at 32..80 (`$push` stores them, before x9-x12 are touched).
 #[doc(hidden)]
@@ -238,13 +262,7 @@ macro_rules! __trace_record_site {
                 "stp x9, x10, [sp, #0]",
                 "stp x11, x12, [sp, #16]",
                 $crate::__trace_record_room!("x10"),
-                "mrs x11, cntvct_el0",
-                "str x11, [x10, #64]",
-                "mrs x11, mpidr_el1",
-                "and x11, x11, #0xff",
-                "mov x12, #{kind}",
-                "bfi x11, x12, #16, #16",
-                "str w11, [x10, #72]",
+                $crate::__trace_record_stamp!("x10", "w12"),
                 "ldp x11, x12, [sp, #32]",
                 "stp w11, w12, [x10, #76]",
                 "ldr x11, [sp, #48]",
@@ -307,12 +325,7 @@ macro_rules! trace_record_scratch {
             core::arch::asm!(
                 $crate::__trace_site_head!(),
                 $crate::__trace_record_room!("x12"),
-                "mrs x11, cntvct_el0",
-                "str x11, [x12, #64]",
-                "mrs x11, mpidr_el1",
-                "movz w13, #{kind}, lsl #16",
-                "bfxil w13, w11, #0, #8",
-                "str w13, [x12, #72]",
+                $crate::__trace_record_stamp!("x12", "w13"),
                 "adrp x11, {task}",
                 "ldr w11, [x11, :lo12:{task}]",
                 "mov w13, #{endpoint}",

@@ -173,8 +173,9 @@ macro_rules! __trace_site {
 /// The caller's side of the contract, checked by the nucleus at compile time: `BUFFER` is a
 /// static whose first word counts the records written (the stub adds one), whose second counts
 /// those taken, whose third is the most records that may wait (0 makes every record take the
-/// hook), and whose record slots start at byte 64, `MASK + 1` of them; the stub runs with interrupts masked and nothing else writes the buffer meanwhile. The
-/// timestamp is `timer::clock_counter()`, the clock of every other record.
+/// hook), and whose record slots start at byte 64, `MASK + 1` of them; the stub runs with
+/// interrupts masked and nothing else writes the buffer meanwhile. The timestamp is
+/// `timer::clock_counter()`, the clock of every other record.
 #[macro_export]
 macro_rules! trace_record {
     ($kind:expr, $mask:expr; $buf:path, $hook:path; $a:expr) => {
@@ -198,12 +199,23 @@ macro_rules! trace_record {
 }
 
 /// The room test of a record stub: to `9:` unless written - taken < the buffer's room; then
-/// `rcx` is the slot's offset from the buffer's slots, (written & `{mask}`) * 48. Uses `rax` and `rcx`.
+/// `rcx` is the slot's offset from the buffer's slots, (written & `{mask}`) * 48. Uses `rax`
+/// and `rcx`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __trace_record_room {
     () => {
         "mov rcx, qword ptr [rip + {buf}]\nmov rax, rcx\nsub rax, qword ptr [rip + {buf} + 8]\ncmp rax, qword ptr [rip + {buf} + 16]\njae 9f\nand ecx, {mask}\nimul ecx, ecx, 48"
+    };
+}
+
+/// The first words of a record, after [`__trace_record_room!`]: the TSC at byte 0, then the
+/// CPU (0: the nucleus runs on one) and `{kind_cpu}`'s kind. Uses `rax` and `rdx`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __trace_record_stamp {
+    () => {
+        "rdtsc\nmov dword ptr [rcx + {buf} + 64], eax\nmov dword ptr [rcx + {buf} + 68], edx\nmov dword ptr [rcx + {buf} + 72], {kind_cpu}"
     };
 }
 
@@ -224,10 +236,7 @@ macro_rules! __trace_record_site {
                 $push,
                 "push rax", "push rcx", "push rdx",
                 $crate::__trace_record_room!(),
-                "rdtsc",
-                "mov dword ptr [rcx + {buf} + 64], eax",
-                "mov dword ptr [rcx + {buf} + 68], edx",
-                "mov dword ptr [rcx + {buf} + 72], {kind_cpu}",
+                $crate::__trace_record_stamp!(),
                 "mov rax, qword ptr [rsp + 24]",
                 "mov dword ptr [rcx + {buf} + 76], eax",
                 "mov rax, qword ptr [rsp + 32]",
@@ -288,10 +297,7 @@ macro_rules! trace_record_scratch {
             core::arch::asm!(
                 $crate::__trace_site_head!(),
                 $crate::__trace_record_room!(),
-                "rdtsc",
-                "mov dword ptr [rcx + {buf} + 64], eax",
-                "mov dword ptr [rcx + {buf} + 68], edx",
-                "mov dword ptr [rcx + {buf} + 72], {kind_cpu}",
+                $crate::__trace_record_stamp!(),
                 "mov eax, dword ptr [rip + {task}]",
                 "mov dword ptr [rcx + {buf} + 76], eax",
                 "mov dword ptr [rcx + {buf} + 80], {endpoint}",
