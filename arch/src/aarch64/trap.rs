@@ -88,6 +88,7 @@ struct EmergencyStack([u8; EMERGENCY_STACK_SIZE]);
 /// nucleus's exception hook then runs on it and either stops the machine or kills the task and
 /// switches away for good, so it is never in use twice (one CPU).
 #[no_mangle]
+#[link_section = ".bss..cold.emergency_stack"]
 static mut ARCH_EMERGENCY_STACK: EmergencyStack = EmergencyStack([0; EMERGENCY_STACK_SIZE]);
 
 global_asm!(

@@ -38,6 +38,7 @@ static mut TSS: Tss = Tss {
     _reserved3: 0,
     iomap_base: size_of::<Tss>() as u16,
 };
+#[link_section = ".bss..cold.double_fault_stack"]
 static mut DOUBLE_FAULT_STACK: Stack = Stack([0; 16384]);
 static mut GDT: [u64; 7] = [0; 7];
 

@@ -30,7 +30,9 @@ const BOOT_STACK_SIZE: usize = 64 * 1024;
 #[repr(C, align(16))]
 struct BootStack([u8; BOOT_STACK_SIZE]);
 
+/// Cold data: used only until the nucleus runs tasks (the linker script's cold rule).
 #[no_mangle]
+#[link_section = ".bss..cold.boot_stack"]
 static mut BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE]);
 
 /// The loader places the image this far above a 2 MiB-aligned base (the classic arm64 value;
