@@ -2,6 +2,13 @@
 //! the lowest page of the slot is never mapped, so running off the end of a stack faults on
 //! that page instead of overwriting a neighbour. Frames are allocated page by page and freed
 //! when the stack is dropped (after its task is dead and off the CPU).
+//!
+//! Stacks are *coloured*: a slot is 64 pages, so the tops of every fourth slot would be a
+//! multiple of 256 pages apart, and the hot top pages of the running stacks would share the few
+//! entries of a direct-mapped TLB indexed by page number (QEMU's TCG has one, of 256 entries,
+//! and evicts on every such clash: `docs/bench.md`, "Data layout"). Each top is lowered by
+//! [`color_pages`] instead, a multiple of 4 pages that changes every 4 slots, which gives 32
+//! consecutive slots 32 different 4-page bands.
 
 use crate::mem::frame;
 use arch::mm::{map_kernel_page, unmap_kernel_page, KSTACK_AREA_BASE, PAGE_SIZE};
@@ -10,6 +17,15 @@ use core::sync::atomic::{AtomicBool, Ordering};
 /// Virtual size of a slot: the guard page plus the largest stack we hand out.
 pub const SLOT_BYTES: u64 = 256 * 1024;
 pub const MAX_STACKS: usize = 256;
+const SLOT_PAGES: u64 = SLOT_BYTES / PAGE_SIZE;
+
+/// How far below its slot's end the stack of `slot` ends, in pages (see the module comment).
+const fn color_pages(slot: usize) -> u64 {
+    (slot as u64 / 4) % 8 * 4
+}
+
+/// The largest stack a slot holds, in pages: the slot minus its guard page and its colour.
+pub const MAX_STACK_PAGES: u64 = SLOT_PAGES - 1 - color_pages(28);
 
 static SLOT_USED: [AtomicBool; MAX_STACKS] = [const { AtomicBool::new(false) }; MAX_STACKS];
 
@@ -21,9 +37,9 @@ pub struct KStack {
 }
 
 impl KStack {
-    /// Maps a stack of `bytes` (rounded up to pages, at most a slot minus the guard).
+    /// Maps a stack of `bytes` (rounded up to pages, at most [`MAX_STACK_PAGES`]).
     pub fn new(bytes: u64) -> Option<KStack> {
-        let pages = bytes.div_ceil(PAGE_SIZE).clamp(1, SLOT_BYTES / PAGE_SIZE - 1);
+        let pages = bytes.div_ceil(PAGE_SIZE).clamp(1, MAX_STACK_PAGES);
         let slot = (0..MAX_STACKS)
             .find(|&i| SLOT_USED[i].compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok())?;
         let stack = KStack { slot, pages };
@@ -48,7 +64,7 @@ impl KStack {
 
     /// One past the highest byte of the stack (16-byte aligned).
     pub fn top(&self) -> u64 {
-        self.slot_base() + SLOT_BYTES
+        self.slot_base() + SLOT_BYTES - color_pages(self.slot) * PAGE_SIZE
     }
 
     /// Lowest mapped address.
