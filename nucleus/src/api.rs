@@ -371,6 +371,16 @@ impl Kernel for NucleusApi {
         user::thread_publish(t, nr, value)
     }
 
+    fn thread_publish_clock(
+        &self,
+        t: ThreadRef,
+        nr: u32,
+        clocks: Option<server_rt::ClockCall>,
+    ) -> Result<(), MemError> {
+        require_user_memory()?;
+        user::thread_publish_clock(t, nr, clocks)
+    }
+
     fn thread_fpu(&self, tag: u64, buf: &mut [u8]) -> Result<usize, MemError> {
         require_user_memory()?;
         user::thread_fpu(tag, buf)

@@ -16,7 +16,7 @@ use arch::mm::PAGE_SIZE;
 use arch::trap::TrapFrame;
 use arch::user::{AddressSpace, FpuState, PageFlags, Visit, USER_TOP};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use server_rt::{AspaceRef, MemError, Prot, ThreadRef};
+use server_rt::{AspaceRef, ClockCall, MemError, Prot, ThreadRef};
 use spin::Mutex;
 
 pub const MAX_ASPACES: usize = 128;
@@ -86,6 +86,54 @@ pub fn thread_publish(t: ThreadRef, nr: u32, value: Option<u32>) -> Result<(), M
             None => {}
         }
         Ok(())
+    })
+}
+
+/// Per task slot: the system call the server lets the nucleus answer from its clocks
+/// (`thread_publish_clock`): `(nr + 1) << 32 | realtime << 16 | monotonic` (the two clock-id
+/// masks of a [`ClockCall`]), 0 for none. Cleared with [`ANSWERS`].
+static CLOCK_CALLS: [AtomicU64; MAX_TASKS] = [const { AtomicU64::new(0) }; MAX_TASKS];
+
+/// The clocks system call `nr` of task `slot` reads from the nucleus, if it was published.
+#[inline]
+pub fn published_clock_call(slot: usize, nr: u64) -> Option<ClockCall> {
+    let entry = CLOCK_CALLS.get(slot)?.load(Ordering::Relaxed);
+    (entry >> 32 == nr.wrapping_add(1)).then_some(ClockCall { monotonic: entry as u16, realtime: (entry >> 16) as u16 })
+}
+
+/// Publishes (`Some`) or withdraws (`None`) system call `nr` as a clock read for thread `t`;
+/// under the scheduler lock, like [`thread_publish`].
+pub fn thread_publish_clock(t: ThreadRef, nr: u32, clocks: Option<ClockCall>) -> Result<(), MemError> {
+    arch::cpu::without_interrupts(|| {
+        let mut st = sched::lock();
+        let i = thread_slot(&mut st, t)?;
+        let entry = match clocks {
+            Some(c) => (nr as u64 + 1) << 32 | (c.realtime as u64) << 16 | c.monotonic as u64,
+            None => 0,
+        };
+        CLOCK_CALLS[i].store(entry, Ordering::Relaxed);
+        Ok(())
+    })
+}
+
+/// Writes `buf` to the running user thread's memory at `va` as a store of the thread itself
+/// would (a copy-on-write page is made private first), if every page is mapped so now. `false`:
+/// a page is not mapped or not writable, or the range leaves user space (the pages before the
+/// first such one may have been written, as a store of the thread's would have).
+pub fn write_current(va: u64, buf: &[u8]) -> bool {
+    arch::cpu::without_interrupts(|| {
+        let index = match sched::lock().task(sched::current()).user.as_ref() {
+            Some(u) => u.aspace,
+            None => return false,
+        };
+        let slots = ASPACES.lock();
+        let Some(space) = slots.get(index).and_then(|s| s.space.as_ref()) else { return false };
+        let src = buf.as_ptr();
+        copy_space(space, va, buf.len(), Write::AsUser, |user, at, n| {
+            // SAFETY: as in `aspace_read`, in the other direction.
+            unsafe { core::ptr::copy_nonoverlapping(src.add(at), user, n) }
+        })
+        .is_ok()
     })
 }
 
@@ -406,8 +454,13 @@ pub fn resolve_write_fault(addr: u64) -> bool {
 
 /// Copies between user memory and a kernel buffer, page by page, through the direct map.
 /// A write (`write`) first makes each page private to this address space (copy-on-write).
-fn copy(
-    a: AspaceRef,
+fn copy(a: AspaceRef, va: u64, len: usize, write: Write, f: impl FnMut(*mut u8, usize, usize)) -> Result<(), MemError> {
+    with_space(a, |space, _| copy_space(space, va, len, write, f))
+}
+
+/// [`copy`] within `space`, page by page (a fault stops it at the page that faults).
+fn copy_space(
+    space: &AddressSpace,
     va: u64,
     len: usize,
     write: Write,
@@ -417,22 +470,20 @@ fn copy(
     if end > USER_TOP {
         return Err(MemError::Fault);
     }
-    with_space(a, |space, _| {
-        let mut done = 0usize;
-        while done < len {
-            let addr = va + done as u64;
-            let pa = if write != Write::No {
-                make_private(space, addr, write == Write::AsUser)?.ok_or(MemError::Fault)?
-            } else {
-                space.translate(addr).ok_or(MemError::Fault)?.0
-            };
-            let offset = addr % PAGE_SIZE;
-            let n = ((PAGE_SIZE - offset) as usize).min(len - done);
-            f(arch::mm::phys_to_virt(pa + offset) as *mut u8, done, n);
-            done += n;
-        }
-        Ok(())
-    })
+    let mut done = 0usize;
+    while done < len {
+        let addr = va + done as u64;
+        let pa = if write != Write::No {
+            make_private(space, addr, write == Write::AsUser)?.ok_or(MemError::Fault)?
+        } else {
+            space.translate(addr).ok_or(MemError::Fault)?.0
+        };
+        let offset = addr % PAGE_SIZE;
+        let n = ((PAGE_SIZE - offset) as usize).min(len - done);
+        f(arch::mm::phys_to_virt(pa + offset) as *mut u8, done, n);
+        done += n;
+    }
+    Ok(())
 }
 
 pub fn aspace_read(a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError> {
@@ -616,6 +667,7 @@ fn create_thread(aspace: usize, frame: TrapFrame, tp: u64, fpu: FpuState) -> Res
         for a in &ANSWERS[index] {
             a.store(0, Ordering::Relaxed);
         }
+        CLOCK_CALLS[index].store(0, Ordering::Relaxed);
         let generation = st.generations[index];
         // SAFETY: `top` is the end of the stack this task owns for its whole life.
         let context = unsafe { arch::context::Context::new(top, user_thread_start, index, 0) };

@@ -106,6 +106,8 @@ pub struct Linux {
     pub scratch: Vec<u8>,
     /// The calls the nucleus answers from published values (`process::publish_identity`).
     pub identity_calls: Vec<(u32, process::Identity)>,
+    /// clock_gettime as the nucleus answers it (`sys::info::clock_call`).
+    pub clock_call: Option<(u32, server_rt::ClockCall)>,
     /// Set by a handler whose request changed nothing a blocked request can wait for (a read,
     /// an open or a close of a regular file), so that the blocked ones are not run again for
     /// it; cleared before every request. A wrong `true` costs a blocked request at most a
@@ -153,6 +155,7 @@ impl Linux {
             handlers: sys::table(),
             pure: sys::pure_table(),
             identity_calls: process::identity_calls(),
+            clock_call: sys::info::clock_call(),
             quiet: false,
             endpoints: Default::default(),
             scratch: alloc::vec![0; abi::proto::NAMES_AT as usize + abi::proto::PATH_MAX],

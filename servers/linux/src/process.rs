@@ -365,6 +365,9 @@ pub fn publish_identity(l: &Linux, pid: Pid) {
             // A thread already gone needs nothing.
             let _ = l.k.thread_publish(t.r, nr, Some(value));
         }
+        if let Some((nr, clocks)) = l.clock_call {
+            let _ = l.k.thread_publish_clock(t.r, nr, Some(clocks));
+        }
     }
 }
 

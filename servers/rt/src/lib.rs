@@ -308,6 +308,14 @@ pub struct Prot {
     pub exec: bool,
 }
 
+/// Which clock ids (bit `n` = clock `n`, below 16) a published clock call reads from the
+/// nucleus's monotonic clock and which from its real-time clock (`Kernel::thread_publish_clock`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClockCall {
+    pub monotonic: u16,
+    pub realtime: u16,
+}
+
 /// Why a user-memory operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemError {
@@ -514,6 +522,11 @@ pub trait Kernel: Sync {
     /// itself, without a request. The server must republish whenever the value changes; a
     /// number that shares its entry with another (they are few) just keeps coming to the server.
     fn thread_publish(&self, t: ThreadRef, nr: u32, value: Option<u32>) -> Result<(), MemError>;
+    /// Publishes (`Some`) or withdraws (`None`) system call `nr` as a clock read for thread
+    /// `t` (clock_gettime): the nucleus answers it itself when its first argument names a
+    /// clock of `ClockCall` and the 16-byte `struct timespec` at its second argument is
+    /// writable by the thread right now; anything else still comes to the server.
+    fn thread_publish_clock(&self, t: ThreadRef, nr: u32, clocks: Option<ClockCall>) -> Result<(), MemError>;
     /// The FP/SIMD registers of the thread waiting in request `tag`, as bytes in the layout
     /// `abi`'s layout module names (`FPU_BYTES`); returns how many were written.
     fn thread_fpu(&self, tag: u64, buf: &mut [u8]) -> Result<usize, MemError>;

@@ -4,13 +4,17 @@
  * on every precise clock, coarse clocks are within a second), gettimeofday and time agree
  * with CLOCK_REALTIME, clocks the vDSO does not compute (CPU time, unknown ids) still answer
  * as the kernel does, the time zone is UTC, clock_getres, and a child after fork and a program
- * after exec have a working vDSO too. Output is compared with Linux's (vdso.expected). */
+ * after exec have a working vDSO too. The system call itself writes its timespec wherever a
+ * store of the caller could (a page not touched yet, one straddling two such pages, a page
+ * shared copy-on-write with a child: the child's write stays its own) and fails with EFAULT
+ * where it could not (read-only, NULL). Output is compared with Linux's (vdso.expected). */
 #define _GNU_SOURCE
 #include <elf.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -88,7 +92,7 @@ static void near(const char *name, clockid_t coarse, clockid_t precise) {
 /* A call's result and, if it failed, its errno (evaluated after the call). */
 static void report(const char *what, int r) {
     int e = errno;
-    printf("%s = %d%s\n", what, r, r == 0 ? "" : e == EINVAL ? " EINVAL" : " (another errno)");
+    printf("%s = %d%s\n", what, r, r == 0 ? "" : e == EINVAL ? " EINVAL" : e == EFAULT ? " EFAULT" : " (another errno)");
 }
 
 static void checks(const char *who) {
@@ -144,8 +148,37 @@ int main(int argc, char **argv) {
     report("clock_getres(42)", clock_getres(42, &res));
     report("clock_getres(10)", clock_getres(10, &res));
 
+    /* The system call's own stores. */
+    char *fresh = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct timespec *untouched = (struct timespec *)fresh;
+    report("syscall clock_gettime(MONOTONIC) into a page not touched yet",
+           (int)syscall(SYS_clock_gettime, CLOCK_MONOTONIC, untouched));
+    printf("  nanoseconds in range: %d\n", untouched->tv_nsec >= 0 && untouched->tv_nsec < 1000000000);
+    struct timespec *straddling = (struct timespec *)(fresh + 2 * 4096 - 8);
+    report("syscall clock_gettime(REALTIME) across two pages not touched yet",
+           (int)syscall(SYS_clock_gettime, CLOCK_REALTIME, straddling));
+    printf("  within a second of time(): %d\n", straddling->tv_sec - time(NULL) >= -1 && straddling->tv_sec - time(NULL) <= 1);
+    char *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    report("syscall clock_gettime(MONOTONIC) into a read-only page",
+           (int)syscall(SYS_clock_gettime, CLOCK_MONOTONIC, (struct timespec *)ro));
+    printf("  the page still reads 0: %d\n", ro[0] == 0);
+    report("syscall clock_gettime(MONOTONIC, NULL)", (int)syscall(SYS_clock_gettime, CLOCK_MONOTONIC, NULL));
+    report("syscall clock_gettime(42)", (int)syscall(SYS_clock_gettime, 42, &cpu));
+    report("syscall clock_gettime(PROCESS_CPUTIME_ID)", (int)syscall(SYS_clock_gettime, CLOCK_PROCESS_CPUTIME_ID, &cpu));
+    static struct timespec shared = {7, 7};
     fflush(stdout);
     pid_t pid = fork();
+    if (pid == 0) {
+        syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &shared);
+        _exit(shared.tv_sec == 7 && shared.tv_nsec == 7);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("child's system call wrote its own copy: %d, the parent's is unchanged: %d\n", WEXITSTATUS(status) == 0,
+           shared.tv_sec == 7 && shared.tv_nsec == 7);
+
+    fflush(stdout);
+    pid = fork();
     if (pid == 0) {
         checks("child");
         _exit(0);
@@ -156,7 +189,6 @@ int main(int argc, char **argv) {
         execl("/proc/self/exe", argv[0], "again", (char *)NULL);
         _exit(1);
     }
-    int status;
     waitpid(pid, &status, 0);
     printf("exec'd program exited %d\n", WEXITSTATUS(status));
     return 0;

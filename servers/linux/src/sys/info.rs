@@ -23,11 +23,24 @@ pub fn uname(l: &mut Linux, c: &Ctx) -> Outcome {
     write_bytes(l, c.pid, c.args[0], &buf).map(|_| 0).into()
 }
 
+/// The clocks that read the real-time clock: REALTIME, REALTIME_COARSE, REALTIME_ALARM, TAI
+/// (bit `n` = clock `n`).
+const REALTIME_CLOCKS: u16 = 1 << 0 | 1 << 5 | 1 << 8 | 1 << 11;
+/// The clocks Linux knows by number: 0..=11 but 10 (CLOCK_SGI_CYCLE, gone); the CPU-time
+/// clocks of other processes and threads (negative ids) are not here (EINVAL).
+const KNOWN_CLOCKS: u16 = 0x0fff & !(1 << 10);
+/// Every other known clock reads the monotonic one, the CPU-time clocks of the caller too.
+const MONOTONIC_CLOCKS: u16 = KNOWN_CLOCKS & !REALTIME_CLOCKS;
+
+/// clock_gettime as the nucleus may answer it for every thread (`publish_identity`): the same
+/// clocks as [`now`], so that both answers agree.
+pub fn clock_call() -> Option<(u32, server_rt::ClockCall)> {
+    let nr = abi::syscall::number(abi::syscall::CURRENT, "clock_gettime")? as u32;
+    Some((nr, server_rt::ClockCall { monotonic: MONOTONIC_CLOCKS, realtime: REALTIME_CLOCKS }))
+}
+
 fn now(l: &Linux, clock: u64) -> (i64, i64) {
-    let ns = match clock {
-        0 | 5 | 8 | 11 => l.k.realtime_ns(), // REALTIME, REALTIME_COARSE, REALTIME_ALARM, TAI
-        _ => l.k.now_ns(),
-    };
+    let ns = if clock < 16 && REALTIME_CLOCKS & 1 << clock != 0 { l.k.realtime_ns() } else { l.k.now_ns() };
     ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64)
 }
 
@@ -38,10 +51,8 @@ fn timespec(v: (i64, i64)) -> [u8; 16] {
     b
 }
 
-/// The clocks Linux knows by number: 0..=11 but 10 (CLOCK_SGI_CYCLE, gone); the CPU-time
-/// clocks of other processes and threads (negative ids) are not here (EINVAL).
 fn known_clock(clock: u64) -> bool {
-    clock <= 11 && clock != 10
+    clock < 16 && KNOWN_CLOCKS & 1 << clock != 0
 }
 
 pub fn clock_gettime(l: &mut Linux, c: &Ctx) -> Outcome {
