@@ -90,27 +90,31 @@ const _: () = assert!(CAPACITY.is_power_of_two());
 /// `head - tail` is under the limit (at most `CAPACITY`), and the reader touches only slots
 /// below the `head` it loaded.
 ///
-/// `room` is what a writer compares the waiting records with, the one test of its fast path:
-/// [`LIMIT`] while no drop count waits, 0 while one does (so that the next record takes the
-/// slow path, which reports the count first). It changes only where [`DROPPED`] does, with
-/// interrupts masked, like the records.
+/// `end` is the one test of a writer's fast path: the `head` at which writers stop, `tail` +
+/// `limit` (the ring's usable capacity, [`LIMIT`]) while no drop count waits, 0 while one does
+/// (so that the next record takes the slow path, which reports the count first). A writer
+/// compares `head` with it directly (no subtraction): the counters are 64-bit and would take
+/// centuries to wrap. The reader raises it as it takes records; it drops to 0 only where
+/// [`DROPPED`] grows, with interrupts masked, like the records.
 ///
 /// The layout is a contract with the stubs of `arch::trace_record!`, which write records too:
-/// `head` at byte 0, `tail` at 8, `room` at 16, the slots from byte 64 (checked below, with
-/// the record's).
+/// `head` at byte 0, `tail` at 8, `end` at 16, the slots from byte 64 (checked below, with the
+/// record's).
 #[repr(C, align(64))]
 pub(crate) struct Buffer {
     head: AtomicUsize,
     tail: AtomicUsize,
-    room: AtomicUsize,
+    end: AtomicUsize,
+    /// The usable capacity `end` is computed with (0 until the first record's slow path).
+    limit: AtomicUsize,
     /// The rest of the first cache line.
-    _pad: [u64; 5],
+    _pad: [u64; 4],
     slots: UnsafeCell<[TraceRecord; CAPACITY]>,
 }
 
 const _: () = {
     use core::mem::offset_of;
-    assert!(offset_of!(Buffer, head) == 0 && offset_of!(Buffer, tail) == 8 && offset_of!(Buffer, room) == 16);
+    assert!(offset_of!(Buffer, head) == 0 && offset_of!(Buffer, tail) == 8 && offset_of!(Buffer, end) == 16);
     assert!(offset_of!(Buffer, slots) == 64);
     assert!(offset_of!(TraceRecord, timestamp) == 0 && offset_of!(TraceRecord, cpu) == 8);
     assert!(offset_of!(TraceRecord, kind) == 10 && offset_of!(TraceRecord, task) == 12);
@@ -135,8 +139,9 @@ impl Buffer {
             tail: AtomicUsize::new(0),
             // No room until the first record's slow path opens it (`report_dropped`, finding
             // no drop count, calls `open_room`): zeros keep the ring out of the image.
-            room: AtomicUsize::new(0),
-            _pad: [0; 5],
+            end: AtomicUsize::new(0),
+            limit: AtomicUsize::new(0),
+            _pad: [0; 4],
             slots: UnsafeCell::new([EMPTY; CAPACITY]),
         }
     }
@@ -149,10 +154,28 @@ impl Buffer {
         self.len() == 0
     }
 
-    /// Appends `r`, unless `room` records are already waiting.
+    /// Appends `r` if `head` is below `end`.
     #[inline(always)]
     fn push_within_room(&self, r: TraceRecord) -> bool {
-        self.push(r, self.room.load(Ordering::Relaxed))
+        let head = self.head.load(Ordering::Relaxed);
+        if head >= self.end.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.write_at(head, r);
+        true
+    }
+
+    /// Opens the ring to writers again: `end` = `tail` + `limit`.
+    fn open(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+        self.end.store(self.tail.load(Ordering::Relaxed).wrapping_add(limit), Ordering::Relaxed);
+    }
+
+    /// Moves `end` up with `tail`, unless the ring is closed (a drop count waits).
+    fn follow_tail(&self, tail: usize) {
+        if self.end.load(Ordering::Relaxed) != 0 {
+            self.end.store(tail.wrapping_add(self.limit.load(Ordering::Relaxed)), Ordering::Relaxed);
+        }
     }
 
     /// Appends `r`, unless `limit` records are already waiting.
@@ -162,12 +185,19 @@ impl Buffer {
         if head.wrapping_sub(self.tail.load(Ordering::Relaxed)) >= limit {
             return false;
         }
+        self.write_at(head, r);
+        true
+    }
+
+    /// Writes record `head` and publishes it; the caller checked that fewer than `CAPACITY`
+    /// records wait (`head` below `end`, or under a limit of at most `CAPACITY`).
+    #[inline(always)]
+    fn write_at(&self, head: usize, r: TraceRecord) {
         // SAFETY: slot `head % CAPACITY` is in bounds and is not among the waiting ones (fewer
-        // than `limit <= CAPACITY` wait), so the reader does not touch it until `head` moves
-        // past it below; no other writer runs (the protocol of `Buffer`).
+        // than `CAPACITY` wait: the caller's check), so the reader does not touch it until
+        // `head` moves past it below; no other writer runs (the protocol of `Buffer`).
         unsafe { (self.slots.get() as *mut TraceRecord).add(head % CAPACITY).write(r) };
         self.head.store(head.wrapping_add(1), Ordering::Release);
-        true
     }
 
     /// Takes up to `max` of the oldest records, as many as lie contiguously in the ring: calls
@@ -184,12 +214,15 @@ impl Buffer {
         // `head` loaded with acquire), which the writer does not touch until `tail` passes them.
         f(unsafe { core::slice::from_raw_parts((self.slots.get() as *const TraceRecord).add(at), n) });
         self.tail.store(tail.wrapping_add(n), Ordering::Release);
+        self.follow_tail(tail.wrapping_add(n));
         n
     }
 
     /// Forgets every waiting record.
     fn clear(&self) {
-        self.tail.store(self.head.load(Ordering::Acquire), Ordering::Release);
+        let head = self.head.load(Ordering::Acquire);
+        self.tail.store(head, Ordering::Release);
+        self.follow_tail(head);
     }
 }
 
@@ -218,8 +251,11 @@ pub fn set_limit(records: usize) {
 
 /// Gives writers the room of [`LIMIT`] again if no drop count waits.
 fn open_room() {
-    let room = if DROPPED.load(Ordering::Relaxed) == 0 { LIMIT.load(Ordering::Relaxed) } else { 0 };
-    RING.room.store(room, Ordering::Relaxed);
+    if DROPPED.load(Ordering::Relaxed) == 0 {
+        RING.open(LIMIT.load(Ordering::Relaxed));
+    } else {
+        RING.end.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Makes `n` lost records wait for a `Dropped` record: writers find no room until one is
@@ -227,7 +263,7 @@ fn open_room() {
 fn pend(n: u64) {
     if n != 0 {
         DROPPED.fetch_add(n, Ordering::Relaxed);
-        RING.room.store(0, Ordering::Relaxed);
+        RING.end.store(0, Ordering::Relaxed);
     }
 }
 

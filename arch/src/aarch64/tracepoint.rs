@@ -200,7 +200,7 @@ macro_rules! trace_record {
     };
 }
 
-/// The room test of a record stub: to `9:` unless written - taken < the buffer's room; then
+/// The room test of a record stub: to `9:` unless written < the buffer's end (byte 16); then
 /// `x9` is the buffer, `x10` the written count and `$slot` (`x10` or `x12`) the slot - 64:
 /// buffer + (written & `{mask}`) * 48. Uses x9-x12.
 #[doc(hidden)]
@@ -208,8 +208,8 @@ macro_rules! trace_record {
 macro_rules! __trace_record_room {
     ($slot:literal) => {
         concat!(
-            "adrp x9, {buf}\nadd x9, x9, :lo12:{buf}\nldp x10, x11, [x9]\nsub x11, x10, x11\nldr x12, [x9, #16]\n",
-            "cmp x11, x12\nb.hs 9f\nand ",
+            "adrp x9, {buf}\nadd x9, x9, :lo12:{buf}\nldr x10, [x9]\nldr x11, [x9, #16]\n",
+            "cmp x10, x11\nb.hs 9f\nand ",
             $slot,
             ", x10, #{mask}\nmov x11, #48\nmadd ",
             $slot,

@@ -198,14 +198,14 @@ macro_rules! trace_record {
     };
 }
 
-/// The room test of a record stub: to `9:` unless written - taken < the buffer's room; then
-/// `rcx` is the slot's offset from the buffer's slots, (written & `{mask}`) * 48. Uses `rax`
-/// and `rcx`.
+/// The room test of a record stub: to `9:` unless written < the buffer's end (at byte 16);
+/// then `rcx` is the slot's offset from the buffer's slots, (written & `{mask}`) * 48. Uses
+/// `rcx`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __trace_record_room {
     () => {
-        "mov rcx, qword ptr [rip + {buf}]\nmov rax, rcx\nsub rax, qword ptr [rip + {buf} + 8]\ncmp rax, qword ptr [rip + {buf} + 16]\njae 9f\nand ecx, {mask}\nimul ecx, ecx, 48"
+        "mov rcx, qword ptr [rip + {buf}]\ncmp rcx, qword ptr [rip + {buf} + 16]\njae 9f\nand ecx, {mask}\nimul ecx, ecx, 48"
     };
 }
 
