@@ -12,6 +12,11 @@
 //! [`set_sites`] rewrites every site as `jmp stub` (tracing on) or back to the `nop` (off), as
 //! Linux's jump labels do.
 //!
+//! An *inline* site ([`trace_record_scratch!`], on getpid's path) has its stub right after it
+//! in the function: off, the site is a 5-byte `jmp` over the stub; on, a `nop` into it, so the
+//! stub needs no jump back. Its table entry marks it by bit 63 of `stub` clear (the address
+//! the `jmp` goes to, minus 2^63: every kernel address has the bit set).
+//!
 //! Invariants: the stub leaves every register but the flags as it found them (the kernel target
 //! has no SSE state to save, and keeps the direction flag clear); it needs no red zone (the
 //! kernel target has none) and about 130 bytes of stack plus the hook's frame. Sites are
@@ -22,11 +27,22 @@
 //! `extern "C" fn(u64, u64, u64, u64, u64, u64)`; [`set_sites`] must not run on more than one
 //! CPU at a time, or while another CPU may execute a site.
 
-/// One trace point: the address of its `nop` and of its stub.
+/// One trace point: the address of its `nop` and of its stub (for an inline site, of the code
+/// after its stub, with bit 63 clear).
 #[repr(C)]
 struct Site {
     at: u64,
     stub: u64,
+}
+
+/// Bit 63 of [`Site::stub`]: clear for an inline site.
+const OUT_OF_LINE: u64 = 1 << 63;
+
+/// `jmp rel32` from the 5-byte site at `at` to `to`.
+fn jmp5(at: u64, to: u64) -> [u8; 5] {
+    let r = (to as i64).wrapping_sub(at as i64 + 5) as i32;
+    let r = r.to_le_bytes();
+    [0xe9, r[0], r[1], r[2], r[3]]
 }
 
 extern "C" {
@@ -57,12 +73,10 @@ pub fn site_count() -> usize {
 pub fn set_sites(on: bool) {
     super::cpu::without_interrupts(|| {
         for s in sites() {
-            let code = if on {
-                let rel = (s.stub as i64).wrapping_sub(s.at as i64 + 5) as i32;
-                let r = rel.to_le_bytes();
-                [0xe9, r[0], r[1], r[2], r[3]]
-            } else {
-                NOP5
+            let code = match (s.stub & OUT_OF_LINE != 0, on) {
+                (true, true) => jmp5(s.at, s.stub),
+                (true, false) | (false, true) => NOP5,
+                (false, false) => jmp5(s.at, s.stub | OUT_OF_LINE),
             };
             let alias = super::mm::phys_to_virt(s.at - super::mm::KERNEL_VMA) as *mut u8;
             for (i, b) in code.into_iter().enumerate() {
@@ -283,7 +297,8 @@ macro_rules! __trace_record_site {
 /// that do not (`{TSC, cpu 0, KIND, TASK as u32, E, opcode, tag 0, arg, F}`), at a site where
 /// the scratch registers are free anyway (the end of a function): the block declares `rax`,
 /// `rcx` and `rdx` clobbered instead of saving them and stores the fields from the registers
-/// they are in, ~21 instructions in all. `TASK` is a `usize` static, read by the stub (so that
+/// they are in, 18 instructions in all, written inline after the site (see the module
+/// comment: tracing off jumps over them). `TASK` is a `usize` static, read by the stub (so that
 /// the site keeps no register alive for it); `E` and `F` are constants that fit a 32-bit
 /// immediate. The slow path calls `HOOK(TASK, E, opcode, 0, arg, F)`. Same contract as
 /// [`trace_record!`].
@@ -295,7 +310,15 @@ macro_rules! trace_record_scratch {
         // the hook and takes its two register arguments from the stack.
         unsafe {
             core::arch::asm!(
-                $crate::__trace_site_head!(),
+                // An inline site: off, a jump over the stub (to `7:`); on, a `nop` into it.
+                "6:",
+                ".byte 0xe9",
+                ".long 7f - 6b - 5",
+                ".pushsection .trace_sites, \"a\"",
+                ".balign 8",
+                ".quad 6b",
+                ".quad 7f - 0x8000000000000000",
+                ".popsection",
                 $crate::__trace_record_room!(),
                 $crate::__trace_record_stamp!(),
                 "mov eax, dword ptr [rip + {task}]",
@@ -306,7 +329,8 @@ macro_rules! trace_record_scratch {
                 "mov qword ptr [rcx + {buf} + 96], {arg}",
                 "mov qword ptr [rcx + {buf} + 104], {arg2}",
                 "add qword ptr [rip + {buf}], 1",
-                "jmp 7b",
+                "7:",
+                ".pushsection .text.trace_points, \"ax\"",
                 "9:",
                 "push {arg}",
                 "push {opcode}",
