@@ -121,19 +121,19 @@ pub fn thread_publish_clock(t: ThreadRef, nr: u32, clocks: Option<ClockCall>) ->
 /// a page is not mapped or not writable, or the range leaves user space (the pages before the
 /// first such one may have been written, as a store of the thread's would have).
 pub fn write_current(va: u64, buf: &[u8]) -> bool {
+    with_current_space(|space| write_space(space, va, buf, Write::AsUser).is_ok())
+}
+
+/// Calls `f` with the running user thread's address space, with interrupts masked; false if
+/// the running task is not a user thread (or its space is gone).
+fn with_current_space(f: impl FnOnce(&AddressSpace) -> bool) -> bool {
     arch::cpu::without_interrupts(|| {
         let index = match sched::lock().task(sched::current()).user.as_ref() {
             Some(u) => u.aspace,
             None => return false,
         };
         let slots = ASPACES.lock();
-        let Some(space) = slots.get(index).and_then(|s| s.space.as_ref()) else { return false };
-        let src = buf.as_ptr();
-        copy_space(space, va, buf.len(), Write::AsUser, |user, at, n| {
-            // SAFETY: as in `aspace_read`, in the other direction.
-            unsafe { core::ptr::copy_nonoverlapping(src.add(at), user, n) }
-        })
-        .is_ok()
+        slots.get(index).and_then(|s| s.space.as_ref()).is_some_and(f)
     })
 }
 
@@ -435,30 +435,15 @@ fn make_private(space: &AddressSpace, va: u64, as_user: bool) -> Result<Option<u
 /// the thread its own writable copy and returns true (the instruction is retried at once,
 /// without asking the `linux` server). Anything else is the server's to decide.
 pub fn resolve_write_fault(addr: u64) -> bool {
-    arch::cpu::without_interrupts(|| {
-        let index = {
-            let mut st = sched::lock();
-            match st.task(sched::current()).user.as_ref() {
-                Some(u) => u.aspace,
-                None => return false,
-            }
-        };
-        let slots = ASPACES.lock();
-        let Some(space) = slots.get(index).and_then(|s| s.space.as_ref()) else { return false };
-        if !space.translate(addr & !(PAGE_SIZE - 1)).is_some_and(|(_, fl)| fl.cow) {
-            return false;
-        }
-        make_private(space, addr, false).is_ok_and(|p| p.is_some())
+    with_current_space(|space| {
+        space.translate(addr & !(PAGE_SIZE - 1)).is_some_and(|(_, fl)| fl.cow)
+            && make_private(space, addr, false).is_ok_and(|p| p.is_some())
     })
 }
 
-/// Copies between user memory and a kernel buffer, page by page, through the direct map.
-/// A write (`write`) first makes each page private to this address space (copy-on-write).
-fn copy(a: AspaceRef, va: u64, len: usize, write: Write, f: impl FnMut(*mut u8, usize, usize)) -> Result<(), MemError> {
-    with_space(a, |space, _| copy_space(space, va, len, write, f))
-}
-
-/// [`copy`] within `space`, page by page (a fault stops it at the page that faults).
+/// Copies between user memory of `space` and a kernel buffer, page by page, through the
+/// direct map (a fault stops it at the page that faults). A write (`write`) first makes each
+/// page private to this address space (copy-on-write).
 fn copy_space(
     space: &AddressSpace,
     va: u64,
@@ -488,16 +473,23 @@ fn copy_space(
 
 pub fn aspace_read(a: AspaceRef, va: u64, buf: &mut [u8]) -> Result<(), MemError> {
     let dst = buf.as_mut_ptr();
-    copy(a, va, buf.len(), Write::No, |user, at, n| {
-        // SAFETY: `user..user+n` is a mapped user frame seen through the direct map; `dst+at`
-        // is inside `buf` (at + n <= buf.len()); they cannot overlap (kernel buffer vs frame).
-        unsafe { core::ptr::copy_nonoverlapping(user, dst.add(at), n) }
+    with_space(a, |space, _| {
+        copy_space(space, va, buf.len(), Write::No, |user, at, n| {
+            // SAFETY: `user..user+n` is a mapped user frame seen through the direct map; `dst+at`
+            // is inside `buf` (at + n <= buf.len()); they cannot overlap (kernel buffer vs frame).
+            unsafe { core::ptr::copy_nonoverlapping(user, dst.add(at), n) }
+        })
     })
 }
 
 pub fn aspace_write(a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
+    with_space(a, |space, _| write_space(space, va, buf, Write::AsKernel))
+}
+
+/// Copies `buf` into `space` at `va` with the rights `write` says ([`copy_space`]).
+fn write_space(space: &AddressSpace, va: u64, buf: &[u8], write: Write) -> Result<(), MemError> {
     let src = buf.as_ptr();
-    copy(a, va, buf.len(), Write::AsKernel, |user, at, n| {
+    copy_space(space, va, buf.len(), write, |user, at, n| {
         // SAFETY: as in `aspace_read`, in the other direction.
         unsafe { core::ptr::copy_nonoverlapping(src.add(at), user, n) }
     })
@@ -509,14 +501,10 @@ pub fn aspace_write(a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
 /// writes (a `read` into a buffer), so that one over a read-only mapping fails as on Linux
 /// even when the `linux` server did not check the range first.
 pub fn aspace_write_as_user(a: AspaceRef, va: u64, buf: &[u8]) -> Result<(), MemError> {
-    let src = buf.as_ptr();
-    copy(a, va, buf.len(), Write::AsUser, |user, at, n| {
-        // SAFETY: as in `aspace_read`, in the other direction.
-        unsafe { core::ptr::copy_nonoverlapping(src.add(at), user, n) }
-    })
+    with_space(a, |space, _| write_space(space, va, buf, Write::AsUser))
 }
 
-/// How [`copy`] writes: not at all, with the kernel's rights (any mapped page: the loader
+/// How [`copy_space`] writes: not at all, with the kernel's rights (any mapped page: the loader
 /// fills read-only segments), or with the user's.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Write {
